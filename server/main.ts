@@ -1,0 +1,72 @@
+// `npm start`: configuration, Redis, the key scheduler and the HTTP server in one process.
+import type { ChildProcess } from 'node:child_process';
+import type { Server } from 'node:http';
+import { parseArgs } from 'node:util';
+import { DEFAULT_REDIS_URL, loadCoreConfig, type CoreConfig } from '../core/config.js';
+import { ConfigError } from '../core/env.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { isPortOpen, launchLocalRedis } from '../core/redis-launcher.js';
+import { redactUrl, Store } from '../core/redis.js';
+import { createApp } from './app.js';
+
+const HELP = `Usage: npm start [-- --help]
+
+Starts the nemo platform: configuration, Redis (a local redis-server is started when REDIS_URL is
+unset and nothing answers on 127.0.0.1:6379), the access-key scheduler and the HTTP server.
+All settings come from the environment or .env; see .env.example.`;
+
+async function resolveRedis(config: CoreConfig, log: Logger): Promise<{ url: string; child?: ChildProcess }> {
+  if (config.REDIS_URL) return { url: config.REDIS_URL };
+  if (await isPortOpen('127.0.0.1', 6379)) return { url: DEFAULT_REDIS_URL };
+  if (config.REDIS_AUTOSTART === 'never') {
+    throw new Error('Nothing answers on 127.0.0.1:6379 and REDIS_AUTOSTART=never; set REDIS_URL or start Redis');
+  }
+  const child = await launchLocalRedis(config.DATA_DIR, log);
+  return { url: DEFAULT_REDIS_URL, child };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h' } }, strict: true });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const config = loadCoreConfig();
+  const log = createLogger(config.LOG_LEVEL);
+  const startedAt = new Date();
+
+  const redis = await resolveRedis(config, log);
+  const store = new Store({ url: redis.url, prefix: config.REDIS_PREFIX, logger: log.child({ part: 'redis' }) });
+  await store.open();
+  log.info({ redis: redactUrl(redis.url), prefix: config.REDIS_PREFIX }, 'connected to redis');
+
+  const app = createApp({ store, startedAt });
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(config.PORT, config.HOST, () => resolve(s));
+    s.once('error', reject);
+  });
+  const addr = server.address();
+  log.info({ url: `http://${config.HOST}:${typeof addr === 'object' && addr ? addr.port : config.PORT}` }, 'http server listening');
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    await new Promise<void>((r) => server.close(() => r()));
+    await store.close();
+    redis.child?.kill('SIGTERM');
+    clearTimeout(force);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) console.error(err.message);
+  else console.error(`nemo failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
