@@ -1,0 +1,13 @@
+// Errors of the model package that callers may want to tell apart.
+
+/** A checkpoint file is missing, truncated, corrupt or does not match the config. */
+export class CheckpointError extends Error {
+  constructor(
+    message: string,
+    readonly file?: string,
+    readonly tensor?: string,
+  ) {
+    super(message);
+    this.name = 'CheckpointError';
+  }
+}
