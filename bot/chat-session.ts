@@ -1,0 +1,290 @@
+// One incoming chat text in, the reply parts out: bans, the key flow, commands, limits, memory,
+// generation and usage recording. Channel-independent (no Wechaty here): the WeChat bot and the
+// web chat both call `ChatSession.handle`, so chatters meet the same rules everywhere.
+import { normaliseAttempt, type KeyShape } from '../core/keys/normalise.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import { guard, RedisUnavailableError, type Store } from '../core/redis.js';
+import {
+  GeneratorBusyError, GeneratorTimeoutError, type GenerationResult, type SamplingOptions, type TextGenerator,
+} from '../model/generator.js';
+import { Bans } from './bans.js';
+import { parseCommand } from './commands.js';
+import { ConversationMemory, type Turn } from './conversation.js';
+import { Limits } from './limits.js';
+import { splitReply, truncateInput } from './split.js';
+import { BotTexts } from './texts.js';
+import type { BotConfig } from './config.js';
+
+/** What the chat needs from the key service (core/keys/key-service.ts KeyService fits this). */
+export interface KeyGate {
+  verify(userId: string, attempt: string): Promise<
+    | { ok: true; version: number; authorisedUntil: string | null }
+    | { ok: false; reason: string; attemptsLeft?: number; lockedUntil?: string }
+  >;
+  authorisation(userId: string): Promise<{ authorised: boolean; version?: number; until?: string | null; needsNewKey: boolean }>;
+  current(): Promise<{ version: number; nextRotationAt: string | null }>;
+  rotate(by: 'admin', actor?: string): Promise<{ version: number }>;
+  lockStatus?(userId: string): Promise<{ locked: boolean; until?: string | null; lockedUntil?: string | null } | null | undefined>;
+  failedAttempts?(): Promise<number>;
+}
+
+/** What the chat needs from usage statistics (core/usage/usage-recorder.ts UsageRecorder fits this). */
+export interface UsageSink {
+  record(e: { userId: string; channel: string; tokensIn: number; tokensOut: number; latencyMs: number; outcome: string }): Promise<void>;
+  touchUser?(u: { userId: string; displayName: string; channel: string }): Promise<void>;
+  series?(range: '24h'): Promise<{ totals: Record<string, unknown> }>;
+}
+
+/** How history and the new message become a prompt, and which strings end the bot's turn. */
+export interface ChatPromptFormat {
+  buildPrompt(history: Turn[], message: string): string;
+  stop: string[];
+}
+
+export type ChatOutcome = 'ok' | 'error' | 'busy' | 'timeout' | 'denied' | 'limited';
+
+export interface IncomingChat {
+  /** 'wechat' | 'web' | …: recorded in usage. */
+  channel: string;
+  /** Unique across channels (the web chat prefixes its ids). */
+  userId: string;
+  displayName?: string;
+  text: string;
+  /** In a group the key is never accepted (it would be posted to everyone). */
+  context?: 'private' | 'group';
+  isOperator?: boolean;
+  /** Streams the model's text as it is generated (web chat). */
+  onText?: (chunk: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface ChatReply {
+  /** Ordered message parts to send; empty means send nothing. */
+  parts: string[];
+  outcome: ChatOutcome;
+  /** What happened, for logs and tests. */
+  kind:
+    | 'ignored' | 'banned' | 'rate-limited' | 'quota' | 'how-to-get-key' | 'wrong-key' | 'locked' | 'key-changed'
+    | 'verified' | 'verify-in-private' | 'command' | 'reply' | 'unavailable' | 'busy' | 'timeout' | 'error';
+  /** The generation behind a 'reply'. */
+  generation?: GenerationResult;
+  /** The exact prompt sent to the model (tests compare with the generator's own output). */
+  prompt?: string;
+}
+
+export interface ChatSessionDeps {
+  store: Store;
+  keys: KeyGate;
+  usage: UsageSink;
+  generator: TextGenerator;
+  format: ChatPromptFormat;
+  config: BotConfig;
+  keyShape: KeyShape;
+  logger?: Logger;
+  /** Fixed sampling seed (tests, reproducible demos); a fresh one per reply otherwise. */
+  seed?: number;
+  now?: () => number;
+}
+
+export class ChatSession {
+  readonly memory: ConversationMemory;
+  readonly limits: Limits;
+  readonly bans: Bans;
+  readonly texts: BotTexts;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: ChatSessionDeps) {
+    const c = deps.config;
+    this.log = deps.logger ?? silentLogger;
+    this.memory = new ConversationMemory(deps.store, {
+      maxTurns: c.BOT_MEMORY_TURNS, maxTokens: c.BOT_MEMORY_TOKENS, idleMs: c.BOT_MEMORY_IDLE_MINUTES * 60_000,
+      countTokens: (t) => deps.generator.countTokens(t),
+    });
+    this.limits = new Limits(deps.store, {
+      rateLimit: c.BOT_RATE_LIMIT, windowMs: c.BOT_RATE_WINDOW_SECONDS * 1000, dailyQuota: c.BOT_DAILY_QUOTA,
+      timeZone: c.BOT_QUOTA_TZ, now: deps.now,
+    });
+    this.bans = new Bans(deps.store);
+    this.texts = new BotTexts({ keyHelp: c.BOT_KEY_HELP_TEXT, timeZone: c.BOT_QUOTA_TZ, now: deps.now });
+  }
+
+  /** Handles one message; never rejects (every failure becomes a polite reply and an outcome). */
+  async handle(msg: IncomingChat): Promise<ChatReply> {
+    const started = performance.now();
+    const raw = msg.text.trim();
+    if (!raw) return { parts: [], outcome: 'ok', kind: 'ignored' };
+    const { text, cut } = truncateInput(raw, this.deps.config.BOT_MAX_INPUT_CHARS);
+    let reply: ChatReply;
+    let quotaTaken = false;
+    try {
+      reply = await this.route(msg, text, () => {
+        quotaTaken = true;
+      });
+      if (cut && reply.kind === 'reply') reply.parts.unshift(this.texts.inputCut(this.deps.config.BOT_MAX_INPUT_CHARS));
+    } catch (err) {
+      reply = this.failure(err, msg);
+      if (quotaTaken && reply.outcome !== 'ok') {
+        // The user got no answer from the model: the attempt should not cost them quota.
+        await this.limits.refund(msg.userId).catch(() => undefined);
+      }
+    }
+    await this.record(msg, reply, performance.now() - started);
+    return reply;
+  }
+
+  private async route(msg: IncomingChat, text: string, tookQuota: () => void): Promise<ChatReply> {
+    const { keys, config } = this.deps;
+    if (await this.bans.isBanned(msg.userId)) return { parts: [this.texts.banned()], outcome: 'denied', kind: 'banned' };
+    const command = parseCommand(text);
+    const auth = await keys.authorisation(msg.userId);
+
+    if (!auth.authorised) {
+      const limited = await this.limits.hit(msg.userId, false);
+      if (!limited.allowed) return this.limitedReply(limited);
+      if (command?.name === 'help') return { parts: [this.texts.howToGetKey()], outcome: 'denied', kind: 'how-to-get-key' };
+      const candidate = normaliseAttempt(text, this.deps.keyShape);
+      if (msg.context === 'group') {
+        return { parts: [candidate.kind === 'candidate' ? this.texts.keyNotInGroup() : this.texts.verifyInPrivate()], outcome: 'denied', kind: 'verify-in-private' };
+      }
+      if (candidate.kind === 'candidate') {
+        const res = await keys.verify(msg.userId, text);
+        if (res.ok) return { parts: [this.texts.welcome(!!msg.isOperator)], outcome: 'ok', kind: 'verified' };
+        if (res.reason === 'locked') return { parts: [this.texts.lockedOut(res.lockedUntil)], outcome: 'denied', kind: 'locked' };
+        if (res.reason === 'wrong') return { parts: [this.texts.wrongKey(res.attemptsLeft)], outcome: 'denied', kind: 'wrong-key' };
+      }
+      if (auth.needsNewKey && auth.version !== undefined && (await this.firstReauthNotice(msg.userId, auth.version))) {
+        return { parts: [this.texts.keyChanged()], outcome: 'denied', kind: 'key-changed' };
+      }
+      const lock = keys.lockStatus ? await keys.lockStatus(msg.userId) : null;
+      const lockedUntil = lock?.locked ? (lock.lockedUntil ?? lock.until ?? undefined) : undefined;
+      if (lock?.locked) return { parts: [this.texts.lockedOut(lockedUntil ?? undefined)], outcome: 'denied', kind: 'locked' };
+      return { parts: [this.texts.howToGetKey()], outcome: 'denied', kind: 'how-to-get-key' };
+    }
+
+    if (command) {
+      const limited = await this.limits.hit(msg.userId, false);
+      if (!limited.allowed) return this.limitedReply(limited);
+      return { parts: [await this.runCommand(command.name, msg, auth.until ?? null)], outcome: 'ok', kind: 'command' };
+    }
+
+    const limited = await this.limits.hit(msg.userId, true);
+    if (!limited.allowed) return this.limitedReply(limited);
+    if (config.BOT_DAILY_QUOTA > 0) tookQuota();
+
+    const history = await this.memory.history(msg.userId);
+    const prompt = this.deps.format.buildPrompt(history, text);
+    const generation = await this.deps.generator.generate({
+      prompt,
+      ...this.sampling(),
+      timeoutMs: config.BOT_GENERATION_TIMEOUT_MS,
+      onText: msg.onText,
+      signal: msg.signal,
+    });
+    if (generation.finishReason === 'timeout') throw new GeneratorTimeoutError();
+    const answer = cutAtStop(generation.text, this.deps.format.stop).trim();
+    if (!answer) return { parts: [this.texts.emptyReply()], outcome: 'ok', kind: 'reply', generation, prompt };
+    await this.memory.append(msg.userId, { user: text, bot: answer });
+    return { parts: splitReply(answer, config.BOT_REPLY_PART_CHARS), outcome: 'ok', kind: 'reply', generation, prompt };
+  }
+
+  /** The sampling options every chat reply uses (tests reuse them to reproduce a reply). */
+  sampling(): SamplingOptions {
+    const c = this.deps.config;
+    return {
+      maxNewTokens: c.BOT_MAX_NEW_TOKENS,
+      temperature: c.BOT_TEMPERATURE,
+      topK: c.BOT_TOP_K,
+      topP: c.BOT_TOP_P,
+      repetitionPenalty: c.BOT_REPETITION_PENALTY,
+      stop: this.deps.format.stop,
+      seed: this.deps.seed ?? Math.floor(Math.random() * 2 ** 31),
+    };
+  }
+
+  private async runCommand(name: string, msg: IncomingChat, until: string | null): Promise<string> {
+    const { keys, usage, generator } = this.deps;
+    switch (name) {
+      case 'help':
+        return this.texts.help(!!msg.isOperator);
+      case 'reset':
+        return this.texts.reset(await this.memory.clear(msg.userId));
+      case 'status': {
+        const [quota, current, turns] = await Promise.all([this.limits.status(msg.userId), keys.current(), this.memory.size(msg.userId)]);
+        return this.texts.status({
+          authorisedUntil: until, nextRotationAt: current.nextRotationAt, remainingToday: quota.remainingToday,
+          dailyQuota: quota.dailyQuota, quotaResetsAt: quota.resetsAt, memoryTurns: turns,
+        });
+      }
+      case 'rotate': {
+        if (!msg.isOperator) return this.texts.operatorOnly();
+        const rotated = await keys.rotate('admin', `${msg.channel}:${msg.userId}`);
+        this.log.info({ version: rotated.version, by: msg.userId }, 'key rotated by operator command');
+        return this.texts.rotated(rotated.version);
+      }
+      case 'stats': {
+        if (!msg.isOperator) return this.texts.operatorOnly();
+        const totals = usage.series ? (await usage.series('24h')).totals : {};
+        const failed = keys.failedAttempts ? await keys.failedAttempts() : undefined;
+        const s = generator.stats();
+        const lines = ['📊 24h:'];
+        for (const [k, v] of Object.entries(totals)) if (typeof v === 'number') lines.push(`${k}: ${Math.round(v * 100) / 100}`);
+        if (failed !== undefined) lines.push(`failed key attempts: ${failed}`);
+        lines.push(`model: ${generator.info().name}, active ${s.active}, queued ${s.queued}/${s.maxQueue}`);
+        return lines.join('\n');
+      }
+      default:
+        return this.texts.unknownCommand();
+    }
+  }
+
+  private limitedReply(d: Exclude<Awaited<ReturnType<Limits['hit']>>, { allowed: true }>): ChatReply {
+    if (d.reason === 'rate') return { parts: [this.texts.rateLimited(d.retryAt)], outcome: 'limited', kind: 'rate-limited' };
+    return { parts: [this.texts.quotaExceeded(d.retryAt, this.deps.config.BOT_DAILY_QUOTA)], outcome: 'limited', kind: 'quota' };
+  }
+
+  /** True the first time a user who must re-authorise for key generation `version` writes. */
+  private async firstReauthNotice(userId: string, version: number): Promise<boolean> {
+    const key = this.deps.store.key('bot', 'reauth', userId, version);
+    return (await guard(() => this.deps.store.redis.set(key, '1', 'EX', 30 * 86_400, 'NX'))) === 'OK';
+  }
+
+  private failure(err: unknown, msg: IncomingChat): ChatReply {
+    const tryAgain = [this.texts.tryAgainShortly()];
+    if (err instanceof GeneratorBusyError) return { parts: tryAgain, outcome: 'busy', kind: 'busy' };
+    if (err instanceof GeneratorTimeoutError) return { parts: tryAgain, outcome: 'timeout', kind: 'timeout' };
+    if (err instanceof RedisUnavailableError) {
+      this.log.warn({ userId: msg.userId, channel: msg.channel }, 'redis unavailable while handling a chat message');
+      return { parts: tryAgain, outcome: 'error', kind: 'unavailable' };
+    }
+    if ((err as Error)?.name === 'AbortError' || msg.signal?.aborted) return { parts: [], outcome: 'error', kind: 'error' };
+    this.log.error({ err, userId: msg.userId, channel: msg.channel }, 'chat message failed');
+    return { parts: tryAgain, outcome: 'error', kind: 'error' };
+  }
+
+  private async record(msg: IncomingChat, reply: ChatReply, latencyMs: number): Promise<void> {
+    const { usage } = this.deps;
+    try {
+      await Promise.all([
+        usage.record({
+          userId: msg.userId, channel: msg.channel, outcome: reply.outcome, latencyMs: Math.round(latencyMs * 100) / 100,
+          tokensIn: reply.generation?.promptTokens ?? 0, tokensOut: reply.generation?.completionTokens ?? 0,
+        }),
+        usage.touchUser?.({ userId: msg.userId, displayName: msg.displayName ?? msg.userId, channel: msg.channel }),
+      ]);
+    } catch (err) {
+      // Statistics must never cost the chatter their reply (e.g. Redis went away meanwhile).
+      this.log.warn({ err: (err as Error).message, userId: msg.userId }, 'usage not recorded');
+    }
+  }
+}
+
+/** Cuts generated text at the first stop string (the model's turn ends there). */
+export function cutAtStop(text: string, stops: string[]): string {
+  let end = text.length;
+  for (const s of stops) {
+    if (!s) continue;
+    const i = text.indexOf(s);
+    if (i >= 0 && i < end) end = i;
+  }
+  return text.slice(0, end);
+}

@@ -1,0 +1,72 @@
+// The bot's own settings (BOT_*, WECHATY_*), parsed with zod like every part's schema.
+// The chat limits and memory bounds here are shared by the WeChat bot and the web chat.
+import { z } from 'zod';
+import { envBool, envInt, envList, envNumber, loadDotenvOnce, parseEnv } from '../core/env.js';
+
+export const botSchema = z.object({
+  /** Start the WeChat bot with `npm start`. */
+  BOT_ENABLED: envBool(false),
+  /** Puppet module name; Wechaty's default web protocol when unset. */
+  WECHATY_PUPPET: z.string().min(1).default('wechaty-puppet-wechat4u'),
+  WECHATY_PUPPET_SERVICE_TOKEN: z.string().optional(),
+  WECHATY_PUPPET_SERVICE_ENDPOINT: z.string().optional(),
+  /** Official-account key responder: enabled when all three are set. */
+  WECHATY_PUPPET_OA_APP_ID: z.string().optional(),
+  WECHATY_PUPPET_OA_APP_SECRET: z.string().optional(),
+  WECHATY_PUPPET_OA_TOKEN: z.string().optional(),
+  WECHATY_PUPPET_OA_PORT: envInt(8788, 1, 65535),
+
+  /** How a chatter gets the key (e.g. the official account's name); shown to unauthorised users. */
+  BOT_KEY_HELP_TEXT: z
+    .string()
+    .default('Follow our official account and send "key" (or 密钥) to get the access key, then send it here.'),
+  /** Rooms (topics or ids) where the bot answers @-mentions; empty means every room. */
+  BOT_GROUPS: envList(),
+  /** Sliding-window rate limit per user. */
+  BOT_RATE_LIMIT: envInt(6, 1, 10_000),
+  BOT_RATE_WINDOW_SECONDS: envInt(60, 1, 86_400),
+  /** Model replies per user per day (the day of BOT_QUOTA_TZ); 0 turns the quota off. */
+  BOT_DAILY_QUOTA: envInt(100, 0, 1_000_000),
+  BOT_QUOTA_TZ: z
+    .string()
+    .refine(isTimeZone, { message: 'expected an IANA time zone such as Asia/Shanghai' })
+    .default('Asia/Shanghai'),
+  /** Conversation memory: newest turns kept, their token budget, and inactivity expiry. */
+  BOT_MEMORY_TURNS: envInt(6, 0, 100),
+  BOT_MEMORY_TOKENS: envInt(256, 0, 100_000),
+  BOT_MEMORY_IDLE_MINUTES: envInt(30, 1, 7 * 24 * 60),
+  /** Incoming text longer than this is cut (with a notice). */
+  BOT_MAX_INPUT_CHARS: envInt(500, 10, 100_000),
+  /** WeChat's practical length of one text message; longer replies are split into ordered parts. */
+  BOT_REPLY_PART_CHARS: envInt(1500, 20, 20_000),
+  /** Messages older than this (puppets redeliver after reconnects) are discarded. */
+  BOT_MAX_MESSAGE_AGE_SECONDS: envInt(180, 5, 86_400),
+  /** Generation settings for chat replies. */
+  BOT_MAX_NEW_TOKENS: envInt(64, 1, 1024),
+  BOT_TEMPERATURE: envNumber(0.8, 0, 5),
+  BOT_TOP_K: envInt(40, 0, 100_000),
+  BOT_TOP_P: envNumber(0.95, 0, 1),
+  BOT_REPETITION_PENALTY: envNumber(1.1, 0.5, 5),
+  BOT_GENERATION_TIMEOUT_MS: envInt(30_000, 100, 600_000),
+});
+
+export type BotConfig = z.infer<typeof botSchema>;
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function loadBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
+  loadDotenvOnce();
+  return parseEnv(botSchema, env);
+}
+
+/** The defaults, for tests and for callers that only override a few settings. */
+export function defaultBotConfig(overrides: Partial<BotConfig> = {}): BotConfig {
+  return { ...parseEnv(botSchema, {}), ...overrides };
+}
