@@ -34,7 +34,15 @@ export const coreSchema = z.object({
   KEY_LOCKOUT_MINUTES: envInt(15, 1, 7 * 24 * 60),
   // 0: a user must send the new key after every rotation; N > 0: stays authorised N days.
   KEY_REAUTH: envInt(0, 0, 3650),
+  // Failed attempts per hour by users never authorised before, above which such users cannot
+  // try keys at all (a sybil circuit breaker; see README "Access keys"). 0 turns it off.
+  KEY_GLOBAL_FAIL_LIMIT: envInt(100, 0, 1_000_000),
   USAGE_RETENTION_DAYS: envInt(90, 1, 3650),
+  // Time zone of the daily usage buckets (what "today" means on the charts).
+  USAGE_TZ: z
+    .string()
+    .refine(isTimeZone, { message: 'expected an IANA time zone such as Asia/Shanghai' })
+    .default('Asia/Shanghai'),
   OPERATORS: envList(),
 });
 
