@@ -1,0 +1,146 @@
+// Checkpoint layouts (HF safetensors and the original OpenAI npy release) and the fast engine
+// (prefill, KV-cache decode, batched decode) against the float64 reference.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../backend.js';
+import { loadCheckpoint, paramsFromArrays, readCheckpoint, saveCheckpoint } from '../checkpoint.js';
+import { makeConfig } from '../config.js';
+import { disposeCache, Engine } from '../engine.js';
+import { CheckpointError } from '../errors.js';
+import { writeNpy } from '../npy.js';
+import { paramSpecs } from '../params.js';
+import { writeSafetensors } from '../safetensors.js';
+import { maxAbsDiff, randomArrays, referenceLogits, type Arrays } from './reference.js';
+
+const cfg = makeConfig({ vocabSize: 61, nPositions: 24, nEmbd: 32, nLayer: 2, nHead: 4 });
+let dir: string;
+let arrays: Arrays;
+let hfDir: string;
+
+before(async () => {
+  await initBackend();
+  dir = await mkdtemp(path.join(tmpdir(), 'nemo-engine-'));
+  arrays = randomArrays(cfg, 11);
+  hfDir = path.join(dir, 'hf');
+  await saveCheckpoint(hfDir, cfg, new Map([...arrays].map(([n, d]) => [n, { shape: paramSpecs(cfg).find((s) => s.name === n)!.shape, data: d }])));
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+const lastRow = (rows: number[][]) => rows[rows.length - 1];
+
+async function engineFrom(d: string): Promise<Engine> {
+  return new Engine((await loadCheckpoint(d)).params);
+}
+
+test('HF checkpoint: prefill logits equal the reference; KV-cache decode equals full recomputation', async () => {
+  const engine = await engineFrom(hfDir);
+  const ids = [4, 9, 60, 1, 33];
+  const { cache, logits } = engine.prefill(ids);
+  assert.ok(maxAbsDiff(logits, lastRow(referenceLogits(cfg, arrays, ids))) < 1e-4);
+  const more = [7, 0, 59, 12, 12, 30];
+  for (const t of more) {
+    ids.push(t);
+    const [l] = engine.step([{ cache, token: t }]);
+    const want = lastRow(referenceLogits(cfg, arrays, ids));
+    assert.ok(maxAbsDiff(l, want) < 1e-4, `step at ${ids.length}: ${maxAbsDiff(l, want)}`);
+  }
+  assert.equal(cache.length, ids.length);
+  disposeCache(cache);
+  engine.dispose();
+});
+
+test('batched decoding of sequences of different lengths equals one-at-a-time decoding', async () => {
+  const engine = await engineFrom(hfDir);
+  const prompts = [[1, 2, 3], [50], [9, 8, 7, 6, 5, 4, 3]];
+  const next = [[10, 11, 12], [20, 21, 22], [30, 31, 32]];
+  const single = prompts.map((p, i) => {
+    const { cache } = engine.prefill(p);
+    const out = next[i].map((t) => Array.from(engine.step([{ cache, token: t }])[0]));
+    disposeCache(cache);
+    return out;
+  });
+  const caches = prompts.map((p) => engine.prefill(p).cache);
+  const before = tf.memory().numTensors;
+  for (let s = 0; s < 3; s++) {
+    // sequence 1 leaves after one step: the batch shrinks between steps
+    const members = s === 0 ? [0, 1, 2] : [0, 2];
+    const out = engine.step(members.map((i) => ({ cache: caches[i], token: next[i][s] })));
+    members.forEach((i, j) => assert.ok(maxAbsDiff(out[j], single[i][s]) < 1e-5, `seq ${i} step ${s}`));
+  }
+  assert.equal(tf.memory().numTensors, before, 'decode steps leak no tensors');
+  caches.forEach(disposeCache);
+  engine.dispose();
+});
+
+test('original OpenAI layout (params_shapes.json + params_N.npy) loads and matches', async () => {
+  const d = path.join(dir, 'openai');
+  await mkdir(d);
+  const specs = paramSpecs(cfg);
+  // The release's shapes: conv weights carry a leading 1.
+  const shapes = specs.map((s) => (s.name.endsWith('.weight') && s.shape.length === 2 && s.name.startsWith('h.') ? [1, ...s.shape] : s.shape));
+  await writeFile(path.join(d, 'params_shapes.json'), JSON.stringify(shapes));
+  const flat = Float32Array.from(specs.flatMap((s) => Array.from(arrays.get(s.name)!)));
+  const cut = [0, 1000, 5000, flat.length];
+  for (let i = 0; i < 3; i++) await writeNpy(path.join(d, `params_${i}.npy`), { shape: [cut[i + 1] - cut[i]], data: flat.slice(cut[i], cut[i + 1]) });
+  await writeFile(path.join(d, 'config.json'), JSON.stringify({ n_head: 4 }));
+  const host = await readCheckpoint(d);
+  assert.equal(host.format, 'openai');
+  assert.deepEqual(host.config, cfg);
+  const engine = new Engine(paramsFromArrays(host.config, host.arrays));
+  const ids = [3, 1, 4, 1, 5, 9, 2, 6];
+  const { cache, logits } = engine.prefill(ids);
+  assert.ok(maxAbsDiff(logits, lastRow(referenceLogits(cfg, arrays, ids))) < 1e-4);
+  disposeCache(cache);
+  engine.dispose();
+  // A missing piece of the stream is named.
+  await unlink(path.join(d, 'params_2.npy'));
+  await assert.rejects(readCheckpoint(d), (e: Error) => e instanceof CheckpointError && /params_shapes.json needs/.test(e.message));
+  await writeFile(path.join(d, 'params_2.npy'), 'garbage');
+  await assert.rejects(readCheckpoint(d), /params_2\.npy: not a \.npy file/);
+});
+
+test('bad checkpoints give errors naming the file and the tensor', async () => {
+  const copy = async (name: string) => {
+    const d = path.join(dir, name);
+    await mkdir(d, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors']) await writeFile(path.join(d, f), await readFile(path.join(hfDir, f)));
+    return d;
+  };
+  await assert.rejects(readCheckpoint(path.join(dir, 'nope')), /does not exist/);
+  await mkdir(path.join(dir, 'empty'));
+  await assert.rejects(readCheckpoint(path.join(dir, 'empty')), /no checkpoint found/);
+
+  const truncated = await copy('truncated');
+  const size = (await readFile(path.join(truncated, 'model.safetensors'))).length;
+  await truncate(path.join(truncated, 'model.safetensors'), size - 100);
+  await assert.rejects(readCheckpoint(truncated), (e: Error) =>
+    e instanceof CheckpointError && /model\.safetensors: tensor .*truncated/.test(e.message));
+
+  const noConfig = await copy('noconfig');
+  await unlink(path.join(noConfig, 'config.json'));
+  await assert.rejects(readCheckpoint(noConfig), /config\.json: missing/);
+
+  const wrongShape = await copy('wrongshape');
+  await writeFile(path.join(wrongShape, 'config.json'), JSON.stringify({ vocab_size: 61, n_positions: 24, n_embd: 32, n_layer: 2, n_head: 4, n_inner: 64 }));
+  await assert.rejects(readCheckpoint(wrongShape), /tensor h\.0\.mlp\.c_fc\.weight has shape \[32,128\], config\.json expects \[32,64\]/);
+
+  const missing = await copy('missing');
+  const specs = paramSpecs(cfg).filter((s) => s.name !== 'h.1.ln_2.bias');
+  await writeSafetensors(path.join(missing, 'model.safetensors'), specs.map((s) => [s.name, { shape: s.shape, data: arrays.get(s.name)! }]));
+  await assert.rejects(readCheckpoint(missing), (e: Error) => e instanceof CheckpointError && e.tensor === 'h.1.ln_2.bias' && /missing tensor h\.1\.ln_2\.bias/.test(e.message));
+
+  const f16 = await copy('f16');
+  await writeSafetensors(path.join(f16, 'model.safetensors'), paramSpecs(cfg).map((s) => [s.name, { shape: s.shape, data: arrays.get(s.name)! }]), 'F16');
+  const half = await readCheckpoint(f16);
+  assert.ok(maxAbsDiff(half.arrays.get('h.0.attn.c_attn.weight')!.data, arrays.get('h.0.attn.c_attn.weight')!) < 2e-3);
+
+  const garbage = await copy('garbage');
+  await writeFile(path.join(garbage, 'model.safetensors'), Buffer.from('this is not a checkpoint at all'));
+  await assert.rejects(readCheckpoint(garbage), /model\.safetensors: not a safetensors file/);
+  await writeFile(path.join(garbage, 'config.json'), '{"n_embd": ');
+  await assert.rejects(readCheckpoint(garbage), /config\.json: not valid JSON/);
+});
