@@ -9,7 +9,7 @@
 //   logits = x @ tokens_embed^T                               (LM head tied to the embedding)
 import * as tf from '@tensorflow/tfjs';
 import { headSize, type GptConfig } from './config.js';
-import { dropout, embed, gelu, layerNorm, linear } from './layers.js';
+import { causalMask, dropout, embed, gelu, layerNorm, linear } from './layers.js';
 import type { BlockParams, GptParams } from './params.js';
 
 export interface DropoutRates {
@@ -66,7 +66,7 @@ function attention(b: BlockParams, x: tf.Tensor3D, config: GptConfig, r: Dropout
   const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [B, T, H, D]), [0, 2, 1, 3])); // [B,H,T,D]
   let w = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(D)); // [B,H,T,T]
   // Causal mask: position i sees positions 0..i (HF adds -1e4 where masked; -1e9 is the same after softmax).
-  const mask = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
+  const mask = causalMask(T);
   w = tf.add(tf.mul(w, mask), tf.mul(tf.sub(1, mask), -1e9));
   const p = dropout(tf.softmax(w, -1), r.attn, seed);
   const y = tf.reshape(tf.transpose(tf.matMul(p, v), [0, 2, 1, 3]), [B * T, C]);
