@@ -36,6 +36,8 @@ export interface KeyHistoryEntry {
   retiredAt: string | null;
   by: RotationCause;
   actor?: string;
+  /** For scheduled rotations: the scheduled instant (ISO) this rotation was for. */
+  slot?: string;
 }
 
 export interface ScheduleInfo {
@@ -257,8 +259,12 @@ export class KeyService {
     const entries: KeyHistoryEntry[] = [];
     for (const line of raw) {
       try {
-        const e = JSON.parse(line) as { version: number; key: string; createdAt: string; by: RotationCause; actor?: string };
-        entries.push({ version: e.version, key: e.key, createdAt: e.createdAt, retiredAt: null, by: e.by, ...(e.actor ? { actor: e.actor } : {}) });
+        const e = JSON.parse(line) as { version: number; key: string; createdAt: string; by: RotationCause; actor?: string; slot?: number };
+        entries.push({
+          version: e.version, key: e.key, createdAt: e.createdAt, retiredAt: null, by: e.by,
+          ...(e.actor ? { actor: e.actor } : {}),
+          ...(typeof e.slot === 'number' ? { slot: new Date(e.slot).toISOString() } : {}),
+        });
       } catch {
         this.log.warn('skipping an unreadable key history entry');
       }
