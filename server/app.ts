@@ -1,17 +1,119 @@
-// The HTTP application: health now; the admin API, panel and web chat join here.
+// The HTTP application: health and metrics, the admin API and panel, the web chat.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { LoginState } from '../bot/login-state.js';
+import type { CoreConfig } from '../core/config.js';
+import { coreSchema } from '../core/config.js';
+import { parseEnv } from '../core/env.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
+import type { TextGenerator } from '../model/generator.js';
+import { createAdminAuth } from './admin-auth.js';
+import { adminRoutes, type AdminRouteDeps } from './admin-routes.js';
+import { AuditLog } from './audit-log.js';
+import { chatRoutes, type ChatRouteDeps } from './chat-routes.js';
+import { serverSchema, trustProxyValue, type ServerConfig } from './config.js';
+import { healthRoutes } from './health-routes.js';
+import { errorHandler, notFound } from './http-errors.js';
+import { createMetrics, type Metrics } from './metrics.js';
 
 export interface AppDeps {
   store: Store;
   startedAt: Date;
+  /** Defaults: the schema defaults (so the admin panel is disabled: no password). */
+  config?: ServerConfig;
+  coreConfig?: CoreConfig;
+  logger?: Logger;
+  metrics?: Metrics;
+  /** The (instrumented) model; absent while none is loaded. */
+  generator?: TextGenerator;
+  botState?: () => Promise<LoginState>;
+  isStopping?: () => boolean;
+  /** Services behind the admin pages and the web chat (see admin-routes.ts, chat-routes.ts). */
+  admin?: Omit<AdminRouteDeps, 'store' | 'config' | 'coreConfig' | 'audit' | 'log' | 'metrics' | 'generator' | 'botState'>;
+  chat?: Omit<ChatRouteDeps, 'store' | 'log' | 'metrics' | 'config'>;
 }
 
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ADMIN_DIR = path.resolve(here, '..', 'admin');
+const require = createRequire(import.meta.url);
+const CHART_JS = require.resolve('chart.js/dist/chart.umd.min.js');
+
 export function createApp(deps: AppDeps): Express {
+  const config = deps.config ?? parseEnv(serverSchema, {});
+  const coreConfig = deps.coreConfig ?? parseEnv(coreSchema, {});
+  const log = deps.logger ?? silentLogger;
+  const metrics = deps.metrics ?? createMetrics({ defaultMetrics: false });
+  const audit = new AuditLog(deps.store);
+
   const app = express();
   app.disable('x-powered-by');
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', uptimeSeconds: Math.round((Date.now() - deps.startedAt.getTime()) / 1000) });
+  app.set('trust proxy', trustProxyValue(config.TRUST_PROXY));
+  app.set('json spaces', 0);
+
+  // Strict CSP: every script, style, image and connection from this origin only; nothing inline.
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'"],
+          fontSrc: ["'self'"],
+          connectSrc: ["'self'"],
+          objectSrc: ["'none'"],
+          baseUri: ["'none'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          ...(config.COOKIE_SECURE === 'always' ? { upgradeInsecureRequests: [] } : {}),
+        },
+      },
+      crossOriginEmbedderPolicy: false,
+      referrerPolicy: { policy: 'no-referrer' },
+    }),
+  );
+
+  app.use((req, res, next) => {
+    const end = metrics.httpDuration.startTimer();
+    res.on('finish', () => {
+      // The matched route pattern, not the raw path: bounded label values.
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : res.statusCode === 404 ? 'unmatched' : req.baseUrl || req.path;
+      end({ method: req.method, route, status: String(res.statusCode) });
+    });
+    next();
   });
+
+  app.use(healthRoutes({ store: deps.store, startedAt: deps.startedAt, metrics, generator: deps.generator, botState: deps.botState, isStopping: deps.isStopping }));
+
+  const json = express.json({ limit: '16kb', strict: true });
+  const auth = createAdminAuth({ store: deps.store, config, audit, log: log.child({ part: 'admin' }) });
+  app.use('/api/admin', json, auth.router);
+  app.use(
+    '/api/admin',
+    json,
+    auth.requireAdmin,
+    adminRoutes({
+      ...(deps.admin ?? {}),
+      store: deps.store, config, coreConfig, audit, log: log.child({ part: 'admin' }), metrics, generator: deps.generator, botState: deps.botState,
+    }),
+  );
+  app.use('/api/chat', json, chatRoutes({ ...(deps.chat ?? {}), store: deps.store, log: log.child({ part: 'web-chat' }), metrics, config }));
+  app.use('/api', notFound);
+
+  // Front-end: the panel under /admin, the web chat at /chat, Chart.js from node_modules.
+  const noStore = { setHeaders: (res: express.Response) => res.set('Cache-Control', 'no-cache') };
+  app.get('/vendor/chart.umd.min.js', (_req, res) => res.sendFile(CHART_JS, { maxAge: '1d' }));
+  app.get('/', (_req, res) => res.redirect(302, '/chat'));
+  app.get('/chat', (_req, res) => res.sendFile(path.join(ADMIN_DIR, 'chat.html'), { headers: { 'Cache-Control': 'no-cache' } }));
+  app.get('/admin', (_req, res) => res.redirect(302, '/admin/'));
+  app.use('/admin', express.static(ADMIN_DIR, { index: 'index.html', ...noStore }));
+
+  app.use(notFound);
+  app.use(errorHandler(log));
   return app;
 }

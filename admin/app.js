@@ -1,0 +1,86 @@
+// The admin panel: sign-in, navigation between pages (hash routes) and session handling.
+import { get, onUnauthenticated, post, setCsrfToken } from './api.js';
+import { errorBox, mount, toast } from './ui.js';
+import { renderDashboard } from './pages/dashboard.js';
+import { renderKeys } from './pages/keys.js';
+import { renderUsers } from './pages/users.js';
+import { renderSettings } from './pages/settings.js';
+import { renderAudit } from './pages/audit.js';
+
+const PAGES = { dashboard: renderDashboard, keys: renderKeys, users: renderUsers, settings: renderSettings, audit: renderAudit };
+const $ = (id) => document.getElementById(id);
+let cleanup = null;
+
+function showLogin(message) {
+  if (cleanup) cleanup();
+  cleanup = null;
+  $('shell').hidden = true;
+  $('login-view').hidden = false;
+  const err = $('login-error');
+  err.hidden = !message;
+  err.textContent = message || '';
+  $('password').focus();
+}
+
+async function showPage() {
+  $('login-view').hidden = true;
+  $('shell').hidden = false;
+  const name = (location.hash.replace(/^#\/?/, '').split('?')[0] || 'dashboard').toLowerCase();
+  const render = PAGES[name] || PAGES.dashboard;
+  for (const a of document.querySelectorAll('.nav a')) a.classList.toggle('active', a.dataset.page === (PAGES[name] ? name : 'dashboard'));
+  if (cleanup) cleanup();
+  cleanup = null;
+  const page = $('page');
+  page.dataset.page = name;
+  try {
+    cleanup = (await render(page)) || null;
+  } catch (err) {
+    if (err && err.status === 401) return;
+    mount(page, errorBox(err));
+  }
+}
+
+async function start() {
+  onUnauthenticated(() => showLogin('Your session has ended; please sign in again.'));
+  $('login-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const btn = e.submitter || $('login-form').querySelector('button');
+    btn.disabled = true;
+    try {
+      const res = await post('/api/admin/login', { password: $('password').value });
+      setCsrfToken(res.csrfToken);
+      $('password').value = '';
+      await showPage();
+    } catch (err) {
+      showLogin(err.message);
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  $('logout').addEventListener('click', async () => {
+    try {
+      await post('/api/admin/logout');
+    } catch {
+      /* the session may already be gone */
+    }
+    setCsrfToken('');
+    showLogin('Signed out.');
+  });
+  window.addEventListener('hashchange', () => {
+    if (!$('shell').hidden) showPage();
+  });
+  try {
+    const s = await get('/api/admin/session');
+    setCsrfToken(s.csrfToken);
+    await showPage();
+  } catch (err) {
+    if (err.status === 503) showLogin(err.message);
+    else if (err.status === 401) showLogin('');
+    else {
+      showLogin(err.message);
+      toast(err.message, 'error');
+    }
+  }
+}
+
+start();

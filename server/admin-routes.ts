@@ -1,0 +1,182 @@
+// The admin JSON API behind the panel (mounted under /api/admin after requireAdmin, so every
+// handler here runs with a live session and, for state-changing methods, a checked CSRF token).
+import express, { type Request, type Router } from 'express';
+import QRCode from 'qrcode';
+import cronstrue from 'cronstrue';
+import { z } from 'zod';
+import type { LoginState } from '../bot/login-state.js';
+import type { CoreConfig } from '../core/config.js';
+import { InvalidScheduleError, type KeyService } from '../core/keys/key-service.js';
+import { nextRuns, validateSchedule } from '../core/keys/schedule.js';
+import type { Logger } from '../core/logger.js';
+import type { Store } from '../core/redis.js';
+import type { TextGenerator } from '../model/generator.js';
+import { actorOf } from './admin-auth.js';
+import type { AuditLog } from './audit-log.js';
+import type { ServerConfig } from './config.js';
+import { handle, HttpError } from './http-errors.js';
+import type { Metrics } from './metrics.js';
+import { usageRoutes, type UsageSource } from './usage-routes.js';
+import { usersRoutes, type UsersDeps } from './users-routes.js';
+import { settingsRoutes, type SettingsDeps } from './settings-routes.js';
+
+export interface AdminRouteDeps {
+  store: Store;
+  config: ServerConfig;
+  coreConfig: CoreConfig;
+  audit: AuditLog;
+  log: Logger;
+  metrics: Metrics;
+  generator?: TextGenerator;
+  botState?: () => Promise<LoginState>;
+  keys?: KeyService;
+  usage?: UsageSource;
+  users?: Omit<UsersDeps, 'keys' | 'audit' | 'usage'> & { usage?: UsersDeps['usage'] };
+  settings?: Omit<SettingsDeps, 'audit' | 'generator'>;
+}
+
+export const SCHEDULE_PRESETS = [
+  { id: 'daily', label: 'Daily at midnight', cron: '0 0 * * *' },
+  { id: 'twice-daily', label: 'Twice a day (00:00, 12:00)', cron: '0 0,12 * * *' },
+  { id: 'weekly', label: 'Weekly, Monday 00:00', cron: '0 0 * * 1' },
+  { id: 'hourly', label: 'Every hour', cron: '0 * * * *' },
+];
+
+/** A human-readable description of a cron expression ("At 12:00 AM, only on Monday"). */
+export function describeCron(cron: string): string {
+  try {
+    return cronstrue.toString(cron, { use24HourTimeFormat: true, verbose: false });
+  } catch {
+    return '';
+  }
+}
+
+const scheduleBody = z.object({ cron: z.string().max(200), tz: z.string().max(64) });
+
+export function adminRoutes(deps: AdminRouteDeps): Router {
+  const router = express.Router();
+  const { audit } = deps;
+  const record = (req: Request, action: string, details: Record<string, unknown> = {}, ok = true) =>
+    audit.record({ action, actor: actorOf(req), ip: req.ip ?? '', details, ok });
+
+  const keys = (): KeyService => {
+    if (!deps.keys) throw new HttpError(503, 'keys_unavailable', 'The key service is not running in this process');
+    return deps.keys;
+  };
+  const grace = { graceMinutes: deps.coreConfig.KEY_GRACE_MINUTES };
+
+  // ------------------------------------------------------------------ keys
+  router.get(
+    '/keys/current',
+    handle(async (_req, res) => {
+      const cur = await keys().current();
+      res.json({ ...cur, ...grace, keyLength: deps.coreConfig.KEY_LENGTH, caption: deps.config.KEY_CARD_CAPTION });
+    }),
+  );
+
+  router.post(
+    '/keys/rotate',
+    handle(async (req, res) => {
+      const cur = await keys().rotate('admin', actorOf(req));
+      deps.metrics.keyRotations.inc({ by: 'admin' });
+      await record(req, 'keys.rotate', { version: cur.version });
+      res.json({ ...cur, ...grace, keyLength: deps.coreConfig.KEY_LENGTH, caption: deps.config.KEY_CARD_CAPTION });
+    }),
+  );
+
+  const scheduleView = (s: Awaited<ReturnType<KeyService['getSchedule']>>) => ({
+    ...s,
+    description: describeCron(s.cron),
+    ...grace,
+    presets: SCHEDULE_PRESETS,
+  });
+
+  router.get(
+    '/keys/schedule',
+    handle(async (_req, res) => {
+      res.json(scheduleView(await keys().getSchedule()));
+    }),
+  );
+
+  router.put(
+    '/keys/schedule',
+    handle(async (req, res) => {
+      const body = scheduleBody.parse(req.body ?? {});
+      try {
+        const s = await keys().setSchedule(body.cron, body.tz, actorOf(req));
+        await record(req, 'keys.schedule', { cron: s.cron, tz: s.tz });
+        res.json(scheduleView(s));
+      } catch (err) {
+        if (err instanceof InvalidScheduleError) {
+          await record(req, 'keys.schedule', { cron: body.cron, tz: body.tz, error: err.message }, false);
+          throw new HttpError(400, 'invalid_schedule', err.message);
+        }
+        throw err;
+      }
+    }),
+  );
+
+  // Live preview while the operator types: description and next runs, nothing stored.
+  router.get(
+    '/keys/schedule/preview',
+    handle(async (req, res) => {
+      try {
+        const s = validateSchedule(String(req.query.cron ?? ''), String(req.query.tz ?? ''));
+        res.json({ cron: s.cron, tz: s.tz, description: describeCron(s.cron), nextRuns: nextRuns(s, 5, new Date()).map((d) => d.toISOString()) });
+      } catch (err) {
+        if (err instanceof InvalidScheduleError) throw new HttpError(400, 'invalid_schedule', err.message);
+        throw err;
+      }
+    }),
+  );
+
+  router.get(
+    '/keys/history',
+    handle(async (req, res) => {
+      const limit = Math.min(Math.max(Number(req.query.limit) || 50, 1), 500);
+      res.json({ items: await keys().history(limit) });
+    }),
+  );
+
+  // ------------------------------------------------------------------ usage
+  router.use(usageRoutes({ usage: deps.usage, keys: deps.keys, cacheMs: deps.config.USAGE_CACHE_MS }));
+
+  // ------------------------------------------------------------------ users and settings
+  router.use(usersRoutes({ ...(deps.users ?? {}), keys: deps.keys, audit }));
+  router.use(settingsRoutes({ ...(deps.settings ?? {}), audit, generator: deps.generator }));
+
+  // ------------------------------------------------------------------ the WeChat bot
+  const botState = async (): Promise<LoginState> =>
+    deps.botState ? deps.botState() : { state: 'logged-out', since: new Date(0).toISOString(), detail: 'The WeChat bot is not running in this deployment' };
+
+  router.get(
+    '/bot',
+    handle(async (_req, res) => {
+      const s = await botState();
+      // The QR payload is a login URL: the panel fetches the rendered image instead.
+      res.json({ state: s.state, since: s.since, user: s.user, detail: s.detail, qrcode: Boolean(s.qrcode) });
+    }),
+  );
+
+  router.get(
+    '/bot/qr.svg',
+    handle(async (_req, res) => {
+      const s = await botState();
+      if (!s.qrcode || s.state === 'logged-in') throw new HttpError(404, 'no_qrcode', 'No login QR code right now');
+      const svg = await QRCode.toString(s.qrcode, { type: 'svg', errorCorrectionLevel: 'M', margin: 1 });
+      res.set('Content-Type', 'image/svg+xml').set('Cache-Control', 'no-store').send(svg);
+    }),
+  );
+
+  // ------------------------------------------------------------------ audit log
+  router.get(
+    '/audit',
+    handle(async (req, res) => {
+      const limit = Math.min(Math.max(Number(req.query.limit) || 100, 1), 500);
+      const before = typeof req.query.before === 'string' && /^\d+-\d+$/.test(req.query.before) ? req.query.before : undefined;
+      res.json({ items: await audit.list(limit, before) });
+    }),
+  );
+
+  return router;
+}

@@ -1,0 +1,69 @@
+// /healthz (the process answers), /readyz (Redis, model and bot state) and /metrics.
+import express, { type Router } from 'express';
+import type { LoginState } from '../bot/login-state.js';
+import type { Store } from '../core/redis.js';
+import type { TextGenerator } from '../model/generator.js';
+import { handle } from './http-errors.js';
+import type { Metrics } from './metrics.js';
+
+export interface HealthDeps {
+  store: Store;
+  startedAt: Date;
+  metrics: Metrics;
+  generator?: TextGenerator;
+  botState?: () => Promise<LoginState>;
+  /** Set once shutdown begins, so load balancers stop sending traffic. */
+  isStopping?: () => boolean;
+}
+
+export function healthRoutes(deps: HealthDeps): Router {
+  const router = express.Router();
+
+  // Deliberately touches nothing but memory: it must stay fast while the model decodes.
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', uptimeSeconds: Math.round((Date.now() - deps.startedAt.getTime()) / 1000) });
+  });
+
+  router.get(
+    '/readyz',
+    handle(async (_req, res) => {
+      const checks: Record<string, { ok: boolean; detail?: string; [k: string]: unknown }> = {};
+      try {
+        const t = performance.now();
+        await deps.store.redis.ping();
+        checks.redis = { ok: true, latencyMs: Math.round((performance.now() - t) * 10) / 10 };
+      } catch (err) {
+        checks.redis = { ok: false, detail: (err as Error).message };
+      }
+      if (deps.generator) {
+        const info = deps.generator.info();
+        checks.model = { ok: true, name: info.name, backend: info.backend, ...deps.generator.stats() };
+      } else {
+        checks.model = { ok: false, detail: 'no model loaded' };
+      }
+      if (deps.botState && checks.redis.ok) {
+        try {
+          const s = await deps.botState();
+          // The bot being logged out does not make the HTTP side unready (the web chat still
+          // works); it is reported so an operator notices.
+          checks.bot = { ok: true, state: s.state, since: s.since };
+        } catch (err) {
+          checks.bot = { ok: false, detail: (err as Error).message };
+        }
+      }
+      const stopping = deps.isStopping?.() ?? false;
+      const ready = !stopping && checks.redis.ok && checks.model.ok;
+      res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : stopping ? 'stopping' : 'not-ready', checks });
+    }),
+  );
+
+  router.get(
+    '/metrics',
+    handle(async (_req, res) => {
+      res.set('Content-Type', deps.metrics.registry.contentType);
+      res.send(await deps.metrics.registry.metrics());
+    }),
+  );
+
+  return router;
+}

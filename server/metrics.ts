@@ -1,0 +1,120 @@
+// Prometheus metrics (prom-client) served at /metrics. One registry per app, so tests and several
+// apps in one process do not collide. Generation metrics come from wrapping the TextGenerator
+// (see instrumentGenerator); message and key metrics from the places that handle them.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { GenerationRequest, GenerationResult, TextGenerator } from '../model/generator.js';
+
+export interface Metrics {
+  registry: Registry;
+  messages: Counter<'channel' | 'outcome'>;
+  tokens: Counter<'kind'>;
+  generationLatency: Histogram<'finish'>;
+  generationErrors: Counter<'error'>;
+  keyRotations: Counter<'by'>;
+  failedKeyAttempts: Counter<'channel' | 'reason'>;
+  httpDuration: Histogram<'method' | 'route' | 'status'>;
+  /** Queue depth and active generations are read from the generator at scrape time. */
+  watchGenerator(generator: TextGenerator | undefined): void;
+}
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'nemo_' });
+  let generator: TextGenerator | undefined;
+
+  const messages = new Counter({
+    name: 'nemo_messages_total',
+    help: 'Chat messages handled, by channel (wechat, web) and outcome (replied, rejected, limited, error, ...)',
+    labelNames: ['channel', 'outcome'] as const,
+    registers: [registry],
+  });
+  const tokens = new Counter({
+    name: 'nemo_tokens_total',
+    help: 'Tokens processed by the model: prompt (read) and completion (generated)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const generationLatency = new Histogram({
+    name: 'nemo_generation_latency_seconds',
+    help: 'Time from a generation request to its last token, queueing included',
+    labelNames: ['finish'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60],
+    registers: [registry],
+  });
+  const generationErrors = new Counter({
+    name: 'nemo_generation_errors_total',
+    help: 'Generation requests that failed (busy, timeout, other)',
+    labelNames: ['error'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'nemo_generation_queue_depth',
+    help: 'Generation requests waiting for a decoding slot',
+    registers: [registry],
+    collect() {
+      this.set(generator?.stats().queued ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'nemo_generation_active',
+    help: 'Generations being decoded right now',
+    registers: [registry],
+    collect() {
+      this.set(generator?.stats().active ?? 0);
+    },
+  });
+  const keyRotations = new Counter({
+    name: 'nemo_key_rotations_total',
+    help: 'Access-key rotations seen by this process, by trigger (schedule, admin, cli)',
+    labelNames: ['by'] as const,
+    registers: [registry],
+  });
+  const failedKeyAttempts = new Counter({
+    name: 'nemo_key_failed_attempts_total',
+    help: 'Wrong or locked-out access-key attempts handled by this process',
+    labelNames: ['channel', 'reason'] as const,
+    registers: [registry],
+  });
+  const httpDuration = new Histogram({
+    name: 'nemo_http_request_duration_seconds',
+    help: 'HTTP request durations',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [registry],
+  });
+
+  return {
+    registry, messages, tokens, generationLatency, generationErrors, keyRotations, failedKeyAttempts, httpDuration,
+    watchGenerator(g) {
+      generator = g;
+    },
+  };
+}
+
+/**
+ * The same TextGenerator, counting tokens, latency and errors into `metrics`. The bot and the web
+ * chat both receive the wrapped generator, so every generation is measured once.
+ */
+export function instrumentGenerator(inner: TextGenerator, metrics: Metrics): TextGenerator {
+  metrics.watchGenerator(inner);
+  return {
+    info: () => inner.info(),
+    countTokens: (text) => inner.countTokens(text),
+    stats: () => inner.stats(),
+    close: () => inner.close(),
+    async generate(request: GenerationRequest): Promise<GenerationResult> {
+      const started = performance.now();
+      try {
+        const result = await inner.generate(request);
+        metrics.tokens.inc({ kind: 'prompt' }, result.promptTokens);
+        metrics.tokens.inc({ kind: 'completion' }, result.completionTokens);
+        metrics.generationLatency.observe({ finish: result.finishReason }, (performance.now() - started) / 1000);
+        return result;
+      } catch (err) {
+        const name = err instanceof Error ? err.name : 'Error';
+        metrics.generationErrors.inc({ error: name === 'GeneratorBusyError' ? 'busy' : name === 'GeneratorTimeoutError' ? 'timeout' : 'other' });
+        throw err;
+      }
+    },
+  };
+}
