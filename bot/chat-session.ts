@@ -65,7 +65,7 @@ export interface ChatReply {
   /** What happened, for logs and tests. */
   kind:
     | 'ignored' | 'banned' | 'rate-limited' | 'quota' | 'how-to-get-key' | 'wrong-key' | 'locked' | 'key-changed'
-    | 'verified' | 'verify-in-private' | 'command' | 'reply' | 'unavailable' | 'busy' | 'timeout' | 'error';
+    | 'verified' | 'verify-in-private' | 'non-text' | 'command' | 'reply' | 'unavailable' | 'busy' | 'timeout' | 'error';
   /** The generation behind a 'reply'. */
   generation?: GenerationResult;
   /** The exact prompt sent to the model (tests compare with the generator's own output). */
@@ -129,6 +129,24 @@ export class ChatSession {
       }
     }
     await this.record(msg, reply, performance.now() - started);
+    return reply;
+  }
+
+  /**
+   * An image, voice message, file or sticker: a short polite reply (nothing for banned or
+   * rate-limited users, so a burst of stickers does not get a burst of answers).
+   */
+  async handleNonText(msg: Omit<IncomingChat, 'text'>): Promise<ChatReply> {
+    const started = performance.now();
+    let reply: ChatReply;
+    try {
+      if (await this.bans.isBanned(msg.userId)) reply = { parts: [], outcome: 'denied', kind: 'banned' };
+      else if (!(await this.limits.hit(msg.userId, false)).allowed) reply = { parts: [], outcome: 'limited', kind: 'rate-limited' };
+      else reply = { parts: [this.texts.nonText()], outcome: 'ok', kind: 'non-text' };
+    } catch (err) {
+      reply = this.failure(err, { ...msg, text: '' });
+    }
+    await this.record({ ...msg, text: '' }, reply, performance.now() - started);
     return reply;
   }
 

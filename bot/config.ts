@@ -14,7 +14,12 @@ export const botSchema = z.object({
   WECHATY_PUPPET_OA_APP_ID: z.string().optional(),
   WECHATY_PUPPET_OA_APP_SECRET: z.string().optional(),
   WECHATY_PUPPET_OA_TOKEN: z.string().optional(),
-  WECHATY_PUPPET_OA_PORT: envInt(8788, 1, 65535),
+  /** Local port for the account's webhook (when the server is reachable from the internet)… */
+  WECHATY_PUPPET_OA_PORT: envInt(0, 0, 65535),
+  /** …or a tunnel URL that forwards to it. */
+  WECHATY_PUPPET_OA_WEBHOOK_PROXY_URL: z.string().url().optional(),
+  /** Personal (unverified) subscription accounts. */
+  WECHATY_PUPPET_OA_PERSONAL_MODE: envBool(false),
 
   /** How a chatter gets the key (e.g. the official account's name); shown to unauthorised users. */
   BOT_KEY_HELP_TEXT: z

@@ -24,15 +24,20 @@ export interface ConversationOptions {
 
 // KEYS: list. ARGV: turn JSON, max turns, max tokens, idle ms.
 const APPEND_SCRIPT = `
+local function tokens(item)
+  local ok, t = pcall(cjson.decode, item)
+  if ok and type(t) == 'table' then return tonumber(t.tokens) or 0 end
+  return 0
+end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
 local maxTokens = tonumber(ARGV[3])
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
 local total = 0
-for i = 1, #items do total = total + (cjson.decode(items[i]).tokens or 0) end
+for i = 1, #items do total = total + tokens(items[i]) end
 local i = 1
 while total > maxTokens and i <= #items do
-  total = total - (cjson.decode(items[i]).tokens or 0)
+  total = total - tokens(items[i])
   redis.call('LPOP', KEYS[1])
   i = i + 1
 end

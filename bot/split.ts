@@ -1,7 +1,7 @@
 // Splits a long reply into ordered parts that each fit WeChat's practical message length,
 // breaking at a paragraph, sentence or word boundary when one is near, never inside a character.
 
-const SENTENCE_END = /[。！？!?；;…]|\.(?=\s)/gu;
+const SENTENCE_END = new Set(['。', '！', '？', '!', '?', '；', ';', '…', '.']);
 
 /** Parts of at most `maxChars` characters (code points), in order; empty text gives no parts. */
 export function splitReply(text: string, maxChars: number): string[] {
@@ -30,10 +30,8 @@ function breakPoint(window: string, maxChars: number): number {
   };
   const newline = lastIndex((c) => c === '\n');
   if (newline > 0) return newline;
-  const sentence = lastIndex((c, i) => {
-    SENTENCE_END.lastIndex = 0;
-    return SENTENCE_END.test(c) && (c !== '.' || i + 1 >= chars.length || /\s/u.test(chars[i + 1]));
-  });
+  // A full stop ends a sentence only before whitespace (not in 3.14 or example.com).
+  const sentence = lastIndex((c, i) => SENTENCE_END.has(c) && (c !== '.' || (i + 1 < chars.length && /\s/u.test(chars[i + 1]))));
   if (sentence > 0) return sentence;
   const space = lastIndex((c) => /\s/u.test(c));
   if (space > 0) return space;

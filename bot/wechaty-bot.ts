@@ -1,0 +1,234 @@
+// The WeChat side: a Wechaty bot that turns puppet events into ChatSession calls and sends the
+// reply parts back in order. Everything WeChat-specific lives here (self messages, message age,
+// de-duplication, non-text messages, groups and @-mentions, login state); the chat rules do not.
+import qrcodeTerminal from 'qrcode-terminal';
+import { log as wechatyLog, ScanStatus, types, WechatyBuilder, type Wechaty } from 'wechaty';
+import type { Contact, Message, Room } from 'wechaty';
+import { silentLogger, type Logger } from '../core/logger.js';
+import type { Store } from '../core/redis.js';
+import type { ChatReply, ChatSession } from './chat-session.js';
+import type { BotConfig } from './config.js';
+import { MessageDedup } from './dedup.js';
+import { setLoginState, type LoginState } from './login-state.js';
+import { mentionsName, stripMentions } from './mentions.js';
+import { KeyedSerialQueue } from './serial.js';
+
+export const WECHAT_CHANNEL = 'wechat';
+
+const NON_TEXT = new Set<number>([
+  types.Message.Image, types.Message.Audio, types.Message.Video, types.Message.Attachment, types.Message.Emoticon,
+]);
+
+export interface HandledMessage {
+  messageId: string;
+  userId?: string;
+  roomId?: string;
+  /** Why nothing or what was answered. */
+  result:
+    | 'self' | 'stale' | 'duplicate' | 'not-individual' | 'ignored-type' | 'group-disabled' | 'not-mentioned'
+    | 'non-text' | 'empty' | 'answered' | 'failed';
+  reply?: ChatReply;
+  /** Parts actually sent. */
+  sent: string[];
+  /** From receipt to the last part sent, in ms. */
+  latencyMs: number;
+}
+
+export interface WechatyChatBotOptions {
+  store: Store;
+  session: ChatSession;
+  config: BotConfig;
+  /** The puppet instance (from createChatPuppet, or a PuppetMock in tests). */
+  puppet: unknown;
+  /** Contact ids or aliases allowed to use operator commands. */
+  operators?: string[];
+  logger?: Logger;
+  /** Draw the login QR code in the terminal (npm start). */
+  printQrCode?: boolean;
+  /** Called after every incoming message is dealt with (tests, benchmark, metrics). */
+  onHandled?: (h: HandledMessage) => void;
+}
+
+export class WechatyChatBot {
+  readonly wechaty: Wechaty;
+  private readonly log: Logger;
+  private readonly dedup: MessageDedup;
+  private readonly queue = new KeyedSerialQueue();
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly operators: Set<string>;
+  private stopped = false;
+
+  constructor(private readonly options: WechatyChatBotOptions) {
+    this.log = options.logger ?? silentLogger;
+    this.dedup = new MessageDedup(options.store);
+    this.operators = new Set(options.operators ?? []);
+    // Wechaty and its puppets share one logger; ours (pino) reports what matters.
+    wechatyLog.level('silent');
+    // No `name`: no memory-card file is written next to the process.
+    this.wechaty = WechatyBuilder.build({ puppet: options.puppet as never });
+    this.wechaty.on('scan', (qrcode: string, status: ScanStatus) => void this.onScan(qrcode, status));
+    this.wechaty.on('login', (user: Contact) => void this.onLogin(user));
+    this.wechaty.on('logout', (user: Contact, reason?: string) => void this.onLogout(user, reason));
+    this.wechaty.on('error', (err: unknown) => {
+      // Puppet errors are routine (network, WeChat kicking the session): report, keep running.
+      this.log.warn({ err: errorMessage(err) }, 'wechaty error');
+    });
+    this.wechaty.on('message', (msg: Message) => {
+      const p = this.onMessage(msg).catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'message handler failed'));
+      this.inFlight.add(p);
+      void p.finally(() => this.inFlight.delete(p));
+    });
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.saveState({ state: 'logged-out', detail: 'starting' });
+    await this.wechaty.start();
+  }
+
+  /** Stops the bot; waits (bounded) for replies being sent. Always call it: Wechaty keeps a timer. */
+  async stop(waitMs = 5000): Promise<void> {
+    this.stopped = true;
+    if (this.inFlight.size) {
+      await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, waitMs).unref())]);
+    }
+    try {
+      await this.wechaty.stop();
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'wechaty stop failed');
+    }
+    await this.saveState({ state: 'logged-out', detail: 'stopped' });
+  }
+
+  private async onScan(qrcode: string, status: ScanStatus): Promise<void> {
+    if (status === ScanStatus.Waiting || status === ScanStatus.Timeout) {
+      if (this.options.printQrCode) {
+        qrcodeTerminal.generate(qrcode, { small: true });
+        console.log(`Scan the QR code above with WeChat to log the bot in (or open ${qrcode}).`);
+      }
+      this.log.info({ status: ScanStatus[status] }, 'waiting for the WeChat login QR code to be scanned');
+      await this.saveState({ state: 'waiting-for-scan', qrcode });
+    } else {
+      this.log.info({ status: ScanStatus[status] }, 'login QR code status');
+    }
+  }
+
+  private async onLogin(user: Contact): Promise<void> {
+    this.log.info({ id: user.id, name: user.name() }, 'bot logged in to WeChat');
+    await this.saveState({ state: 'logged-in', user: { id: user.id, name: user.name() } });
+  }
+
+  private async onLogout(user: Contact, reason?: string): Promise<void> {
+    // WeChat logs bots out often; the puppet offers a new QR code and we keep running.
+    this.log.warn({ id: user.id, reason }, 'bot logged out of WeChat; waiting for the next scan');
+    await this.saveState({ state: 'logged-out', detail: reason || 'logged out' });
+  }
+
+  private async saveState(state: Omit<LoginState, 'since'>): Promise<void> {
+    try {
+      await setLoginState(this.options.store, state);
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'could not save the login state');
+    }
+  }
+
+  private async onMessage(msg: Message): Promise<void> {
+    const started = performance.now();
+    const done = (h: Omit<HandledMessage, 'messageId' | 'latencyMs' | 'sent'> & { sent?: string[] }) => {
+      this.options.onHandled?.({ messageId: msg.id, sent: [], ...h, latencyMs: performance.now() - started });
+    };
+    if (msg.self()) return done({ result: 'self' });
+    if (this.stopped) return;
+    if (msg.age() > this.options.config.BOT_MAX_MESSAGE_AGE_SECONDS) return done({ result: 'stale' });
+    let first = true;
+    try {
+      first = await this.dedup.claim(msg.id);
+    } catch (err) {
+      // Redis is away: the in-memory check already ran; the chat session answers "try again".
+      this.log.debug({ err: errorMessage(err) }, 'dedup unavailable');
+    }
+    if (!first) return done({ result: 'duplicate' });
+
+    const talker = msg.talker();
+    const room = msg.room();
+    if (talker.type() !== types.Contact.Individual && talker.type() !== types.Contact.Unknown) {
+      return done({ result: 'not-individual', userId: talker.id });
+    }
+    const chatKey = room ? `${room.id}:${talker.id}` : talker.id;
+    await this.queue.run(chatKey, async () => {
+      if (room) await this.onRoomMessage(msg, talker, room, done);
+      else await this.onPrivateMessage(msg, talker, done);
+    });
+  }
+
+  private async onPrivateMessage(msg: Message, talker: Contact, done: (h: Omit<HandledMessage, 'messageId' | 'latencyMs'>) => void): Promise<void> {
+    const type = msg.type();
+    const base = { channel: WECHAT_CHANNEL, userId: talker.id, displayName: talker.name() };
+    if (type !== types.Message.Text) {
+      if (!NON_TEXT.has(type)) return done({ result: 'ignored-type', userId: talker.id, sent: [] });
+      const reply = await this.options.session.handleNonText(base);
+      const sent = await this.send(reply.parts, (part) => talker.say(part));
+      return done({ result: 'non-text', userId: talker.id, reply, sent });
+    }
+    const text = msg.text();
+    if (!text.trim()) return done({ result: 'empty', userId: talker.id, sent: [] });
+    const reply = await this.options.session.handle({ ...base, text, context: 'private', isOperator: await this.isOperator(talker) });
+    const sent = await this.send(reply.parts, (part) => talker.say(part));
+    done({ result: reply.kind === 'error' ? 'failed' : 'answered', userId: talker.id, reply, sent });
+  }
+
+  private async onRoomMessage(
+    msg: Message, talker: Contact, room: Room, done: (h: Omit<HandledMessage, 'messageId' | 'latencyMs'>) => void,
+  ): Promise<void> {
+    const ids = { userId: talker.id, roomId: room.id, sent: [] as string[] };
+    // Only text can carry an @-mention; stickers and images in groups are not for us.
+    if (msg.type() !== types.Message.Text) return done({ result: 'ignored-type', ...ids });
+    const groups = this.options.config.BOT_GROUPS;
+    if (groups.length > 0 && !groups.includes(room.id) && !groups.includes(await room.topic())) {
+      return done({ result: 'group-disabled', ...ids });
+    }
+    const self = this.wechaty.currentUser;
+    const names = [self.name()];
+    const roomAlias = await room.alias(self).catch(() => undefined);
+    if (roomAlias) names.push(roomAlias);
+    const raw = msg.text();
+    const mentioned = (await msg.mentionSelf()) || mentionsName(raw, names);
+    if (!mentioned) return done({ result: 'not-mentioned', ...ids });
+    const text = stripMentions(mentioned && (await msg.mentionSelf()) ? await msg.mentionText() : raw, names);
+    if (!text) return done({ result: 'empty', ...ids });
+    const reply = await this.options.session.handle({
+      channel: WECHAT_CHANNEL, userId: talker.id, displayName: talker.name(), text, context: 'group',
+      isOperator: await this.isOperator(talker),
+    });
+    // Addressed to the sender: WeChat shows "@name" and notifies them.
+    const sent = await this.send(reply.parts, (part) => room.say(part, talker));
+    done({ result: reply.kind === 'error' ? 'failed' : 'answered', reply, ...ids, sent });
+  }
+
+  /** Sends parts in order; a failed send (puppet offline) stops the rest and is logged. */
+  private async send(parts: string[], say: (part: string) => Promise<unknown>): Promise<string[]> {
+    const sent: string[] = [];
+    for (const part of parts) {
+      try {
+        await say(part);
+        sent.push(part);
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, 'could not send a reply');
+        break;
+      }
+    }
+    return sent;
+  }
+
+  private async isOperator(talker: Contact): Promise<boolean> {
+    if (this.operators.size === 0) return false;
+    if (this.operators.has(talker.id)) return true;
+    // The alias (remark) is set by the bot's owner, so unlike the display name it cannot be forged.
+    const alias = await talker.alias().catch(() => undefined);
+    return !!alias && this.operators.has(alias);
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
