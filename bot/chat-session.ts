@@ -92,6 +92,8 @@ export class ChatSession {
   readonly bans: Bans;
   readonly texts: BotTexts;
   private readonly log: Logger;
+  /** Display names already written to the usage index (saves a round trip per message). */
+  private readonly knownNames = new Map<string, string>();
 
   constructor(private readonly deps: ChatSessionDeps) {
     const c = deps.config;
@@ -106,6 +108,11 @@ export class ChatSession {
     });
     this.bans = new Bans(deps.store);
     this.texts = new BotTexts({ keyHelp: c.BOT_KEY_HELP_TEXT, timeZone: c.BOT_QUOTA_TZ, now: deps.now });
+  }
+
+  /** The live settings (the admin panel's runtime settings change fields of this object in place). */
+  get config(): BotConfig {
+    return this.deps.config;
   }
 
   /** Handles one message; never rejects (every failure becomes a polite reply and an outcome). */
@@ -281,14 +288,20 @@ export class ChatSession {
 
   private async record(msg: IncomingChat, reply: ChatReply, latencyMs: number): Promise<void> {
     const { usage } = this.deps;
+    const name = msg.displayName ?? msg.userId;
+    const nameChanged = this.knownNames.get(msg.userId) !== name;
     try {
       await Promise.all([
         usage.record({
           userId: msg.userId, channel: msg.channel, outcome: reply.outcome, latencyMs: Math.round(latencyMs * 100) / 100,
           tokensIn: reply.generation?.promptTokens ?? 0, tokensOut: reply.generation?.completionTokens ?? 0,
         }),
-        usage.touchUser?.({ userId: msg.userId, displayName: msg.displayName ?? msg.userId, channel: msg.channel }),
+        nameChanged ? usage.touchUser?.({ userId: msg.userId, displayName: name, channel: msg.channel }) : undefined,
       ]);
+      if (nameChanged) {
+        if (this.knownNames.size >= 10_000) this.knownNames.clear();
+        this.knownNames.set(msg.userId, name);
+      }
     } catch (err) {
       // Statistics must never cost the chatter their reply (e.g. Redis went away meanwhile).
       this.log.warn({ err: (err as Error).message, userId: msg.userId }, 'usage not recorded');

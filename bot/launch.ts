@@ -1,0 +1,87 @@
+// Wiring for `npm start`: builds the shared chat (used by the web chat too) and starts the WeChat
+// bot and the official-account key responder when configured. A puppet that fails to start is
+// reported and the platform keeps running (the admin panel shows the bot as logged out).
+import type { CoreConfig } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { Store } from '../core/redis.js';
+import type { TextGenerator } from '../model/generator.js';
+import { ChatSession, type ChatPromptFormat, type KeyGate, type UsageSink } from './chat-session.js';
+import type { BotConfig } from './config.js';
+import { KeyResponderBot, type CurrentKeySource } from './key-responder.js';
+import { setLoginState } from './login-state.js';
+import { createChatPuppet, createOfficialAccountPuppet, officialAccountConfigured } from './puppet.js';
+import { UserAdmin } from './user-admin.js';
+import { WechatyChatBot } from './wechaty-bot.js';
+
+export interface ChatDeps {
+  store: Store;
+  keys: KeyGate & CurrentKeySource;
+  usage: UsageSink;
+  generator: TextGenerator;
+  format: ChatPromptFormat;
+  coreConfig: Pick<CoreConfig, 'KEY_LENGTH' | 'KEY_ALPHABET' | 'KEY_ROTATE_TZ' | 'OPERATORS'>;
+  botConfig: BotConfig;
+  logger: Logger;
+}
+
+/** The channel-independent chat and the admin's user actions, one of each per process. */
+export function createChat(deps: ChatDeps): { session: ChatSession; userAdmin: UserAdmin } {
+  const session = new ChatSession({
+    store: deps.store, keys: deps.keys, usage: deps.usage, generator: deps.generator, format: deps.format,
+    config: deps.botConfig, keyShape: { length: deps.coreConfig.KEY_LENGTH, alphabet: deps.coreConfig.KEY_ALPHABET },
+    logger: deps.logger.child({ part: 'chat' }),
+  });
+  return { session, userAdmin: new UserAdmin(deps.store, deps.botConfig) };
+}
+
+export interface RunningBots {
+  chatBot: WechatyChatBot | null;
+  keyResponder: KeyResponderBot | null;
+  stop(): Promise<void>;
+}
+
+/** Starts what BOT_ENABLED and WECHATY_PUPPET_OA_* ask for; never rejects on puppet trouble. */
+export async function startBots(deps: ChatDeps & { session: ChatSession; printQrCode?: boolean }): Promise<RunningBots> {
+  const log = deps.logger.child({ part: 'bot' });
+  let chatBot: WechatyChatBot | null = null;
+  let keyResponder: KeyResponderBot | null = null;
+
+  if (deps.botConfig.BOT_ENABLED) {
+    try {
+      chatBot = new WechatyChatBot({
+        store: deps.store, session: deps.session, config: deps.botConfig, puppet: await createChatPuppet(deps.botConfig),
+        operators: deps.coreConfig.OPERATORS, logger: log, printQrCode: deps.printQrCode ?? true,
+      });
+      await chatBot.start();
+      log.info({ puppet: deps.botConfig.WECHATY_PUPPET }, 'wechat bot started');
+    } catch (err) {
+      log.error({ err: (err as Error).message, puppet: deps.botConfig.WECHATY_PUPPET }, 'the WeChat bot could not start; the platform keeps running without it');
+      await setLoginState(deps.store, { state: 'logged-out', detail: `puppet failed to start: ${(err as Error).message}` }).catch(() => undefined);
+      await chatBot?.stop(0).catch(() => undefined);
+      chatBot = null;
+    }
+  } else {
+    log.info('WeChat bot disabled (set BOT_ENABLED=true to start it)');
+  }
+
+  if (officialAccountConfigured(deps.botConfig)) {
+    try {
+      keyResponder = new KeyResponderBot({
+        keys: deps.keys, puppet: await createOfficialAccountPuppet(deps.botConfig), timeZone: deps.coreConfig.KEY_ROTATE_TZ, logger: log.child({ bot: 'official-account' }),
+      });
+      await keyResponder.start();
+      log.info('official-account key responder started');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'the official-account key responder could not start');
+      keyResponder = null;
+    }
+  }
+
+  return {
+    chatBot,
+    keyResponder,
+    async stop() {
+      await Promise.allSettled([chatBot?.stop(), keyResponder?.stop()]);
+    },
+  };
+}
