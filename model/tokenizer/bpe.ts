@@ -302,7 +302,9 @@ export class BpeTokenizer {
 
   private encodePlain(text: string, onWord: (w: CachedWord) => void): void {
     if (this.preTokenize) {
-      for (const unit of this.preTokenize(text)) onWord(unit.raw ? this.rawBytes(unit.text) : this.word(unit.text, false));
+      // nemo-bpe keeps case by default (chat text); a lower-casing vocabulary gives up exact round trips.
+      const input = this.config.lowercase ? text.toLowerCase() : text;
+      for (const unit of this.preTokenize(input)) onWord(unit.raw ? this.rawBytes(unit.text) : this.word(unit.text, false));
     } else {
       for (const w of basicTokenize(text, { lowercase: this.config.lowercase })) onWord(this.word(w, true));
     }

@@ -1,0 +1,14 @@
+// `npm run model -- <command>`: the model's command line. Each command lives in its own file in
+// model/commands/ and exports `register(program)`; add new commands by registering them here.
+import { Command } from 'commander';
+import { register as registerTrainTokenizer } from './commands/train-tokenizer.js';
+
+const program = new Command();
+program.name('npm run model --').description('nemo model tools').showHelpAfterError();
+
+registerTrainTokenizer(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
