@@ -1,0 +1,98 @@
+// The keys CLI as an operator runs it: a separate process on the same Redis and prefix.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { KeyService, type RotationEvent } from '../keys/key-service.js';
+import { openTestStore, TEST_REDIS_URL } from '../testing.js';
+import { keyConfig, waitFor } from './keys-helpers.js';
+
+const run = promisify(execFile);
+
+/** Runs the CLI; `npx tsx` as an operator would, or node with the tsx loader (faster) for the rest. */
+async function cli(args: string[], env: Record<string, string>, via: 'npx' | 'node' = 'node'): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [cmd, pre] = via === 'npx' ? ['npx', ['tsx']] : [process.execPath, ['--import', 'tsx']];
+  try {
+    const { stdout, stderr } = await run(cmd, [...pre, 'core/keys-cli.ts', ...args], {
+      env: { ...process.env, REDIS_URL: TEST_REDIS_URL, ...env },
+      timeout: 30_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+test('keys show --json prints the current key, version and next rotation', async () => {
+  const store = await openTestStore('cli');
+  try {
+    const service = new KeyService(store, keyConfig());
+    const cur = await service.current();
+    const out = await cli(['show', '--json'], { REDIS_PREFIX: store.prefix }, 'npx');
+    assert.equal(out.code, 0, out.stderr);
+    const shown = JSON.parse(out.stdout);
+    assert.equal(shown.key, cur.key);
+    assert.equal(shown.version, cur.version);
+    assert.equal(shown.createdAt, cur.createdAt);
+    assert.equal(shown.nextRotationAt, cur.nextRotationAt);
+    assert.match(shown.key, /^\d{6}$/);
+    assert.ok(!Number.isNaN(Date.parse(shown.nextRotationAt)));
+  } finally {
+    await store.cleanup();
+  }
+});
+
+test('keys rotate is heard by a running server at once; history and schedule work from the CLI', async () => {
+  const store = await openTestStore('cli');
+  const server = new KeyService(store, keyConfig());
+  try {
+    await server.start();
+    const seen: RotationEvent[] = [];
+    server.onRotate((e) => seen.push(e));
+    const before = await server.current();
+    const out = await cli(['rotate', '--json', '--actor', 'ops'], { REDIS_PREFIX: store.prefix });
+    assert.equal(out.code, 0, out.stderr);
+    const rotated = JSON.parse(out.stdout);
+    assert.equal(rotated.version, before.version + 1);
+    assert.ok(await waitFor(() => seen.some((e) => e.version === rotated.version && e.by === 'cli'), 3000));
+    assert.equal((await server.verify('u', rotated.key)).ok, true);
+
+    const hist = await cli(['history', '--json'], { REDIS_PREFIX: store.prefix });
+    const entries = JSON.parse(hist.stdout);
+    assert.deepEqual(entries.map((e: { version: number; by: string; actor?: string }) => [e.version, e.by, e.actor]), [
+      [2, 'cli', 'ops'],
+      [1, 'init', undefined],
+    ]);
+
+    const bad = await cli(['schedule', 'set', '0 0 * *'], { REDIS_PREFIX: store.prefix });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /4 fields; expected 5/);
+    const good = await cli(['schedule', 'set', '0 0 * * 1', '--tz', 'UTC', '--json'], { REDIS_PREFIX: store.prefix });
+    assert.equal(good.code, 0, good.stderr);
+    assert.equal(JSON.parse(good.stdout).cron, '0 0 * * 1');
+    assert.ok(await waitFor(async () => (await server.current()).nextRotationAt === JSON.parse(good.stdout).nextRuns[0], 3000));
+    const shown = await cli(['schedule', '--json'], { REDIS_PREFIX: store.prefix });
+    assert.deepEqual(JSON.parse(shown.stdout).tz, 'UTC');
+  } finally {
+    await server.stop();
+    await store.cleanup();
+  }
+});
+
+test('keys --help works on every command, and Redis being down gives one clear line', async () => {
+  const helps = [['--help'], ['show', '--help'], ['rotate', '--help'], ['history', '--help'], ['schedule', 'set', '--help']];
+  const [down, badEnv, ...outs] = await Promise.all([
+    cli(['show'], { REDIS_URL: 'redis://127.0.0.1:1/0', REDIS_PREFIX: 'unused:' }),
+    cli(['show'], { KEY_LENGTH: 'abc' }),
+    ...helps.map((args) => cli(args, { REDIS_PREFIX: 'unused:' })),
+  ]);
+  outs.forEach((out, i) => {
+    assert.equal(out.code, 0, `${helps[i].join(' ')}: ${out.stderr}`);
+    assert.match(out.stdout, /Usage: keys/);
+  });
+  assert.equal(down.code, 3);
+  assert.match(down.stderr, /Cannot reach Redis at redis:\/\/127\.0\.0\.1:1\/0/);
+  assert.equal(badEnv.code, 2);
+  assert.match(badEnv.stderr, /KEY_LENGTH/);
+});
