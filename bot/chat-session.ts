@@ -32,7 +32,17 @@ export interface KeyGate {
 export interface UsageSink {
   record(e: { userId: string; channel: string; tokensIn: number; tokensOut: number; latencyMs: number; outcome: string }): Promise<void>;
   touchUser?(u: { userId: string; displayName: string; channel: string }): Promise<void>;
-  series?(range: '24h'): Promise<{ totals: Record<string, unknown> }>;
+  series?(range: '24h'): Promise<{ totals: UsageTotals }>;
+}
+
+export interface UsageTotals {
+  messages: number;
+  activeUsers: number;
+  tokensIn: number;
+  tokensOut: number;
+  errors: number;
+  latencyP50: number | null;
+  latencyP95: number | null;
 }
 
 /** How history and the new message become a prompt, and which strings end the bot's turn. */
@@ -248,13 +258,17 @@ export class ChatSession {
       }
       case 'stats': {
         if (!msg.isOperator) return this.texts.operatorOnly();
-        const totals = usage.series ? (await usage.series('24h')).totals : {};
         const failed = keys.failedAttempts ? await keys.failedAttempts() : undefined;
         const s = generator.stats();
         const lines = ['📊 24h:'];
-        for (const [k, v] of Object.entries(totals)) if (typeof v === 'number') lines.push(`${k}: ${Math.round(v * 100) / 100}`);
-        if (failed !== undefined) lines.push(`failed key attempts: ${failed}`);
-        lines.push(`model: ${generator.info().name}, active ${s.active}, queued ${s.queued}/${s.maxQueue}`);
+        if (usage.series) {
+          const t = (await usage.series('24h')).totals;
+          lines.push(`messages ${t.messages}, active users ${t.activeUsers}, errors ${t.errors}`);
+          lines.push(`tokens in ${t.tokensIn}, out ${t.tokensOut}`);
+          if (t.latencyP50 !== null) lines.push(`latency p50 ${Math.round(t.latencyP50)} ms, p95 ${Math.round(t.latencyP95 ?? 0)} ms`);
+        }
+        if (failed !== undefined) lines.push(`failed key attempts (all time): ${failed}`);
+        lines.push(`model ${generator.info().name}: active ${s.active}, queued ${s.queued}/${s.maxQueue}`);
         return lines.join('\n');
       }
       default:
