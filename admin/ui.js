@@ -1,5 +1,5 @@
-// Small DOM helpers. Everything the server sends is put on the page as text (textContent,
 /* global Node */
+// Small DOM helpers. Everything the server sends is put on the page as text (textContent,
 // attributes through setAttribute), never as HTML: WeChat display names may contain markup.
 
 /** h('div.card#id', {attrs, on: {click}}, ...children): builds an element. */

@@ -40,7 +40,8 @@ export interface AppDeps {
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ADMIN_DIR = path.resolve(here, '..', 'admin');
 const require = createRequire(import.meta.url);
-const CHART_JS = require.resolve('chart.js/dist/chart.umd.min.js');
+// chart.js does not export its UMD build; find it next to the package's CommonJS entry.
+const CHART_JS = path.join(path.dirname(require.resolve('chart.js')), 'chart.umd.min.js');
 
 export function createApp(deps: AppDeps): Express {
   const config = deps.config ?? parseEnv(serverSchema, {});
@@ -110,7 +111,8 @@ export function createApp(deps: AppDeps): Express {
   app.get('/vendor/chart.umd.min.js', (_req, res) => res.sendFile(CHART_JS, { maxAge: '1d' }));
   app.get('/', (_req, res) => res.redirect(302, '/chat'));
   app.get('/chat', (_req, res) => res.sendFile(path.join(ADMIN_DIR, 'chat.html'), { headers: { 'Cache-Control': 'no-cache' } }));
-  app.get('/admin', (_req, res) => res.redirect(302, '/admin/'));
+  // Relative asset URLs need the trailing slash; non-strict routing matches both forms here.
+  app.get('/admin', (req, res, next) => (req.originalUrl.split('?')[0] === '/admin' ? res.redirect(302, '/admin/') : next()));
   app.use('/admin', express.static(ADMIN_DIR, { index: 'index.html', ...noStore }));
 
   app.use(notFound);

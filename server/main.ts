@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { DEFAULT_REDIS_URL, loadCoreConfig, type CoreConfig } from '../core/config.js';
 import { ConfigError } from '../core/env.js';
+import { KeyService } from '../core/keys/key-service.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { isPortOpen, launchLocalRedis } from '../core/redis-launcher.js';
 import { redactUrl, Store } from '../core/redis.js';
@@ -39,6 +40,9 @@ async function main(): Promise<void> {
   const store = new Store({ url: redis.url, prefix: config.REDIS_PREFIX, logger: log.child({ part: 'redis' }) });
   await store.open();
   log.info({ redis: redactUrl(redis.url), prefix: config.REDIS_PREFIX }, 'connected to redis');
+  // Access keys: scheduled rotation (exactly once across processes), catch-up, pub/sub.
+  const keys = new KeyService(store, config, log.child({ part: 'keys' }));
+  await keys.start();
 
   const app = createApp({ store, startedAt });
   const server: Server = await new Promise((resolve, reject) => {
@@ -56,6 +60,7 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     await new Promise<void>((r) => server.close(() => r()));
+    await keys.stop();
     await store.close();
     redis.child?.kill('SIGTERM');
     clearTimeout(force);
