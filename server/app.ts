@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import type { LoginState } from '../bot/login-state.js';
+import { getLoginState, type LoginState } from '../bot/login-state.js';
 import type { CoreConfig } from '../core/config.js';
 import { coreSchema } from '../core/config.js';
 import { parseEnv } from '../core/env.js';
@@ -49,6 +49,8 @@ export function createApp(deps: AppDeps): Express {
   const log = deps.logger ?? silentLogger;
   const metrics = deps.metrics ?? createMetrics({ defaultMetrics: false });
   const audit = new AuditLog(deps.store);
+  // The bot may run in another process: its login state is read from the shared Redis.
+  const botState = deps.botState ?? (() => getLoginState(deps.store));
 
   const app = express();
   app.disable('x-powered-by');
@@ -89,7 +91,7 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
 
-  app.use(healthRoutes({ store: deps.store, startedAt: deps.startedAt, metrics, generator: deps.generator, botState: deps.botState, isStopping: deps.isStopping }));
+  app.use(healthRoutes({ store: deps.store, startedAt: deps.startedAt, metrics, generator: deps.generator, botState, isStopping: deps.isStopping }));
 
   const json = express.json({ limit: '16kb', strict: true });
   const auth = createAdminAuth({ store: deps.store, config, audit, log: log.child({ part: 'admin' }) });
@@ -100,7 +102,7 @@ export function createApp(deps: AppDeps): Express {
     auth.requireAdmin,
     adminRoutes({
       ...(deps.admin ?? {}),
-      store: deps.store, config, coreConfig, audit, log: log.child({ part: 'admin' }), metrics, generator: deps.generator, botState: deps.botState,
+      store: deps.store, config, coreConfig, audit, log: log.child({ part: 'admin' }), metrics, generator: deps.generator, botState,
     }),
   );
   app.use('/api/chat', json, chatRoutes({ ...(deps.chat ?? {}), store: deps.store, log: log.child({ part: 'web-chat' }), metrics, config }));
