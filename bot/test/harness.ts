@@ -119,11 +119,11 @@ export class BotHarness {
   }
 
   /** Delivers a hand-made message payload (old timestamps, stickers, redelivery of an id). */
-  async deliver(payload: { id?: string; talkerId: string; listenerId?: string; text?: string; type?: number; timestamp?: number }): Promise<HandledMessage> {
+  async deliver(payload: { id?: string; talkerId: string; listenerId?: string; roomId?: string; text?: string; type?: number; timestamp?: number }): Promise<HandledMessage> {
     const id = payload.id ?? `m-${Math.random().toString(36).slice(2)}`;
     if (!this.mocker.cacheMessagePayload.has(id)) {
       this.mocker.MessageMock.create({
-        id, type: types.Message.Text, timestamp: Date.now(), listenerId: this.botContact.id, ...payload,
+        id, type: types.Message.Text, timestamp: Date.now(), ...(payload.roomId ? {} : { listenerId: this.botContact.id }), ...payload,
       } as never);
     }
     const next = this.nextHandled();
