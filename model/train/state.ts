@@ -1,0 +1,97 @@
+// Training checkpoints that resume EXACTLY: the weights (HF layout, float32, so the folder is
+// also a normal model checkpoint), the optimizer's moments, the data position and the counters.
+// Written to a temporary folder and swapped in with renames, so a crash or a bad step never
+// leaves a half-written checkpoint: `checkpoint/` is always the last complete one.
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { readCheckpoint, saveCheckpoint } from '../checkpoint.js';
+import type { GptConfig } from '../config.js';
+import type { GptParams } from '../params.js';
+import { readSafetensors, writeSafetensors, type HostTensor } from '../safetensors.js';
+import type { DataPosition } from './batches.js';
+import type { TrainConfig } from './config.js';
+
+export const TRAINER_STATE_FILE = 'trainer_state.json';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+
+export interface TrainerState {
+  version: 1;
+  /** Completed optimizer updates. */
+  step: number;
+  position: DataPosition;
+  tokensSeen: number;
+  /** Training wall time over all sessions (ms). */
+  elapsedMs: number;
+  config: TrainConfig;
+  /** What the run was trained on, to refuse resuming on different data. */
+  data: { trainTokens: number; vocabSize: number };
+  lastEval?: { step: number; valLoss: number; perCorpus: Record<string, number> };
+  savedAt: string;
+}
+
+export class CheckpointStateError extends Error {
+  override name = 'CheckpointStateError';
+}
+
+const exists = async (p: string) => stat(p).then(() => true, () => false);
+
+export function checkpointDir(outDir: string): string {
+  return path.join(outDir, 'checkpoint');
+}
+
+/** The folder to resume from: `checkpoint/`, or `checkpoint.prev/` if a swap was interrupted. */
+export async function findCheckpoint(outDir: string): Promise<string | undefined> {
+  for (const name of ['checkpoint', 'checkpoint.prev']) {
+    const dir = path.join(outDir, name);
+    if (await exists(path.join(dir, TRAINER_STATE_FILE))) return dir;
+  }
+  return undefined;
+}
+
+export async function saveTrainingCheckpoint(
+  outDir: string,
+  modelConfig: GptConfig,
+  params: GptParams,
+  optimizerArrays: Array<[string, HostTensor]>,
+  state: TrainerState,
+  tokenizerFiles: string[],
+): Promise<string> {
+  const final = checkpointDir(outDir);
+  const tmp = path.join(outDir, 'checkpoint.tmp');
+  const prev = path.join(outDir, 'checkpoint.prev');
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  await saveCheckpoint(tmp, modelConfig, params, { tokenizerFiles, dtype: 'F32', metadata: { step: String(state.step) } });
+  await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), optimizerArrays, 'F32', { step: String(state.step) });
+  // The state file last: its presence marks the folder complete.
+  await writeFile(path.join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+  await rm(prev, { recursive: true, force: true });
+  if (await exists(final)) await rename(final, prev);
+  await rename(tmp, final);
+  await rm(prev, { recursive: true, force: true });
+  return final;
+}
+
+export interface LoadedTrainingCheckpoint {
+  dir: string;
+  state: TrainerState;
+  modelConfig: GptConfig;
+  weights: Map<string, HostTensor>;
+  optimizer: Map<string, HostTensor>;
+}
+
+export async function loadTrainingCheckpoint(dir: string): Promise<LoadedTrainingCheckpoint> {
+  const stateFile = path.join(dir, TRAINER_STATE_FILE);
+  let state: TrainerState;
+  try {
+    state = JSON.parse(await readFile(stateFile, 'utf8')) as TrainerState;
+  } catch (err) {
+    throw new CheckpointStateError(`${stateFile}: cannot read the trainer state (${(err as Error).message})`);
+  }
+  if (state.version !== 1 || !Number.isInteger(state.step) || !state.position || !state.config) {
+    throw new CheckpointStateError(`${stateFile}: not a trainer state of version 1`);
+  }
+  const host = await readCheckpoint(dir);
+  const optimizer = await readSafetensors(path.join(dir, OPTIMIZER_FILE));
+  return { dir, state, modelConfig: host.config, weights: host.arrays, optimizer };
+}

@@ -1,0 +1,377 @@
+// Unsupervised pre-training of the GPT-1 decoder with the standard language-model objective
+// (the paper's first stage), on the model definition in ../gpt.ts:
+//   Adam(0.9, 0.999, 1e-8) with decoupled weight decay on matrices, linear warm-up then cosine
+//   decay, dropout on embeddings/attention/residuals, N(0, 0.02) init, global-norm gradient
+//   clipping, gradient accumulation; checkpoints that resume bit-identically; validation loss and
+//   perplexity per corpus; a JSONL run log and an SVG loss curve next to the checkpoint.
+import { appendFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import * as tf from '@tensorflow/tfjs';
+import { makeConfig, type GptConfig } from '../config.js';
+import { forward } from '../gpt.js';
+import { initParamArrays, namedParams, paramSpecs, toVariables, type GptParams } from '../params.js';
+import { paramsFromArrays } from '../checkpoint.js';
+import type { Dataset } from '../data/shards.js';
+import { AdamW } from './adamw.js';
+import { evalWindows, WindowSampler, type Batch } from './batches.js';
+import type { TrainConfig } from './config.js';
+import { installTrainingKernels } from './kernels.js';
+import { crossEntropy } from './loss.js';
+import { renderLossCurve, smooth } from './loss-curve.js';
+import { learningRate } from './schedule.js';
+import { findCheckpoint, loadTrainingCheckpoint, saveTrainingCheckpoint, type TrainerState } from './state.js';
+
+/** Training cannot go on (NaN loss, bad resume); the last good checkpoint is left as it was. */
+export class TrainingError extends Error {
+  override name = 'TrainingError';
+}
+
+export type TrainEvent =
+  | { type: 'start'; step: number; resumedFrom?: string; parameters: number; backend: string; trainTokens: number }
+  | { type: 'step'; step: number; loss: number; lr: number; gradNorm: number; tokensPerSec: number; tokensSeen: number; elapsedMs: number }
+  | { type: 'eval'; step: number; tokensSeen: number; valLoss: number; valPerplexity: number; perCorpus: Record<string, { loss: number; perplexity: number; tokens: number }> }
+  | { type: 'checkpoint'; step: number; dir: string }
+  | { type: 'stop'; step: number; reason: 'done' | 'max-steps' | 'aborted' };
+
+export interface PretrainOptions {
+  config: TrainConfig;
+  data: Dataset;
+  /** Run folder: checkpoint/, log.jsonl, loss.svg, train-config.json. */
+  outDir: string;
+  /** Stop once this many updates are done in total (default config.steps). */
+  untilStep?: number;
+  /** Ignore an existing checkpoint in outDir and start from scratch (refused if one exists unless true). */
+  restart?: boolean;
+  /** 'bar' (TTY), 'lines' (logs), or 'none'. */
+  progress?: 'bar' | 'lines' | 'none';
+  onEvent?: (e: TrainEvent) => void;
+  /** Stops at the next step boundary after saving a checkpoint. */
+  signal?: AbortSignal;
+  /** Called after every update (benchmarks, tests). */
+  afterStep?: (ctx: { step: number; params: GptParams }) => void;
+}
+
+export interface PretrainResult {
+  step: number;
+  tokensSeen: number;
+  elapsedMs: number;
+  lastLoss: number;
+  checkpointDir?: string;
+  lastEval?: { valLoss: number; perCorpus: Record<string, number> };
+}
+
+const LOG_FILE = 'log.jsonl';
+const CURVE_FILE = 'loss.svg';
+
+let runCounter = 0;
+
+/** Model config of a run: the recipe's shape with the data set's vocabulary and dropout. */
+export function modelConfigFor(config: TrainConfig, vocabSize: number): GptConfig {
+  return makeConfig({
+    vocabSize,
+    nLayer: config.model.nLayer,
+    nEmbd: config.model.nEmbd,
+    nHead: config.model.nHead,
+    nPositions: config.model.nPositions,
+    nInner: config.model.nInner,
+    residPdrop: config.dropout,
+    embdPdrop: config.dropout,
+    attnPdrop: config.dropout,
+  });
+}
+
+/** Mean next-token cross-entropy of a batch (inside a tidy or a gradient function). */
+export function batchLoss(params: GptParams, batch: Batch, rows: number, training: boolean, seed?: number): tf.Scalar {
+  const T = batch.inputs.length / rows;
+  const C = params.config.nEmbd;
+  const ids = tf.tensor2d(batch.inputs, [rows, T], 'int32');
+  const h = forward(params, ids, { training, seed });
+  // Explicit transpose + plain matmul for the tied LM head: the transposed-matmul form is slow on wasm.
+  const logits = tf.matMul(tf.reshape(h, [rows * T, C]) as tf.Tensor2D, tf.transpose(params.tokensEmbed) as tf.Tensor2D) as tf.Tensor2D;
+  return crossEntropy(logits, tf.tensor1d(batch.targets, 'int32'));
+}
+
+/** Mean loss per corpus over up to `maxWindows` validation windows each (dropout off). */
+export function evaluate(
+  params: GptParams,
+  data: Dataset,
+  batchSize: number,
+  maxWindows = Infinity,
+): Record<string, { loss: number; perplexity: number; tokens: number }> {
+  const T = params.config.nPositions;
+  const out: Record<string, { loss: number; perplexity: number; tokens: number }> = {};
+  for (const [source, tokens] of data.val) {
+    const windows = evalWindows(tokens, T, maxWindows);
+    if (windows.length === 0) continue;
+    let sum = 0;
+    for (let i = 0; i < windows.length; i += batchSize) {
+      const group = windows.slice(i, i + batchSize);
+      const batch: Batch = {
+        inputs: Int32Array.from(group.flatMap((w) => Array.from(w.inputs))),
+        targets: Int32Array.from(group.flatMap((w) => Array.from(w.targets))),
+      };
+      const l = tf.tidy(() => batchLoss(params, batch, group.length, false));
+      sum += l.dataSync()[0] * group.length;
+      l.dispose();
+    }
+    const loss = sum / windows.length;
+    out[source] = { loss, perplexity: Math.exp(loss), tokens: windows.length * T };
+  }
+  return out;
+}
+
+function dropoutSeed(seed: number, step: number, accum: number, micro: number): number {
+  // forward() derives per-layer seeds as seed + small offsets: keep steps 1000 apart.
+  return ((seed % 100000) * 7919 + (step * accum + micro) * 1000) % 2147483647;
+}
+
+async function tokenizerFiles(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names.filter((n) => /^(vocab\.json|merges\.txt|tokenizer_config\.json|special_tokens_map\.json|encoder_bpe_40000\.json|vocab_40000\.bpe)$/.test(n))
+    .map((n) => path.join(dir, n));
+}
+
+/** Rewrites log.jsonl keeping only entries up to `step` (a crash after the checkpoint left later ones). */
+async function truncateLog(file: string, step: number): Promise<void> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const kept = text.split('\n').filter((l) => {
+    if (!l.trim()) return false;
+    try {
+      return (JSON.parse(l) as { step?: number }).step! <= step;
+    } catch {
+      return false;
+    }
+  });
+  await writeFile(file, kept.length ? `${kept.join('\n')}\n` : '');
+}
+
+async function writeCurve(outDir: string, title: string): Promise<void> {
+  const text = await readFile(path.join(outDir, LOG_FILE), 'utf8').catch(() => '');
+  const steps: Array<{ tokens: number; loss: number }> = [];
+  const vals: Array<{ tokens: number; loss: number }> = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    const e = JSON.parse(line) as TrainEvent;
+    if (e.type === 'step') steps.push({ tokens: e.tokensSeen, loss: e.loss });
+    if (e.type === 'eval') vals.push({ tokens: e.tokensSeen, loss: e.valLoss });
+  }
+  const svg = renderLossCurve(title, [
+    { label: 'train loss', color: '#9ecae1', points: steps },
+    { label: 'train loss (moving avg)', color: '#08519c', points: smooth(steps) },
+    { label: 'validation loss', color: '#d94801', points: vals, dots: true },
+  ]);
+  await writeFile(path.join(outDir, CURVE_FILE), svg);
+}
+
+export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
+  const { config, data, outDir } = opts;
+  installTrainingKernels();
+  await mkdir(outDir, { recursive: true });
+  const emit = async (e: TrainEvent) => {
+    opts.onEvent?.(e);
+    if (e.type === 'step' || e.type === 'eval' || e.type === 'checkpoint' || e.type === 'stop') {
+      await appendFile(path.join(outDir, LOG_FILE), `${JSON.stringify({ ...e, time: new Date().toISOString() })}\n`);
+    }
+  };
+
+  const modelConfig = modelConfigFor(config, data.meta.vocabSize);
+  const T = modelConfig.nPositions;
+  const B = config.batchSize;
+  const accum = config.gradAccum;
+  const untilStep = Math.min(opts.untilStep ?? config.steps, config.steps);
+
+  // Start fresh or resume.
+  const found = await findCheckpoint(outDir);
+  let state: TrainerState;
+  let host: Map<string, { shape: number[]; data: Float32Array }>;
+  let optimizerArrays: Map<string, { shape: number[]; data: Float32Array }> | undefined;
+  if (found && !opts.restart) {
+    const ck = await loadTrainingCheckpoint(found);
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    if (!same(ck.state.config.model, config.model) || ck.state.config.batchSize !== B || ck.state.config.gradAccum !== accum || ck.state.config.seed !== config.seed) {
+      throw new TrainingError(
+        `${found} was trained with a different model shape, batch, accumulation or seed than this config; ` +
+          `use a new --out folder or --restart to discard it`,
+      );
+    }
+    if (ck.state.data.trainTokens !== data.train.length || ck.state.data.vocabSize !== data.meta.vocabSize) {
+      throw new TrainingError(
+        `${found} was trained on different data (${ck.state.data.trainTokens} train tokens, vocabulary ${ck.state.data.vocabSize}; ` +
+          `now ${data.train.length} and ${data.meta.vocabSize}): an exact resume needs the same data set`,
+      );
+    }
+    state = { ...ck.state, config };
+    host = ck.weights;
+    optimizerArrays = ck.optimizer;
+    await truncateLog(path.join(outDir, LOG_FILE), state.step);
+  } else {
+    state = {
+      version: 1,
+      step: 0,
+      position: { epoch: 0, cursor: 0 },
+      tokensSeen: 0,
+      elapsedMs: 0,
+      config,
+      data: { trainTokens: data.train.length, vocabSize: data.meta.vocabSize },
+      savedAt: new Date().toISOString(),
+    };
+    const init = initParamArrays(modelConfig, config.seed);
+    host = new Map(paramSpecs(modelConfig).map((s) => [s.name, { shape: s.shape, data: init.get(s.name)! }]));
+    await writeFile(path.join(outDir, LOG_FILE), '');
+  }
+  await writeFile(path.join(outDir, 'train-config.json'), `${JSON.stringify(config, null, 2)}\n`);
+
+  // Before any tensor exists: too little data is an input error, not a leak.
+  const sampler = new WindowSampler(data.train, T, config.seed, state.position);
+  const initial = paramsFromArrays(modelConfig, host);
+  const params = toVariables(initial, `pretrain${++runCounter}/`);
+  tf.dispose(namedParams(initial).map(([, t]) => t));
+  const vars = namedParams(params) as Array<[string, tf.Variable]>;
+  const varList = vars.map(([, v]) => v);
+  const optimizer = new AdamW(vars, config);
+  try {
+    if (optimizerArrays) optimizer.loadState(optimizerArrays, state.step, found!);
+  } catch (err) {
+    optimizer.dispose();
+    tf.dispose(varList);
+    throw err;
+  }
+  const tokFiles = await tokenizerFiles(data.tokenizerDir);
+  const nParams = paramSpecs(modelConfig).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  await emit({ type: 'start', step: state.step, resumedFrom: found && !opts.restart ? found : undefined, parameters: nParams, backend: tf.getBackend(), trainTokens: data.train.length });
+
+  const tokensPerStep = B * T * accum;
+  const bar = opts.progress === 'bar'
+    ? new cliProgress.SingleBar({
+      format: 'pretrain {bar} {value}/{total} | loss {loss} | {tps} tok/s | ETA {eta_formatted}',
+      etaBuffer: 50,
+      hideCursor: true,
+    }, cliProgress.Presets.shades_classic)
+    : undefined;
+  bar?.start(untilStep, state.step, { loss: '-', tps: '-' });
+
+  let lastLoss = NaN;
+  let checkpointDir: string | undefined;
+  let lastEval: PretrainResult['lastEval'];
+  let lastSavedStep = found && !opts.restart ? state.step : -1;
+
+  const save = async () => {
+    state.position = { ...sampler.position };
+    state.savedAt = new Date().toISOString();
+    checkpointDir = await saveTrainingCheckpoint(outDir, modelConfig, params, await optimizer.stateArrays(), state, tokFiles);
+    lastSavedStep = state.step;
+    await emit({ type: 'checkpoint', step: state.step, dir: checkpointDir });
+    await writeCurve(outDir, `pre-training: ${modelConfig.nLayer} layers, ${modelConfig.nEmbd} dims, vocab ${modelConfig.vocabSize}`);
+  };
+  const runEval = async () => {
+    const per = evaluate(params, data, B, config.evalWindows);
+    const entries = Object.entries(per);
+    const tokens = entries.reduce((n, [, v]) => n + v.tokens, 0);
+    const valLoss = tokens ? entries.reduce((s, [, v]) => s + v.loss * v.tokens, 0) / tokens : NaN;
+    state.lastEval = { step: state.step, valLoss, perCorpus: Object.fromEntries(entries.map(([k, v]) => [k, v.loss])) };
+    lastEval = { valLoss, perCorpus: state.lastEval.perCorpus };
+    await emit({ type: 'eval', step: state.step, tokensSeen: state.tokensSeen, valLoss, valPerplexity: Math.exp(valLoss), perCorpus: per });
+  };
+
+  let reason: 'done' | 'max-steps' | 'aborted' = untilStep >= config.steps ? 'done' : 'max-steps';
+  try {
+    if (state.step === 0 && data.val.size > 0) await runEval();
+    let windowStart = performance.now();
+    let windowTokens = 0;
+    while (state.step < untilStep) {
+      if (opts.signal?.aborted) {
+        reason = 'aborted';
+        break;
+      }
+      const t0 = performance.now();
+      const step = state.step;
+      const lr = learningRate(step, config);
+      // Forward/backward over the micro-batches, summing gradients.
+      let acc: Map<string, tf.Tensor> | undefined;
+      let lossSum = 0;
+      for (let micro = 0; micro < accum; micro++) {
+        const batch = sampler.next(B);
+        const seed = dropoutSeed(config.seed, step, accum, micro);
+        const { value, grads } = tf.variableGrads(() => batchLoss(params, batch, B, config.dropout > 0, seed), varList);
+        lossSum += value.dataSync()[0];
+        value.dispose();
+        if (!acc) {
+          acc = new Map(vars.map(([name, v]) => [name, grads[v.name]]));
+        } else {
+          for (const [name, v] of vars) {
+            const sum = tf.add(acc.get(name)!, grads[v.name]);
+            tf.dispose([acc.get(name)!, grads[v.name]]);
+            acc.set(name, sum);
+          }
+        }
+      }
+      const loss = lossSum / accum;
+      // Mean over micro-batches, global norm, clip: one scale factor for every gradient.
+      const normT = tf.tidy(() => tf.sqrt(tf.addN([...acc!.values()].map((g) => tf.sum(tf.square(g))))).div(accum));
+      const gradNorm = normT.dataSync()[0];
+      normT.dispose();
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        tf.dispose([...acc!.values()]);
+        throw new TrainingError(
+          `the loss became ${Number.isFinite(loss) ? 'finite but the gradient norm ' + gradNorm : loss} at step ${step + 1}: ` +
+            `training stopped without applying it. ` +
+            (lastSavedStep >= 0 ? `The last good checkpoint (step ${lastSavedStep}) in ${path.join(outDir, 'checkpoint')} is intact. ` : '') +
+            'Lower the learning rate or check the data.',
+        );
+      }
+      const clipScale = config.gradClip > 0 && gradNorm > config.gradClip ? config.gradClip / gradNorm : 1;
+      const scaled = new Map<string, tf.Tensor>();
+      for (const [name, g] of acc!) {
+        scaled.set(name, tf.mul(g, clipScale / accum));
+        g.dispose();
+      }
+      optimizer.apply(scaled, lr);
+      tf.dispose([...scaled.values()]);
+
+      state.step = step + 1;
+      state.tokensSeen += tokensPerStep;
+      const dt = performance.now() - t0;
+      state.elapsedMs += dt;
+      windowTokens += tokensPerStep;
+      lastLoss = loss;
+      opts.afterStep?.({ step: state.step, params });
+
+      if (state.step % config.logEvery === 0 || state.step === untilStep) {
+        const now = performance.now();
+        const tps = (windowTokens / (now - windowStart)) * 1000;
+        windowStart = now;
+        windowTokens = 0;
+        await emit({ type: 'step', step: state.step, loss, lr, gradNorm, tokensPerSec: tps, tokensSeen: state.tokensSeen, elapsedMs: state.elapsedMs });
+        bar?.update(state.step, { loss: loss.toFixed(3), tps: tps.toFixed(0) });
+        if (opts.progress === 'lines') {
+          const eta = ((untilStep - state.step) * tokensPerStep) / Math.max(tps, 1e-9);
+          process.stderr.write(
+            `step ${state.step}/${untilStep} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} |g| ${gradNorm.toFixed(2)} ` +
+              `${tps.toFixed(0)} tok/s tokens ${state.tokensSeen} ETA ${formatDuration(eta * 1000)}\n`,
+          );
+        }
+      }
+      if (state.step % config.evalEvery === 0 && data.val.size > 0) await runEval();
+      if (state.step % config.checkpointEvery === 0) await save();
+    }
+    if (state.step !== lastSavedStep) {
+      if (data.val.size > 0 && state.lastEval?.step !== state.step) await runEval();
+      await save();
+    }
+    await emit({ type: 'stop', step: state.step, reason });
+  } finally {
+    bar?.stop();
+    optimizer.dispose();
+    tf.dispose(varList);
+  }
+  return { step: state.step, tokensSeen: state.tokensSeen, elapsedMs: state.elapsedMs, lastLoss, checkpointDir, lastEval };
+}
+
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms)) return '?';
+  const s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+}
