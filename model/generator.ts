@@ -82,3 +82,19 @@ export class GeneratorTimeoutError extends Error {
     this.name = 'GeneratorTimeoutError';
   }
 }
+
+/** The request itself is invalid (bad sampling option, empty prompt): a client error, not retryable. */
+export class GenerationRequestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GenerationRequestError';
+  }
+}
+
+/** The model could not be loaded or crashed: the generator is unusable until restarted. */
+export class GeneratorUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GeneratorUnavailableError';
+  }
+}

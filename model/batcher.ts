@@ -1,0 +1,155 @@
+// Continuous batching: every active request advances by one token in ONE engine step (the
+// weights are read once for all of them); new requests join between steps after their prefill,
+// finished, cancelled or timed-out ones leave between steps. Runs on whichever thread owns the
+// engine (the generation worker, or the CLI's main thread).
+import { disposeCache, type Engine, type KvCache } from './engine.js';
+import type { FinishReason } from './generator.js';
+import type { Sequence, SequenceResult } from './generate.js';
+
+export interface BatchJob {
+  id: string;
+  seq: Sequence;
+  /** ms since epoch; the job finishes with 'timeout' after it. */
+  deadline?: number;
+  onDone(result: SequenceResult): void;
+  onError(err: Error): void;
+}
+
+interface Active {
+  job: BatchJob;
+  cache: KvCache;
+  next: number;
+}
+
+export interface BatcherStats {
+  active: number;
+  pending: number;
+  steps: number;
+  tokens: number;
+}
+
+export class Batcher {
+  private readonly pending: BatchJob[] = [];
+  private readonly active: Active[] = [];
+  private running = false;
+  private closed = false;
+  private steps = 0;
+  private tokens = 0;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly maxBatch: number,
+  ) {}
+
+  add(job: BatchJob): void {
+    if (this.closed) {
+      job.onError(new Error('generator closed'));
+      return;
+    }
+    this.pending.push(job);
+    this.kick();
+  }
+
+  /** Ends a job early; its result keeps the text generated so far. */
+  cancel(id: string, reason: FinishReason = 'aborted'): void {
+    const p = this.pending.findIndex((j) => j.id === id);
+    if (p >= 0) {
+      const [job] = this.pending.splice(p, 1);
+      job.seq.finish(reason);
+      job.onDone(job.seq.result());
+      return;
+    }
+    const a = this.active.findIndex((x) => x.job.id === id);
+    if (a >= 0) this.retire(a, reason);
+  }
+
+  stats(): BatcherStats {
+    return { active: this.active.length, pending: this.pending.length, steps: this.steps, tokens: this.tokens };
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const j of this.pending.splice(0)) j.onError(new Error('generator closed'));
+    while (this.active.length) this.retire(0, 'aborted');
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    setImmediate(() => this.loop());
+  }
+
+  private retire(index: number, reason?: FinishReason): void {
+    const [a] = this.active.splice(index, 1);
+    disposeCache(a.cache);
+    if (reason) a.job.seq.finish(reason);
+    a.job.onDone(a.job.seq.result());
+  }
+
+  private loop(): void {
+    try {
+      this.expire();
+      // At most one prefill per iteration: a long prompt delays the running streams by one
+      // prefill, not by the whole queue's.
+      if (this.active.length < this.maxBatch && this.pending.length) this.admit(this.pending.shift()!);
+      if (this.active.length) this.step();
+    } catch (err) {
+      // An engine failure (e.g. out of memory) fails the requests in flight, not the process.
+      const e = err instanceof Error ? err : new Error(String(err));
+      for (const a of this.active.splice(0)) {
+        disposeCache(a.cache);
+        a.job.onError(e);
+      }
+    }
+    if (this.active.length || this.pending.length) setImmediate(() => this.loop());
+    else this.running = false;
+  }
+
+  private expire(): void {
+    const now = Date.now();
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const j = this.pending[i];
+      if (j.deadline !== undefined && now >= j.deadline) {
+        this.pending.splice(i, 1);
+        j.seq.finish('timeout');
+        j.onDone(j.seq.result());
+      }
+    }
+    for (let i = this.active.length - 1; i >= 0; i--) {
+      const d = this.active[i].job.deadline;
+      if (d !== undefined && now >= d) this.retire(i, 'timeout');
+    }
+  }
+
+  private admit(job: BatchJob): void {
+    let cache: KvCache | undefined;
+    try {
+      const r = this.engine.prefill(job.seq.promptIds);
+      cache = r.cache;
+      const next = job.seq.accept(r.logits);
+      this.tokens++;
+      if (next === null) {
+        disposeCache(cache);
+        job.onDone(job.seq.result());
+        return;
+      }
+      this.active.push({ job, cache, next });
+    } catch (err) {
+      if (cache) disposeCache(cache);
+      job.onError(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private step(): void {
+    const logits = this.engine.step(this.active.map((a) => ({ cache: a.cache, token: a.next })));
+    this.steps++;
+    this.tokens += logits.length;
+    const finished: number[] = [];
+    this.active.forEach((a, i) => {
+      const next = a.job.seq.accept(logits[i]);
+      if (next === null) finished.push(i);
+      else a.next = next;
+    });
+    for (let k = finished.length - 1; k >= 0; k--) this.retire(finished[k]);
+  }
+}

@@ -1,0 +1,268 @@
+// The generation service: implements TextGenerator for the server and the bot. The model runs in
+// a worker thread (the event loop stays free for HTTP and WeChat); concurrent requests are decoded
+// together there (continuous batching, see batcher.ts). This side keeps the bounded queue,
+// deadlines and cancellation, so stats() and GeneratorBusyError need no round trip.
+//
+// Outcomes: finished → finishReason 'stop' | 'length'; signal aborted → 'aborted' (text so far);
+// deadline passed while generating → 'timeout' (text so far); deadline passed while still queued
+// → rejects GeneratorTimeoutError; queue full → rejects GeneratorBusyError at once.
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { readConfigFile } from './config.js';
+import { resolveSampling } from './generate.js';
+import {
+  GenerationRequestError,
+  GeneratorBusyError,
+  GeneratorTimeoutError,
+  GeneratorUnavailableError,
+  type GenerationRequest,
+  type GenerationResult,
+  type GeneratorStats,
+  type ModelInfo,
+  type TextGenerator,
+} from './generator.js';
+import { loadTokenizerFor } from './runtime.js';
+import type { BpeTokenizer } from './tokenizer/bpe.js';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+
+/** The model that ships with the project (HF layout). */
+export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('./shipped/', import.meta.url));
+
+export interface GeneratorOptions {
+  /** Model directory (HF layout or the original OpenAI release). Default: model/shipped/. */
+  modelDir?: string;
+  /** Requests decoded together (default 8). */
+  maxBatch?: number;
+  /** Requests waiting for a slot before GeneratorBusyError (default 32). */
+  maxQueue?: number;
+  /** Default per-request deadline in ms, queueing included (default 60000; 0 = none). */
+  timeoutMs?: number;
+  /** node | wasm | cpu (default: $TFJS_BACKEND, else the best available). */
+  backend?: string;
+}
+
+interface Pending {
+  id: string;
+  req: GenerationRequest;
+  started: number;
+  deadline?: number;
+  timer?: NodeJS.Timeout;
+  dispatched: boolean;
+  resolve(r: GenerationResult): void;
+  reject(e: Error): void;
+  cleanup(): void;
+}
+
+class WorkerGenerator implements TextGenerator {
+  private readonly queue: Pending[] = [];
+  private readonly inFlight = new Map<string, Pending>();
+  private failure: Error | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly worker: Worker,
+    private readonly modelInfo: ModelInfo,
+    private readonly tokenizer: BpeTokenizer,
+    private readonly maxBatch: number,
+    private readonly maxQueue: number,
+    private readonly timeoutMs: number,
+  ) {
+    worker.on('message', (m: FromWorker) => this.onMessage(m));
+    worker.on('error', (err) => this.fail(new GeneratorUnavailableError(`model worker crashed: ${err.message}`)));
+    worker.on('exit', (code) => {
+      if (!this.closing) this.fail(new GeneratorUnavailableError(`model worker exited (code ${code})`));
+    });
+  }
+
+  info(): ModelInfo {
+    return { ...this.modelInfo };
+  }
+
+  countTokens(text: string): number {
+    return this.tokenizer.encode(text).length;
+  }
+
+  stats(): GeneratorStats {
+    return { active: this.inFlight.size, queued: this.queue.length, maxQueue: this.maxQueue };
+  }
+
+  generate(req: GenerationRequest): Promise<GenerationResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new GeneratorUnavailableError('generator is closed'));
+    try {
+      // Validate here so a bad option is a clear error before any queueing.
+      resolveSampling({ ...this.configLike() }, req);
+      if (typeof req.prompt !== 'string') throw new GenerationRequestError('prompt must be a string');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (req.signal?.aborted) return Promise.resolve(this.emptyResult('aborted', Date.now()));
+    if (this.inFlight.size >= this.maxBatch && this.queue.length >= this.maxQueue) {
+      return Promise.reject(new GeneratorBusyError());
+    }
+    return new Promise<GenerationResult>((resolve, reject) => {
+      const started = Date.now();
+      const timeout = req.timeoutMs ?? this.timeoutMs;
+      const p: Pending = {
+        id: randomUUID(),
+        req,
+        started,
+        deadline: timeout > 0 ? started + timeout : undefined,
+        dispatched: false,
+        resolve,
+        reject,
+        cleanup: () => {
+          if (p.timer) clearTimeout(p.timer);
+          req.signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      const onAbort = () => this.cancel(p, 'aborted');
+      req.signal?.addEventListener('abort', onAbort, { once: true });
+      if (p.deadline !== undefined) p.timer = setTimeout(() => this.cancel(p, 'timeout'), timeout);
+      this.queue.push(p);
+      this.pump();
+    });
+  }
+
+  private configLike() {
+    return { nPositions: this.modelInfo.contextLength, vocabSize: this.modelInfo.vocabSize } as Parameters<typeof resolveSampling>[0];
+  }
+
+  private emptyResult(reason: GenerationResult['finishReason'], started: number): GenerationResult {
+    return { text: '', promptTokens: 0, completionTokens: 0, finishReason: reason, truncatedTokens: 0, latencyMs: Date.now() - started };
+  }
+
+  private cancel(p: Pending, reason: 'aborted' | 'timeout'): void {
+    if (!p.dispatched) {
+      const i = this.queue.indexOf(p);
+      if (i < 0) return;
+      this.queue.splice(i, 1);
+      p.cleanup();
+      if (reason === 'timeout') p.reject(new GeneratorTimeoutError('Generation timed out while waiting for a free slot'));
+      else p.resolve(this.emptyResult('aborted', p.started));
+      return;
+    }
+    this.post({ type: 'cancel', id: p.id, reason });
+  }
+
+  private pump(): void {
+    while (this.inFlight.size < this.maxBatch && this.queue.length) {
+      const p = this.queue.shift()!;
+      p.dispatched = true;
+      this.inFlight.set(p.id, p);
+      const { prompt, signal: _s, onText: _o, timeoutMs: _t, ...options } = p.req;
+      this.post({ type: 'generate', id: p.id, prompt, options, deadline: p.deadline });
+    }
+  }
+
+  private post(m: ToWorker): void {
+    this.worker.postMessage(m);
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.type === 'text') {
+      const p = this.inFlight.get(m.id);
+      try {
+        p?.req.onText?.(m.chunk);
+      } catch {
+        // A failing stream consumer must not break the generator.
+      }
+    } else if (m.type === 'done' || m.type === 'error') {
+      const p = this.inFlight.get(m.id);
+      if (!p) return;
+      this.inFlight.delete(m.id);
+      p.cleanup();
+      if (m.type === 'done') p.resolve({ ...m.result, latencyMs: Date.now() - p.started });
+      else p.reject(m.name === 'GenerationRequestError' ? new GenerationRequestError(m.message) : new Error(m.message));
+      this.pump();
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const p of [...this.queue.splice(0), ...this.inFlight.values()]) {
+      p.cleanup();
+      p.reject(err);
+    }
+    this.inFlight.clear();
+  }
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = new Promise<void>((resolve) => {
+      for (const p of this.queue.splice(0)) {
+        p.cleanup();
+        p.reject(new GeneratorUnavailableError('generator is closed'));
+      }
+      const done = () => {
+        clearTimeout(kill);
+        resolve();
+      };
+      // Give the worker a moment to finish its requests as 'aborted', then make sure it is gone.
+      const kill = setTimeout(() => void this.worker.terminate(), 5000);
+      this.worker.once('exit', done);
+      if (this.failure) void this.worker.terminate();
+      else this.post({ type: 'close' });
+    });
+    return this.closing;
+  }
+}
+
+/**
+ * Starts the generation worker, loads the model there (once) and resolves when it is ready to
+ * generate. Rejects with GeneratorUnavailableError (message names the file) when the model
+ * cannot be loaded.
+ */
+export async function createGenerator(opts: GeneratorOptions = {}): Promise<TextGenerator> {
+  const modelDir = path.resolve(opts.modelDir ?? DEFAULT_MODEL_DIR);
+  const maxBatch = opts.maxBatch ?? 8;
+  const maxQueue = opts.maxQueue ?? 32;
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new GenerationRequestError(`maxBatch must be a positive integer (got ${maxBatch})`);
+  if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new GenerationRequestError(`maxQueue must be an integer >= 0 (got ${maxQueue})`);
+  if (!existsSync(modelDir)) throw new GeneratorUnavailableError(`model directory ${modelDir} does not exist`);
+  let tokenizer: BpeTokenizer;
+  try {
+    const cfgFile = path.join(modelDir, 'config.json');
+    tokenizer = await loadTokenizerFor(modelDir, existsSync(cfgFile) ? await readConfigFile(cfgFile) : undefined);
+  } catch (err) {
+    throw new GeneratorUnavailableError((err as Error).message);
+  }
+  const init: WorkerInit = { modelDir, maxBatch, backend: opts.backend };
+  const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: init, execArgv: ['--import', 'tsx'] });
+  const info = await new Promise<ModelInfo>((resolve, reject) => {
+    const onMessage = (m: FromWorker) => {
+      if (m.type === 'ready') {
+        off();
+        resolve(m.info);
+      } else if (m.type === 'fatal') {
+        off();
+        reject(new GeneratorUnavailableError(`cannot load the model: ${m.message}`));
+      }
+    };
+    const onError = (err: Error) => {
+      off();
+      reject(new GeneratorUnavailableError(`model worker failed to start: ${err.message}`));
+    };
+    const onExit = (code: number) => {
+      off();
+      reject(new GeneratorUnavailableError(`model worker exited during start-up (code ${code})`));
+    };
+    const off = () => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  }).catch(async (err) => {
+    await worker.terminate();
+    throw err;
+  });
+  return new WorkerGenerator(worker, info, tokenizer, maxBatch, maxQueue, timeoutMs);
+}
