@@ -22,7 +22,9 @@ const SPACE = /[\p{Z}\s\u200b-\u200d\u2060\ufeff]+/gu;
 export function normaliseAttempt(raw: unknown, shape: KeyShape): Candidate {
   if (typeof raw !== 'string') return { kind: 'empty' };
   if (raw.length > MAX_ATTEMPT_CHARS) return { kind: 'malformed' };
-  const alphabet = new Set(shape.alphabet);
+  const alphabet = alphabetSet(shape.alphabet);
+  // Fast path: a key typed exactly as announced needs no normalisation.
+  if (raw.length === shape.length && [...raw].every((c) => alphabet.has(c))) return { kind: 'candidate', value: raw };
   let s = raw.normalize('NFKC').replace(SPACE, '');
   // Strip surrounding punctuation, symbols (emoji) and quotes, unless the alphabet uses them.
   const chars = [...s];
@@ -36,6 +38,16 @@ export function normaliseAttempt(raw: unknown, shape: KeyShape): Candidate {
   const out = [...s];
   if (out.length !== shape.length || !out.every((c) => alphabet.has(c))) return { kind: 'malformed' };
   return { kind: 'candidate', value: s };
+}
+
+const alphabetSets = new Map<string, Set<string>>();
+function alphabetSet(alphabet: string): Set<string> {
+  let set = alphabetSets.get(alphabet);
+  if (!set) {
+    set = new Set(alphabet);
+    alphabetSets.set(alphabet, set);
+  }
+  return set;
 }
 
 /** A single-case alphabet accepts either case from the chatter. */
