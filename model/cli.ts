@@ -2,11 +2,15 @@
 // model/commands/ and exports `register(program)`; add new commands by registering them here.
 import { Command } from 'commander';
 import { register as registerTrainTokenizer } from './commands/train-tokenizer.js';
+import { register as registerDataPrepare } from './commands/data-prepare.js';
+import { register as registerPretrain } from './commands/pretrain.js';
 
 const program = new Command();
 program.name('npm run model --').description('nemo model tools').showHelpAfterError();
 
 registerTrainTokenizer(program);
+registerDataPrepare(program);
+registerPretrain(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`error: ${err instanceof Error ? err.message : String(err)}`);

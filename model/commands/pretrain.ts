@@ -1,0 +1,99 @@
+// `npm run model -- pretrain`: GPT-1's unsupervised pre-training on a prepared data set, resuming
+// from the run folder's checkpoint when there is one; and `npm run model -- export`: a training
+// checkpoint → a compact model folder (HF layout, float16) such as model/shipped/.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { initBackend } from '../backend.js';
+import { readCheckpoint, saveCheckpoint } from '../checkpoint.js';
+import { loadDataset } from '../data/shards.js';
+import { readTrainConfig } from '../train/config.js';
+import { formatDuration, pretrain, type TrainEvent } from '../train/trainer.js';
+
+function intArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function describe(e: TrainEvent): string | undefined {
+  switch (e.type) {
+    case 'start':
+      return `${e.resumedFrom ? `resuming from ${e.resumedFrom} at step ${e.step}` : 'starting from scratch'}: ` +
+        `${e.parameters.toLocaleString('en')} parameters, backend ${e.backend}, ${e.trainTokens.toLocaleString('en')} training tokens`;
+    case 'eval':
+      return `eval @ step ${e.step}: val loss ${e.valLoss.toFixed(4)} (perplexity ${e.valPerplexity.toFixed(1)}); ` +
+        Object.entries(e.perCorpus).map(([k, v]) => `${k} ${v.loss.toFixed(3)}/${v.perplexity.toFixed(1)}`).join(', ');
+    case 'checkpoint':
+      return `checkpoint @ step ${e.step} → ${e.dir}`;
+    case 'stop':
+      return `stopped at step ${e.step} (${e.reason})`;
+    default:
+      return undefined;
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('pretrain')
+    .description('pre-train a GPT-1-architecture model (language-model objective); resumes exactly from --out/checkpoint')
+    .requiredOption('--config <file>', 'training recipe (JSON), e.g. model/train/configs/shipped.json')
+    .requiredOption('--data <dir>', 'data set from `npm run data:prepare`')
+    .requiredOption('--out <dir>', 'run folder: checkpoint/, log.jsonl, loss.svg')
+    .option('--until-step <n>', 'stop after this many updates in total (default: the config\'s steps)', intArg)
+    .option('--restart', 'discard an existing checkpoint in --out and start from scratch')
+    .addOption(new Option('--backend <name>', 'tfjs backend (default: $TFJS_BACKEND, else node → wasm → cpu)').choices(['node', 'wasm', 'cpu']))
+    .option('--no-progress', 'plain log lines instead of a progress bar')
+    .action(async (o: { config: string; data: string; out: string; untilStep?: number; restart?: boolean; backend?: string; progress: boolean }) => {
+      const config = await readTrainConfig(o.config);
+      const backend = await initBackend(o.backend);
+      const data = await loadDataset(path.resolve(o.data));
+      const controller = new AbortController();
+      const stop = (sig: string) => {
+        if (controller.signal.aborted) process.exit(130);
+        process.stderr.write(`\n${sig}: saving a checkpoint at the end of this step (again to quit at once)\n`);
+        controller.abort();
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      const bar = o.progress && process.stderr.isTTY;
+      const res = await pretrain({
+        config,
+        data,
+        outDir: path.resolve(o.out),
+        untilStep: o.untilStep,
+        restart: o.restart,
+        progress: bar ? 'bar' : 'lines',
+        signal: controller.signal,
+        onEvent: (e) => {
+          const line = describe(e);
+          if (line) process.stderr.write(`${bar ? '\n' : ''}[${new Date().toISOString()}] ${line}\n`);
+        },
+      });
+      console.log(
+        `done: step ${res.step}, ${res.tokensSeen.toLocaleString('en')} tokens seen, training time ${formatDuration(res.elapsedMs)} (backend ${backend})` +
+          (res.lastEval ? `, val loss ${res.lastEval.valLoss.toFixed(4)} (perplexity ${Math.exp(res.lastEval.valLoss).toFixed(1)})` : ''),
+      );
+    });
+
+  program
+    .command('export')
+    .description('copy a (training) checkpoint to a model folder in the HF layout, float16 by default')
+    .requiredOption('--from <dir>', 'checkpoint folder, e.g. data/runs/shipped/checkpoint')
+    .requiredOption('--out <dir>', 'model folder, e.g. model/shipped')
+    .addOption(new Option('--dtype <dtype>', 'weight type').choices(['f16', 'f32']).default('f16'))
+    .action(async (o: { from: string; out: string; dtype: 'f16' | 'f32' }) => {
+      await exportModel(o.from, o.out, o.dtype);
+      console.log(`exported ${o.from} → ${o.out} (${o.dtype})`);
+    });
+}
+
+/** Weights + config + tokenizer files (+ trainer_state.json for the record) of a checkpoint. */
+export async function exportModel(from: string, out: string, dtype: 'f16' | 'f32' = 'f16'): Promise<void> {
+  const host = await readCheckpoint(from);
+  await mkdir(out, { recursive: true });
+  const names = await readdir(from);
+  const tokenizerFiles = names.filter((n) => /^(vocab\.json|merges\.txt|tokenizer_config\.json|special_tokens_map\.json)$/.test(n)).map((n) => path.join(from, n));
+  await saveCheckpoint(out, host.config, host.arrays, { dtype: dtype === 'f16' ? 'F16' : 'F32', tokenizerFiles });
+  if (names.includes('trainer_state.json')) await copyFile(path.join(from, 'trainer_state.json'), path.join(out, 'trainer_state.json'));
+}
