@@ -213,6 +213,18 @@ class WorkerGenerator implements TextGenerator {
 }
 
 /**
+ * Starts model/worker.ts in a worker thread. On Node 20 `execArgv: ['--import', 'tsx']` does not
+ * reach the worker's own module loading ("Unknown file extension .ts", verified), so a two-line
+ * bootstrap registers tsx's loader inside the worker first, then imports the TypeScript entry.
+ */
+function startWorker(init: WorkerInit): Worker {
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./worker.ts', import.meta.url).href;
+  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: init });
+}
+
+/**
  * Starts the generation worker, loads the model there (once) and resolves when it is ready to
  * generate. Rejects with GeneratorUnavailableError (message names the file) when the model
  * cannot be loaded.
@@ -233,7 +245,7 @@ export async function createGenerator(opts: GeneratorOptions = {}): Promise<Text
     throw new GeneratorUnavailableError((err as Error).message);
   }
   const init: WorkerInit = { modelDir, maxBatch, backend: opts.backend };
-  const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: init, execArgv: ['--import', 'tsx'] });
+  const worker = startWorker(init);
   const info = await new Promise<ModelInfo>((resolve, reject) => {
     const onMessage = (m: FromWorker) => {
       if (m.type === 'ready') {
