@@ -78,7 +78,6 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     '/keys/rotate',
     handle(async (req, res) => {
       const cur = await keys().rotate('admin', actorOf(req));
-      deps.metrics.keyRotations.inc({ by: 'admin' });
       await record(req, 'keys.rotate', { version: cur.version });
       res.json({ ...cur, ...grace, keyLength: deps.coreConfig.KEY_LENGTH, caption: deps.config.KEY_CARD_CAPTION });
     }),

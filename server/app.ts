@@ -48,6 +48,11 @@ export function createApp(deps: AppDeps): Express {
   const coreConfig = deps.coreConfig ?? parseEnv(coreSchema, {});
   const log = deps.logger ?? silentLogger;
   const metrics = deps.metrics ?? createMetrics({ defaultMetrics: false });
+  if (deps.admin?.keys) {
+    metrics.watchKeys(deps.admin.keys);
+    // Fires in every process (pub/sub) for rotations made anywhere, once the key service is started.
+    deps.admin.keys.onRotate((e) => metrics.keyRotations.inc({ by: e.by }));
+  }
   const audit = new AuditLog(deps.store);
   // The bot may run in another process: its login state is read from the shared Redis.
   const botState = deps.botState ?? (() => getLoginState(deps.store));

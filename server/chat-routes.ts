@@ -139,13 +139,11 @@ export function chatRoutes(deps: ChatRouteDeps): Router {
       }
       if (!key.trim()) throw new HttpError(400, 'empty', 'Please enter the key. 请输入密钥。');
       const reply = await session.handle({ channel: 'web', userId: v.userId, displayName: webName(v.userId), text: key, context: 'private' });
-      deps.metrics.messages.inc({ channel: 'web', outcome: reply.outcome });
       if (reply.kind === 'verified') {
         const after = await keys.authorisation(v.userId);
         res.json({ ok: true, message: reply.parts.join('\n'), authorisedUntil: after.until ?? null });
         return;
       }
-      if (reply.kind === 'wrong-key' || reply.kind === 'locked') deps.metrics.failedKeyAttempts.inc({ channel: 'web', reason: reply.kind === 'locked' ? 'locked' : 'wrong' });
       const lock = await keys.lockStatus(v.userId).catch(() => null);
       const [status, code] = KIND_STATUS[reply.kind] ?? [400, reply.kind];
       res.status(status).json({
@@ -190,7 +188,7 @@ export function chatRoutes(deps: ChatRouteDeps): Router {
       };
       res.on('close', onClose);
       try {
-        await streamReply(req, res, session, v.userId, text, flight.signal, deps);
+        await streamReply(req, res, session, v.userId, text, flight.signal);
       } finally {
         res.off('close', onClose);
         flight.end();
@@ -212,7 +210,7 @@ function sse(res: Response, event: string, data: unknown): void {
 }
 
 async function streamReply(
-  req: Request, res: Response, session: ChatSession, userId: string, text: string, signal: AbortSignal, deps: ChatRouteDeps,
+  req: Request, res: Response, session: ChatSession, userId: string, text: string, signal: AbortSignal,
 ): Promise<void> {
   res.status(200).set({
     'Content-Type': 'text/event-stream; charset=utf-8',
@@ -235,7 +233,6 @@ async function streamReply(
   } finally {
     clearInterval(heartbeat);
   }
-  deps.metrics.messages.inc({ channel: 'web', outcome: reply.outcome });
   if (reply.kind === 'reply' || reply.kind === 'command') {
     sse(res, 'done', {
       kind: reply.kind,

@@ -8,7 +8,14 @@ import { KeyService } from '../core/keys/key-service.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { isPortOpen, launchLocalRedis } from '../core/redis-launcher.js';
 import { redactUrl, Store } from '../core/redis.js';
+import { UserAdmin } from '../bot/user-admin.js';
+import { loadBotConfig } from '../bot/config.js';
+import { defaultChatSettings, RuntimeSettings } from '../core/settings/runtime-settings.js';
+import { UsageRecorder } from '../core/usage/usage-recorder.js';
 import { createApp } from './app.js';
+import { loadServerConfig } from './config.js';
+import { InflightRequests } from './inflight.js';
+import { createMetrics } from './metrics.js';
 
 const HELP = `Usage: npm start [-- --help]
 
@@ -33,6 +40,8 @@ async function main(): Promise<void> {
     return;
   }
   const config = loadCoreConfig();
+  const serverConfig = loadServerConfig();
+  const botConfig = loadBotConfig();
   const log = createLogger(config.LOG_LEVEL);
   const startedAt = new Date();
 
@@ -44,7 +53,19 @@ async function main(): Promise<void> {
   const keys = new KeyService(store, config, log.child({ part: 'keys' }));
   await keys.start();
 
-  const app = createApp({ store, startedAt });
+  // HTTP: the admin panel and API, the web chat, health and metrics.
+  const metrics = createMetrics();
+  const usage = new UsageRecorder(store, config);
+  const settings = new RuntimeSettings(store, defaultChatSettings(botConfig), log.child({ part: 'settings' }));
+  const userAdmin = new UserAdmin(store, botConfig);
+  const inflight = new InflightRequests();
+  let stopping = false;
+  const app = createApp({
+    store, startedAt, config: serverConfig, coreConfig: config, logger: log.child({ part: 'http' }), metrics,
+    isStopping: () => stopping,
+    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings } },
+    chat: { keys, settings, inflight, keyLength: config.KEY_LENGTH },
+  });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
     s.once('error', reject);
@@ -52,18 +73,29 @@ async function main(): Promise<void> {
   const addr = server.address();
   log.info({ url: `http://${config.HOST}:${typeof addr === 'object' && addr ? addr.port : config.PORT}` }, 'http server listening');
 
-  let stopping = false;
+  // Graceful shutdown: readiness turns 503 and no new connections are accepted; streaming web-chat
+  // replies get SHUTDOWN_GRACE_SECONDS to finish and are then cancelled; then Redis closes.
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 10_000);
+    const graceMs = serverConfig.SHUTDOWN_GRACE_SECONDS * 1000;
+    log.info({ signal, inFlight: inflight.size, graceSeconds: serverConfig.SHUTDOWN_GRACE_SECONDS }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error('shutdown took too long; exiting anyway');
+      process.exit(1);
+    }, graceMs + 10_000);
     force.unref();
-    await new Promise<void>((r) => server.close(() => r()));
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    server.closeIdleConnections();
+    const cancelled = await inflight.drain(graceMs);
+    if (cancelled) log.warn({ cancelled }, 'cancelled in-flight replies at shutdown');
+    server.closeAllConnections();
+    await closed;
     await keys.stop();
     await store.close();
     redis.child?.kill('SIGTERM');
     clearTimeout(force);
+    log.info('stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -11,16 +11,19 @@ export interface Metrics {
   generationLatency: Histogram<'finish'>;
   generationErrors: Counter<'error'>;
   keyRotations: Counter<'by'>;
-  failedKeyAttempts: Counter<'channel' | 'reason'>;
+  failedKeyAttempts: Counter;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   /** Queue depth and active generations are read from the generator at scrape time. */
   watchGenerator(generator: TextGenerator | undefined): void;
+  /** Failed key attempts are read from the key service (all processes, all channels) at scrape time. */
+  watchKeys(keys: { failedAttempts(): Promise<number> } | undefined): void;
 }
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'nemo_' });
   let generator: TextGenerator | undefined;
+  let keys: { failedAttempts(): Promise<number> } | undefined;
 
   const messages = new Counter({
     name: 'nemo_messages_total',
@@ -65,15 +68,24 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
   });
   const keyRotations = new Counter({
     name: 'nemo_key_rotations_total',
-    help: 'Access-key rotations seen by this process, by trigger (schedule, admin, cli)',
+    help: 'Access-key rotations seen by this process (any process may rotate), by trigger (schedule, admin, cli)',
     labelNames: ['by'] as const,
     registers: [registry],
   });
   const failedKeyAttempts = new Counter({
     name: 'nemo_key_failed_attempts_total',
-    help: 'Wrong or locked-out access-key attempts handled by this process',
-    labelNames: ['channel', 'reason'] as const,
+    help: 'Wrong access-key attempts on every channel, counted in Redis by the key service (all processes)',
     registers: [registry],
+    async collect() {
+      if (!keys) return;
+      try {
+        const total = await keys.failedAttempts();
+        this.reset();
+        this.inc(total);
+      } catch {
+        // Redis away: keep the last value rather than failing the whole scrape.
+      }
+    },
   });
   const httpDuration = new Histogram({
     name: 'nemo_http_request_duration_seconds',
@@ -87,6 +99,9 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     registry, messages, tokens, generationLatency, generationErrors, keyRotations, failedKeyAttempts, httpDuration,
     watchGenerator(g) {
       generator = g;
+    },
+    watchKeys(k) {
+      keys = k;
     },
   };
 }
@@ -117,4 +132,20 @@ export function instrumentGenerator(inner: TextGenerator, metrics: Metrics): Tex
       }
     },
   };
+}
+
+/** A usage recorder (UsageSink) that also counts every chat message into `metrics`, by channel and outcome. */
+export function instrumentUsage<U extends { record(e: { channel: string; outcome: string }): Promise<void> }>(usage: U, metrics: Metrics): U {
+  return new Proxy(usage, {
+    get(target, prop, receiver) {
+      if (prop === 'record') {
+        return (e: Parameters<U['record']>[0]) => {
+          metrics.messages.inc({ channel: e.channel, outcome: e.outcome });
+          return target.record(e);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
 }

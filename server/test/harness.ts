@@ -19,7 +19,7 @@ import type { TextGenerator } from '../../model/generator.js';
 import { createApp } from '../app.js';
 import { serverSchema, type ServerConfig } from '../config.js';
 import { InflightRequests } from '../inflight.js';
-import { createMetrics, instrumentGenerator } from '../metrics.js';
+import { createMetrics, instrumentGenerator, instrumentUsage } from '../metrics.js';
 
 export const TEST_PASSWORD = 'correct horse battery staple';
 
@@ -69,6 +69,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     }),
   );
   const keys = new KeyService(store, coreConfig, logger);
+  await keys.start();
   const usage = new UsageRecorder(store, coreConfig);
   const settings = new RuntimeSettings(store, defaultChatSettings(botConfig), logger);
   const metrics = createMetrics({ defaultMetrics: false });
@@ -76,7 +77,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const generator = opts.generator ? instrumentGenerator(opts.generator, metrics) : undefined;
   const chat =
     generator && opts.format
-      ? createChat({ store, keys, usage, generator, format: opts.format, coreConfig, botConfig, logger })
+      ? createChat({ store, keys, usage: instrumentUsage(usage, metrics), generator, format: opts.format, coreConfig, botConfig, logger })
       : null;
   let unwatch: (() => Promise<void>) | null = null;
   if (chat) unwatch = await settings.watch((v) => applyChatSettings(v, { config: chat.session.config, limits: chat.session.limits, texts: chat.session.texts }));

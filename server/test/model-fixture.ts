@@ -1,0 +1,33 @@
+// A tiny real model for the server's tests: random weights and a small tokenizer written by
+// model/testing.ts, served by the real generation service (worker thread, batching). Replies are
+// gibberish but travel the whole real path: prompt, decode, stream, stop strings.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { ChatPromptFormat } from '../../bot/chat-session.js';
+import type { TextGenerator } from '../../model/generator.js';
+import { createGenerator } from '../../model/service.js';
+import { createTinyModel } from '../../model/testing.js';
+
+export const testFormat: ChatPromptFormat = {
+  buildPrompt: (history, message) => history.map((t) => `User: ${t.user}\nBot: ${t.bot}\n`).join('') + `User: ${message}\nBot:`,
+  stop: ['\nUser:'],
+};
+
+export async function tinyGenerator(opts: { maxBatch?: number; maxQueue?: number; nPositions?: number } = {}): Promise<{
+  generator: TextGenerator;
+  dir: string;
+  close(): Promise<void>;
+}> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'nemo-server-model-'));
+  await createTinyModel(dir, { seed: 7, nPositions: opts.nPositions ?? 128 });
+  const generator = await createGenerator({ modelDir: dir, maxBatch: opts.maxBatch ?? 4, maxQueue: opts.maxQueue ?? 8, backend: process.env.TFJS_BACKEND });
+  return {
+    generator,
+    dir,
+    async close() {
+      await generator.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
