@@ -4,6 +4,9 @@ import { Command } from 'commander';
 import { register as registerTrainTokenizer } from './commands/train-tokenizer.js';
 import { register as registerDataPrepare } from './commands/data-prepare.js';
 import { register as registerPretrain } from './commands/pretrain.js';
+import { register as registerGenerate } from './commands/generate.js';
+import { register as registerLogits } from './commands/logits.js';
+import { register as registerInfo } from './commands/info.js';
 
 const program = new Command();
 program.name('npm run model --').description('nemo model tools').showHelpAfterError();
@@ -11,6 +14,9 @@ program.name('npm run model --').description('nemo model tools').showHelpAfterEr
 registerTrainTokenizer(program);
 registerDataPrepare(program);
 registerPretrain(program);
+registerGenerate(program);
+registerLogits(program);
+registerInfo(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
