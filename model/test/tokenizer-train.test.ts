@@ -115,9 +115,10 @@ describe('trainBpe', () => {
   test('deterministic: same corpus in any order gives identical files', async () => {
     const a = trainBpe(counterOf(CORPUS), { vocabSize: 600, minCharFrequency: 1 });
     const b = trainBpe(counterOf([...CORPUS].reverse()), { vocabSize: 600, minCharFrequency: 1 });
-    const fa = BpeTokenizer.fromData(a.encoder, a.merges, { config: { type: 'nemo-bpe' } }).toFiles();
-    const fb = BpeTokenizer.fromData(b.encoder, b.merges, { config: { type: 'nemo-bpe' } }).toFiles();
+    const fa = BpeTokenizer.fromTokenizerData(a).toFiles();
+    const fb = BpeTokenizer.fromTokenizerData(b).toFiles();
     assert.deepEqual(fa, fb);
+    assert.match(fa['tokenizer_config.json'] as string, /"type": "nemo-bpe"/);
   });
 
   test('required chars are base symbols even when the corpus lacks them', () => {

@@ -207,6 +207,8 @@ describe('file errors name the file', () => {
       await writeFile(merges, '#version: 0.2\na b\n');
       await writeFile(config, '{"type": "something-else"}');
       await expectFileError(config, /type/);
+      await writeFile(config, '{"type": "nemo-bpe"}');
+      await expectFileError(dir, /no <0x00> token/);
       await writeFile(config, '{"type": "openai-gpt"}');
       const ok = await BpeTokenizer.load(dir);
       assert.deepEqual(ok.tokenize('ab'), ['a', 'b</w>']);

@@ -10,12 +10,13 @@
 //
 // Vocabulary data never lives in code: load() reads files, fromData() takes what a caller read.
 import { basicTokenize, tidyDecodedSpaces } from './basic.js';
-import { GPT1_TYPE, NEMO_TYPE, parseTokenizerConfig, type TokenizerConfig, type TokenizerConfigInput } from './config.js';
+import { GPT1_TYPE, NEMO_TYPE, parseTokenizerConfig, TokenizerFileError, type TokenizerConfig, type TokenizerConfigInput } from './config.js';
 import { readTokenizerFiles, renderTokenizerFiles, writeTokenizerFiles, type TokenizerData } from './files.js';
 import { createPreTokenizer, createSymbolRestorer, type Unit } from './pretokenize.js';
 
-export { TokenizerFileError } from './config.js';
+export { TokenizerFileError };
 export type { TokenizerConfig, TokenizerConfigInput } from './config.js';
+export type { TokenizerData } from './files.js';
 
 const WORD_END = '</w>';
 const CACHE_LIMIT = 50_000;
@@ -132,10 +133,9 @@ export class BpeTokenizer {
       const space = line.indexOf(' ');
       const left = line.slice(0, space);
       const right = line.slice(space + 1);
-      const key = this.pairKey(this.symbolId(left), this.symbolId(right));
-      // A repeated pair keeps its first (best) rank, as a Python dict built with zip() would not;
-      // repeated pairs only occur in broken files and the first one is the one that was learnt.
-      if (!this.merges.has(key)) this.merges.set(key, { rank, result: this.symbolId(left + right) });
+      // A repeated pair (only in hand-edited files) takes its LAST rank, as HF's
+      // dict(zip(merges, range(...))) does.
+      this.merges.set(this.pairKey(this.symbolId(left), this.symbolId(right)), { rank, result: this.symbolId(left + right) });
     });
     this.unkId = this.encoder.get(this.config.unkToken);
     if (this.config.byteFallback) {
@@ -159,7 +159,17 @@ export class BpeTokenizer {
 
   /** Loads vocab.json + merges.txt (+ tokenizer_config.json), or the original release's two files. */
   static async load(dir: string): Promise<BpeTokenizer> {
-    return new BpeTokenizer(await readTokenizerFiles(dir));
+    const data = await readTokenizerFiles(dir);
+    try {
+      return new BpeTokenizer(data);
+    } catch (err) {
+      throw new TokenizerFileError(dir, (err as Error).message);
+    }
+  }
+
+  /** Builds a tokenizer from already validated data (what the trainer returns, what load() reads). */
+  static fromTokenizerData(data: TokenizerData): BpeTokenizer {
+    return new BpeTokenizer({ encoder: { ...data.encoder }, merges: [...data.merges], config: { ...data.config, specialTokens: [...data.config.specialTokens] } });
   }
 
   /** Builds a tokenizer from an encoder (token → id) and merges ("left right", by rank). */
