@@ -111,6 +111,11 @@ export interface KeyServiceOptions {
   /** Longest wait between retries of a failed scheduled rotation. */
   maxRetryMs?: number;
   /**
+   * How often to check for a missed slot besides the cron timer (default 60 s). node-cron skips a
+   * run that fires more than a second late (a busy event loop at midnight); this catches it.
+   */
+  safetyIntervalMs?: number;
+  /**
    * Turn on ioredis auto-pipelining for the store's connection (default true): verifications
    * issued in the same tick share one write, roughly doubling throughput under load. Replies and
    * errors stay per command, so other users of the connection see no difference.
@@ -151,10 +156,11 @@ export class KeyService {
   private readonly noDigest = randomBytes(32);
   private cache: KeyCache | null = null;
   private schedule: Schedule;
-  private scheduleSource: 'stored' | 'config' = 'config';
   private task: ScheduledTask | null = null;
   private subscriber: Redis | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  private safetyTimer: NodeJS.Timeout | null = null;
+  private readonly safetyIntervalMs: number;
   private retryDelay = 0;
   private started = false;
   private lastNotifiedVersion = 0;
@@ -169,6 +175,7 @@ export class KeyService {
     this.now = options.now ?? (() => new Date());
     this.historyMax = options.historyMax ?? 1000;
     this.maxRetryMs = options.maxRetryMs ?? 30_000;
+    this.safetyIntervalMs = options.safetyIntervalMs ?? 60_000;
     this.shape = { length: config.KEY_LENGTH, alphabet: config.KEY_ALPHABET };
     this.alphabet = [...config.KEY_ALPHABET];
     this.channel = store.key('keys', 'events');
@@ -192,6 +199,8 @@ export class KeyService {
     this.lastNotifiedVersion = (await this.readCurrent())?.version ?? 0;
     await this.subscribe();
     this.startTimer();
+    this.safetyTimer = setInterval(() => void this.tick(), this.safetyIntervalMs);
+    this.safetyTimer.unref();
     await this.tick();
   }
 
@@ -199,6 +208,8 @@ export class KeyService {
     this.started = false;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.safetyTimer) clearInterval(this.safetyTimer);
+    this.safetyTimer = null;
     if (this.task) await this.task.destroy();
     this.task = null;
     const sub = this.subscriber;
@@ -539,10 +550,7 @@ export class KeyService {
 
   private async loadSchedule(): Promise<void> {
     const stored = await this.readStoredSchedule();
-    if (stored) {
-      this.schedule = { cron: stored.cron, tz: stored.tz };
-      this.scheduleSource = 'stored';
-    }
+    if (stored) this.applySchedule({ cron: stored.cron, tz: stored.tz }, 'stored');
   }
 
   private describeSchedule(s: Schedule, source: 'stored' | 'config', updatedAt?: string, actor?: string): ScheduleInfo {
@@ -564,19 +572,17 @@ export class KeyService {
   private applySchedule(s: Schedule, source: 'stored' | 'config'): void {
     const changed = s.cron !== this.schedule.cron || s.tz !== this.schedule.tz;
     this.schedule = s;
-    this.scheduleSource = source;
-    if (changed && this.started) {
-      void this.task?.destroy();
-      this.task = null;
-      this.startTimer();
-    }
+    if (changed && this.started) this.startTimer();
     if (changed) {
       const info = this.describeSchedule(s, source);
       for (const l of this.scheduleListeners) safeCall(() => l(info), this.log);
     }
   }
 
+  /** (Re)creates the node-cron task for the current schedule. */
   private startTimer(): void {
+    if (this.task) void this.task.destroy();
+    this.task = null;
     if (!this.started || !isTimeZone(this.schedule.tz)) return;
     const cronLog = this.log.child({ part: 'key-cron' });
     this.task = createTask(this.schedule.cron, () => this.tick(), {
@@ -590,6 +596,7 @@ export class KeyService {
         debug: (m) => cronLog.debug(m instanceof Error ? m.message : m),
       },
     });
+    this.task.on('execution:missed', () => void this.tick());
     void this.task.start();
   }
 
@@ -628,7 +635,6 @@ export class KeyService {
   private async resync(): Promise<void> {
     try {
       await this.loadSchedule();
-      this.applySchedule(this.schedule, this.scheduleSource);
       await this.tick();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'resync after reconnect failed');

@@ -134,3 +134,40 @@ test('a rotation and a schedule change in one instance reach the others at once 
     await done();
   }
 });
+
+test('a schedule set in another process re-arms this process timer', async () => {
+  const { stores, done } = await cluster(2);
+  const running = new KeyService(stores[0], keyConfig());
+  const admin = new KeyService(stores[1], keyConfig());
+  try {
+    await running.start();
+    const v0 = (await running.current()).version;
+    // Only `running` has a timer: rotations prove it switched to the per-second schedule.
+    await admin.setSchedule('* * * * * *', 'UTC', 'test');
+    assert.ok(await waitFor(async () => (await admin.current()).version >= v0 + 2, 4000), 'per-second rotations started');
+    await admin.setSchedule('0 0 1 1 *', 'UTC', 'test');
+    await sleep(300);
+    const settled = (await admin.current()).version;
+    await sleep(1300);
+    assert.equal((await admin.current()).version, settled, 'back to a yearly schedule: no more rotations');
+  } finally {
+    await running.stop();
+    await done();
+  }
+});
+
+test('the safety check catches a slot the cron timer never fired for', async () => {
+  const { stores, done } = await cluster(1);
+  const clock = new TestClock(Date.parse('2026-06-01T02:00:00Z'));
+  const keys = new KeyService(stores[0], keyConfig(), undefined, { now: clock.now, safetyIntervalMs: 50 });
+  try {
+    await keys.start();
+    assert.equal((await keys.current()).version, 1);
+    clock.advance(DAY); // midnight passed, but node-cron runs on the real clock and did not fire
+    assert.ok(await waitFor(async () => (await keys.current()).version === 2, 3000));
+    assert.equal((await keys.current()).by, 'schedule');
+  } finally {
+    await keys.stop();
+    await done();
+  }
+});
