@@ -294,6 +294,11 @@ describe('nemo-bpe flavour', () => {
     assert.throws(() => tok.decode([1.5]), RangeError);
   });
 
+  test('fromData validates like a file load', () => {
+    assert.throws(() => BpeTokenizer.fromData({ a: 0, b: 2 }, []), /not contiguous/);
+    assert.throws(() => BpeTokenizer.fromData({ a: 0, b: 1 }, ['ab']), /not a "left right" pair/);
+  });
+
   test('byte_fallback without byte tokens is a clear error', () => {
     assert.throws(
       () => BpeTokenizer.fromData({ a: 0 }, [], { config: { type: 'nemo-bpe' } }),

@@ -11,7 +11,7 @@
 // Vocabulary data never lives in code: load() reads files, fromData() takes what a caller read.
 import { basicTokenize, tidyDecodedSpaces } from './basic.js';
 import { GPT1_TYPE, NEMO_TYPE, parseTokenizerConfig, TokenizerFileError, type TokenizerConfig, type TokenizerConfigInput } from './config.js';
-import { readTokenizerFiles, renderTokenizerFiles, writeTokenizerFiles, type TokenizerData } from './files.js';
+import { parseMerges, readTokenizerFiles, renderTokenizerFiles, validateEncoder, writeTokenizerFiles, type TokenizerData } from './files.js';
 import { createPreTokenizer, createSymbolRestorer, type Unit } from './pretokenize.js';
 
 export { TokenizerFileError };
@@ -169,13 +169,18 @@ export class BpeTokenizer {
 
   /** Builds a tokenizer from already validated data (what the trainer returns, what load() reads). */
   static fromTokenizerData(data: TokenizerData): BpeTokenizer {
-    return new BpeTokenizer({ encoder: { ...data.encoder }, merges: [...data.merges], config: { ...data.config, specialTokens: [...data.config.specialTokens] } });
+    return new BpeTokenizer({
+      encoder: { ...validateEncoder(data.encoder, 'encoder') },
+      merges: parseMerges(data.merges.join('\n'), 'merges'),
+      config: { ...data.config, specialTokens: [...data.config.specialTokens] },
+    });
   }
 
   /** Builds a tokenizer from an encoder (token → id) and merges ("left right", by rank). */
   static fromData(encoder: Record<string, number>, merges: string[], options: FromDataOptions = {}): BpeTokenizer {
     const config = parseTokenizerConfig(options.config ?? { type: GPT1_TYPE }, 'options.config');
-    return new BpeTokenizer({ encoder: { ...encoder }, merges: [...merges], config });
+    // Same checks as files get: contiguous distinct ids, one "left right" pair per merge.
+    return new BpeTokenizer({ encoder: { ...validateEncoder(encoder, 'encoder') }, merges: parseMerges(merges.join('\n'), 'merges'), config });
   }
 
   get vocabSize(): number {
