@@ -4,8 +4,9 @@
 /**
  * Rotates the key. KEYS: current, previous, history, lastSlot.
  * ARGV: candidate1, candidate2 (distinct, so one differs from the current key), nowMs, nowIso,
- * by, actor, mode ('force' | 'init' | 'slot'), slotMs, historyMax, channel.
- * 'init' only creates a key when none exists; 'slot' rotates at most once per scheduled instant
+ * by, actor, mode ('force' | 'init' | 'ifversion' | 'slot'), slotMs (or the expected version),
+ * historyMax, channel. 'init' only creates a key when none exists; 'ifversion' rotates only if
+ * the current version is still the expected one (no double rotation by racing starters); 'slot' rotates at most once per scheduled instant
  * (slotMs must exceed the last handled slot, and a key made at or after the slot needs no rotation).
  * Returns {rotated 0|1, version}.
  */
@@ -13,6 +14,7 @@ export const ROTATE_LUA = `
 local cur = redis.call('HMGET', KEYS[1], 'key', 'version', 'createdAt', 'createdAtMs')
 local mode = ARGV[7]
 if mode == 'init' and cur[2] then return {0, tonumber(cur[2])} end
+if mode == 'ifversion' and tonumber(cur[2] or '0') ~= tonumber(ARGV[8]) then return {0, tonumber(cur[2] or '0')} end
 if mode == 'slot' then
   local slot = tonumber(ARGV[8])
   local last = tonumber(redis.call('GET', KEYS[4]) or '0')

@@ -196,6 +196,7 @@ export class KeyService {
     this.started = true;
     await this.loadSchedule();
     await this.ensureKey();
+    await this.reshapeKey();
     this.lastNotifiedVersion = (await this.readCurrent())?.version ?? 0;
     await this.subscribe();
     this.startTimer();
@@ -469,7 +470,7 @@ export class KeyService {
     return s;
   }
 
-  private async runRotate(mode: 'force' | 'init' | 'slot', by: RotationCause, actor: string, slotMs: number): Promise<[number, number]> {
+  private async runRotate(mode: 'force' | 'init' | 'ifversion' | 'slot', by: RotationCause, actor: string, slotMs: number): Promise<[number, number]> {
     const a = this.generateKey();
     let b = this.generateKey();
     while (b === a) b = this.generateKey();
@@ -489,6 +490,20 @@ export class KeyService {
 
   private async ensureKey(): Promise<void> {
     await this.runRotate('init', 'init', '', 0);
+  }
+
+  /**
+   * After KEY_LENGTH or KEY_ALPHABET changed, the stored key can no longer be typed in a valid
+   * shape (it would be refused as malformed until the next rotation): replace it once.
+   */
+  private async reshapeKey(): Promise<void> {
+    const cur = await this.readCurrent();
+    if (!cur) return;
+    const chars = [...cur.key];
+    const alphabet = new Set(this.alphabet);
+    if (chars.length === this.config.KEY_LENGTH && chars.every((c) => alphabet.has(c))) return;
+    const [rotated] = await this.runRotate('ifversion', 'init', 'KEY_LENGTH/KEY_ALPHABET changed', cur.version);
+    if (rotated) this.log.warn('the key did not match KEY_LENGTH/KEY_ALPHABET any more; replaced it');
   }
 
   private async readCurrent(): Promise<Omit<CurrentKey, 'nextRotationAt' | 'expiresAt'> | null> {

@@ -292,3 +292,21 @@ test('schedules are validated with clear errors and give the next five run times
     await done();
   }
 });
+
+test('changing KEY_LENGTH replaces a key that no longer fits, once, at start', async () => {
+  const { store, keys, done } = await setup();
+  try {
+    const six = await keys.current();
+    assert.equal(six.key.length, 6);
+    const eightA = new KeyService(store, keyConfig({ KEY_LENGTH: 8 }));
+    const eightB = new KeyService(store, keyConfig({ KEY_LENGTH: 8 }));
+    await Promise.all([eightA.start(), eightB.start()]);
+    const cur = await eightA.current();
+    assert.equal(cur.key.length, 8);
+    assert.equal(cur.version, 2, 'two processes starting together replace it only once');
+    assert.equal((await eightB.verify('u', cur.key)).ok, true);
+    await Promise.all([eightA.stop(), eightB.stop()]);
+  } finally {
+    await done();
+  }
+});
