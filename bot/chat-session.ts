@@ -225,8 +225,11 @@ export class ChatSession {
   /** The sampling options every chat reply uses (tests reuse them to reproduce a reply). */
   sampling(): SamplingOptions {
     const c = this.deps.config;
+    // Half the context at most, so a reply never squeezes the conversation out of the prompt
+    // (and a small model's context does not turn a setting into a rejected request).
+    const context = this.deps.generator.info().contextLength;
     return {
-      maxNewTokens: c.BOT_MAX_NEW_TOKENS,
+      maxNewTokens: Math.max(1, Math.min(c.BOT_MAX_NEW_TOKENS, Math.floor(context / 2))),
       temperature: c.BOT_TEMPERATURE,
       topK: c.BOT_TOP_K,
       topP: c.BOT_TOP_P,

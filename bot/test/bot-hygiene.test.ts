@@ -126,7 +126,7 @@ test('duplicates are answered once, also across two bot instances sharing Redis;
 });
 
 test('non-text messages get a short polite reply; empty text is ignored; over-long text is cut with a notice', async () => {
-  const h = await BotHarness.start({ ...model, bot: { BOT_MAX_INPUT_CHARS: 20 } });
+  const h = await BotHarness.start({ ...model, bot: { BOT_MAX_INPUT_CHARS: 20, BOT_RATE_LIMIT: 6 } });
   try {
     const u = await verified(h, 'u');
     const image = await h.say(u, FileBox.fromUrl('https://example.com/cat.jpg'));

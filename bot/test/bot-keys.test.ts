@@ -79,7 +79,7 @@ test('wrong keys until lockout; while locked even the right key is refused and t
 
 test('rotation: old key works during the grace window, then one friendly message asks for the new key', async () => {
   let now = Date.now();
-  const h = await BotHarness.start({ ...model, core: { KEY_GRACE_MINUTES: 10, KEY_REAUTH: 0 }, bot: { BOT_RATE_LIMIT: 100 }, keysNow: () => new Date(now) });
+  const h = await BotHarness.start({ ...model, core: { KEY_GRACE_MINUTES: 10, KEY_REAUTH: 0 }, keysNow: () => new Date(now) });
   try {
     const old = await h.keys.current();
     const dan = h.user('dan');

@@ -60,8 +60,8 @@ export class BotHarness {
   static async start(o: HarnessOptions): Promise<BotHarness> {
     const store = o.store ?? (await openTestStore('bot'));
     const core: CoreConfig = { ...parseEnv(coreSchema, {}), ...o.core };
-    // Short memory TTLs and small limits keep the suite fast; each test can override.
-    const config = defaultBotConfig({ BOT_TEMPERATURE: 0, ...o.bot });
+    // Greedy decoding and a generous rate limit unless a test is about them.
+    const config = defaultBotConfig({ BOT_TEMPERATURE: 0, BOT_RATE_LIMIT: 1000, ...o.bot });
     const keys = new KeyService(store, core, undefined, o.keysNow ? { now: o.keysNow } : {});
     const usage = new UsageRecorder(store, core);
     const session = new ChatSession({

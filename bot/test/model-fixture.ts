@@ -1,15 +1,40 @@
-// The model side of the bot's end-to-end tests. INTERIM: until the generation service lands this
-// uses the benchmark's trivial generator; tests comparing model output use the real service.
+// The model side of the bot's end-to-end tests: the real generation service (worker thread,
+// batching, deadlines) on a tiny random checkpoint the test writes, so every reply the bot sends
+// comes from a real model through the real generation path.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { TextGenerator } from '../../model/generator.js';
-import { TrivialGenerator } from '../bench/trivial-generator.js';
+import { createGenerator, type GeneratorOptions } from '../../model/service.js';
+import { createTinyModel } from '../../model/testing.js';
 import type { ChatPromptFormat } from '../chat-session.js';
 
+// INTERIM until model/chat-format.ts lands: the documented simple format (turns as User:/Bot:
+// lines, the turn ends at the next "\nUser:").
 export const simpleFormat: ChatPromptFormat = {
   buildPrompt: (history, message) => history.map((t) => `User: ${t.user}\nBot: ${t.bot}\n`).join('') + `User: ${message}\nBot:`,
   stop: ['\nUser:'],
 };
 
-export async function testModel(): Promise<{ generator: TextGenerator; format: ChatPromptFormat; close(): Promise<void> }> {
-  const generator = new TrivialGenerator();
-  return { generator, format: simpleFormat, close: () => generator.close() };
+export interface TestModel {
+  generator: TextGenerator;
+  format: ChatPromptFormat;
+  dir: string;
+  close(): Promise<void>;
+}
+
+/** A tiny checkpoint in a temp dir and a generation service on it. */
+export async function testModel(options: Omit<GeneratorOptions, 'modelDir'> = {}): Promise<TestModel> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-bot-model-'));
+  await createTinyModel(dir, { nPositions: 128 });
+  const generator = await createGenerator({ modelDir: dir, maxBatch: 4, maxQueue: 16, backend: 'cpu', ...options });
+  return {
+    generator,
+    format: simpleFormat,
+    dir,
+    async close() {
+      await generator.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

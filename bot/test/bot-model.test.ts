@@ -1,0 +1,125 @@
+// Replies come from the model: the real generation service on a tiny checkpoint made here. Each
+// reply the bot sends is compared with the service's own output for the same prompt and seed.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { cutAtStop } from '../chat-session.js';
+import { BotHarness, type ContactMock } from './harness.js';
+import { testModel, type TestModel } from './model-fixture.js';
+
+let model: TestModel;
+before(async () => {
+  model = await testModel();
+});
+after(async () => {
+  await model.close();
+});
+
+async function verified(h: BotHarness, id: string): Promise<ContactMock> {
+  const c = h.user(id);
+  assert.equal((await h.say(c, (await h.keys.current()).key)).reply?.kind, 'verified');
+  return c;
+}
+
+/** What the service itself answers for `prompt` with the bot's sampling options. */
+async function direct(h: BotHarness, prompt: string): Promise<string> {
+  const r = await model.generator.generate({ prompt, ...h.session.sampling() });
+  return cutAtStop(r.text, model.format.stop).trim();
+}
+
+test('the reply is the model\'s text for the chat prompt (same prompt and seed → same text)', async () => {
+  const h = await BotHarness.start({ ...model, bot: { BOT_TEMPERATURE: 0.9, BOT_MAX_NEW_TOKENS: 12 }, seed: 1234 });
+  try {
+    const u = await verified(h, 'u');
+    const r = await h.say(u, 'hello, how are you today?');
+    assert.equal(r.reply?.kind, 'reply');
+    assert.equal(r.reply?.prompt, model.format.buildPrompt([], 'hello, how are you today?'));
+    const expected = await direct(h, r.reply!.prompt!);
+    assert.ok(expected.length > 0, 'the tiny model says something');
+    assert.equal(r.sent.join(''), expected);
+    assert.deepEqual(h.saidTo('u').slice(-1), [expected], 'delivered through the puppet');
+    assert.equal(r.reply?.generation?.completionTokens, 12);
+    // Recorded in usage with tokens and the wechat channel.
+    const totals = await h.usage.userTotals('u');
+    assert.ok(totals && totals.tokensOut >= 12 && totals.tokensIn > 0);
+    assert.equal((await h.usage.series('24h')).totals.channels.wechat, 2);
+  } finally {
+    await h.close();
+  }
+});
+
+test('memory: recent turns go into the prompt; #reset forgets them', async () => {
+  const h = await BotHarness.start({ ...model, bot: { BOT_MAX_NEW_TOKENS: 8, BOT_MEMORY_TURNS: 2 } });
+  try {
+    const u = await verified(h, 'u');
+    const first = await h.say(u, 'my name is Ada');
+    const answer1 = first.sent.join('');
+    const second = await h.say(u, 'what is my name?');
+    assert.equal(second.reply?.prompt, model.format.buildPrompt([{ user: 'my name is Ada', bot: answer1 }], 'what is my name?'));
+    assert.equal(second.sent.join(''), await direct(h, second.reply!.prompt!));
+    const answer2 = second.sent.join('');
+    const third = await h.say(u, 'third');
+    const fourth = await h.say(u, 'fourth');
+    // Bounded to two turns: the first exchange has gone.
+    assert.equal(fourth.reply?.prompt, model.format.buildPrompt(
+      [{ user: 'what is my name?', bot: answer2 }, { user: 'third', bot: third.sent.join('') }], 'fourth'));
+    const reset = await h.say(u, '#reset');
+    assert.match(reset.sent[0], /forgotten our conversation/);
+    const fresh = await h.say(u, 'do you remember me?');
+    assert.equal(fresh.reply?.prompt, model.format.buildPrompt([], 'do you remember me?'));
+    // Memory is per user.
+    const other = await verified(h, 'other');
+    assert.equal((await h.say(other, 'hi')).reply?.prompt, model.format.buildPrompt([], 'hi'));
+  } finally {
+    await h.close();
+  }
+});
+
+test('a long reply is split into ordered parts within the length limit', async () => {
+  const h = await BotHarness.start({ ...model, bot: { BOT_MAX_NEW_TOKENS: 48, BOT_REPLY_PART_CHARS: 20, BOT_TEMPERATURE: 1 }, seed: 99 });
+  try {
+    const u = await verified(h, 'u');
+    const r = await h.say(u, 'tell me a long story about a cat');
+    const expected = await direct(h, r.reply!.prompt!);
+    assert.ok([...expected].length > 20, `the model wrote more than one part (${[...expected].length} chars)`);
+    assert.ok(r.sent.length >= 2);
+    for (const p of r.sent) assert.ok([...p].length <= 20);
+    assert.equal(r.sent.join('').replace(/\s+/g, ''), expected.replace(/\s+/g, ''), 'all parts, in order');
+    assert.deepEqual(h.saidTo('u').slice(-r.sent.length), r.sent);
+  } finally {
+    await h.close();
+  }
+});
+
+test('generator timing out or busy: "try again shortly", no quota used, the bot keeps working', async () => {
+  const slow = await testModel({ maxBatch: 1, maxQueue: 1 });
+  const h = await BotHarness.start({
+    generator: slow.generator, format: slow.format, bot: { BOT_MAX_NEW_TOKENS: 60, BOT_GENERATION_TIMEOUT_MS: 100, BOT_DAILY_QUOTA: 10 },
+  });
+  try {
+    const u = await verified(h, 'u');
+    // Running past the deadline (60 tokens take longer than 100 ms here).
+    const running = await h.say(u, 'a question that takes a while');
+    assert.equal(running.reply?.kind, 'timeout');
+    assert.match(running.sent[0], /try again shortly/);
+    // Queued past the deadline behind a long request.
+    const blocker = slow.generator.generate({ prompt: 'User: block\nBot:', maxNewTokens: 60, temperature: 0 });
+    const queued = await h.say(u, 'and another');
+    assert.equal(queued.reply?.kind, 'timeout');
+    // Queue full: busy.
+    const blocker2 = slow.generator.generate({ prompt: 'User: wait\nBot:', maxNewTokens: 60, temperature: 0 });
+    const busy = await h.say(u, 'one more');
+    assert.equal(busy.reply?.kind, 'busy');
+    assert.match(busy.sent[0], /try again shortly/);
+    await Promise.allSettled([blocker, blocker2]);
+    assert.equal((await h.session.limits.status('u')).usedToday, 0, 'failed replies are not charged');
+    const usage = await h.usage.series('24h');
+    assert.equal(usage.totals.outcomes.timeout, 2);
+    assert.equal(usage.totals.outcomes.busy, 1);
+    h.config.BOT_MAX_NEW_TOKENS = 2;
+    h.config.BOT_GENERATION_TIMEOUT_MS = 10_000;
+    assert.equal((await h.say(u, 'short one')).reply?.kind, 'reply', 'works again');
+  } finally {
+    await h.close();
+    await slow.close();
+  }
+});
