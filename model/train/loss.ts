@@ -12,7 +12,9 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scal
   const fn = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const lg = args[0] as tf.Tensor2D;
     const save = args[1] as tf.GradSaveFunc;
-    const oneHot = tf.oneHot(targets, v, 1, 0, 'float32');
+    // int32 one-hot, then cast: wasm's OneHot kernel ignores the dtype argument and writes int32
+    // bits into a float32 tensor (every "1" reads as 1.4e-45), which made the loss go negative.
+    const oneHot = tf.cast(tf.oneHot(targets, v), 'float32');
     const lse = tf.logSumExp(lg, 1); // [N]
     const picked = tf.sum(tf.mul(lg, oneHot), 1); // [N]
     const value = tf.mean(tf.sub(lse, picked)) as tf.Scalar;

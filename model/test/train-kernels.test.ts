@@ -1,0 +1,129 @@
+// The training-only kernels and the loss against straightforward float64 JS references, on the
+// backend the trainer uses (wasm here): batched/transposed matmul, its gradient, the segment sum
+// behind the embedding gradient, and the cross-entropy value and gradient.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../backend.js';
+import { Rng } from '../rng.js';
+import { installTrainingKernels } from '../train/kernels.js';
+import { crossEntropy } from '../train/loss.js';
+
+const backend = await initBackend();
+installTrainingKernels();
+
+function rand(n: number, seed: number): Float32Array {
+  return new Rng(seed).fillNormal(new Float32Array(n), 1);
+}
+
+/** float64 reference of matMul with transpose flags on [batch, r, c] row-major data. */
+function refMatMul(a: Float32Array, as: number[], b: Float32Array, bs: number[], ta: boolean, tb: boolean): Float64Array {
+  const batch = as.length === 3 ? as[0] : 1;
+  const [ar, ac] = as.slice(-2);
+  const [br, bc] = bs.slice(-2);
+  const M = ta ? ac : ar;
+  const K = ta ? ar : ac;
+  const N = tb ? br : bc;
+  const bBatch = bs.length === 3 ? bs[0] : 1;
+  const out = new Float64Array(batch * M * N);
+  for (let x = 0; x < batch; x++) {
+    const ao = x * ar * ac;
+    const bo = (bBatch === 1 ? 0 : x) * br * bc;
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const av = ta ? a[ao + k * ac + i] : a[ao + i * ac + k];
+          const bv = tb ? b[bo + j * bc + k] : b[bo + k * bc + j];
+          s += av * bv;
+        }
+        out[x * M * N + i * N + j] = s;
+      }
+    }
+  }
+  return out;
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+test(`batched and transposed matmuls equal a float64 reference (${backend})`, () => {
+  const cases: Array<[number[], number[], boolean, boolean]> = [
+    [[3, 5, 7], [3, 7, 4], false, false],
+    [[3, 5, 7], [3, 4, 7], false, true],
+    [[3, 7, 5], [3, 7, 4], true, false],
+    [[3, 7, 5], [3, 4, 7], true, true],
+    [[5, 7], [4, 7], false, true],
+    [[7, 5], [7, 4], true, false],
+    [[2, 5, 7], [7, 4], false, false],
+  ];
+  cases.forEach(([as, bs, ta, tb], n) => {
+    const a = rand(as.reduce((x, y) => x * y, 1), 10 + n);
+    const b = rand(bs.reduce((x, y) => x * y, 1), 20 + n);
+    const got = tf.tidy(() => tf.matMul(tf.tensor(a, as), tf.tensor(b, bs), ta, tb).dataSync());
+    assert.ok(maxDiff(got, refMatMul(a, as, b, bs, ta, tb)) < 1e-4, `case ${n}: ${JSON.stringify([as, bs, ta, tb])}`);
+  });
+  // 4-D, as attention uses it: [B, H, T, D] x [B, H, T, D]^T
+  const q = rand(2 * 3 * 6 * 4, 1);
+  const k = rand(2 * 3 * 6 * 4, 2);
+  const got = tf.tidy(() => tf.matMul(tf.tensor(q, [2, 3, 6, 4]), tf.tensor(k, [2, 3, 6, 4]), false, true).dataSync());
+  assert.ok(maxDiff(got, refMatMul(q, [6, 6, 4], k, [6, 6, 4], false, true)) < 1e-4);
+});
+
+test('matmul gradients (explicit transposes) equal the analytic ones', () => {
+  const a = rand(3 * 5 * 7, 3);
+  const b = rand(3 * 4 * 7, 4);
+  const dy = rand(3 * 5 * 4, 5);
+  const [ga, gb] = tf.tidy(() => {
+    const g = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y, false, true));
+    return g([tf.tensor(a, [3, 5, 7]), tf.tensor(b, [3, 4, 7])], tf.tensor(dy, [3, 5, 4])).map((t) => t.dataSync());
+  });
+  // C = A·Bᵀ: dA = dY·B, dB = dYᵀ·A
+  assert.ok(maxDiff(ga, refMatMul(dy, [3, 5, 4], b, [3, 4, 7], false, false)) < 1e-4);
+  assert.ok(maxDiff(gb, refMatMul(dy, [3, 5, 4], a, [3, 5, 7], true, false)) < 1e-4);
+});
+
+test('the embedding gradient (segment sum) adds rows of repeated ids', () => {
+  const table = rand(6 * 3, 7);
+  const ids = [1, 4, 1, 0, 1];
+  const dy = rand(ids.length * 3, 8);
+  const g = tf.tidy(() => {
+    const f = tf.grad((t: tf.Tensor) => tf.mul(tf.gather(t, tf.tensor1d(ids, 'int32')), tf.tensor(dy, [ids.length, 3])).sum());
+    return f(tf.tensor(table, [6, 3])).dataSync();
+  });
+  const want = new Float64Array(6 * 3);
+  ids.forEach((id, i) => {
+    for (let c = 0; c < 3; c++) want[id * 3 + c] += dy[i * 3 + c];
+  });
+  assert.ok(maxDiff(g, want) < 1e-5);
+});
+
+test('cross-entropy value and gradient equal a float64 reference', () => {
+  const N = 6;
+  const V = 11;
+  const logits = rand(N * V, 9).map((x) => x * 4);
+  const targets = [0, 10, 3, 3, 7, 1];
+  const { value, grad } = tf.tidy(() => {
+    const t = tf.tensor1d(targets, 'int32');
+    const x = tf.tensor2d(logits, [N, V]);
+    const { value, grads } = tf.valueAndGrads((l: tf.Tensor) => crossEntropy(l as tf.Tensor2D, t))([x]);
+    return { value: value.dataSync()[0], grad: grads[0].dataSync() };
+  });
+  let want = 0;
+  const wantGrad = new Float64Array(N * V);
+  for (let r = 0; r < N; r++) {
+    let m = -Infinity;
+    for (let c = 0; c < V; c++) m = Math.max(m, logits[r * V + c]);
+    let s = 0;
+    for (let c = 0; c < V; c++) s += Math.exp(logits[r * V + c] - m);
+    want += (m + Math.log(s) - logits[r * V + targets[r]]) / N;
+    for (let c = 0; c < V; c++) wantGrad[r * V + c] = (Math.exp(logits[r * V + c] - m) / s - (c === targets[r] ? 1 : 0)) / N;
+  }
+  assert.ok(want > 0);
+  assert.ok(Math.abs(value - want) < 1e-5, `loss ${value} vs ${want}`);
+  assert.ok(maxDiff(grad, wantGrad) < 1e-6);
+});
