@@ -20,6 +20,7 @@ export type { TokenizerData } from './files.js';
 
 const WORD_END = '</w>';
 const CACHE_LIMIT = 50_000;
+const CACHE_MAX_WORD = 64;
 /** Pair keys pack two symbol indices into one exact double. */
 const PAIR_SHIFT = 2 ** 22;
 const BYTE_TOKEN = /^<0x([0-9A-F]{2})>$/;
@@ -363,8 +364,12 @@ export class BpeTokenizer {
       }
     }
     const entry = { tokens: outTokens, ids };
-    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-    this.cache.set(word, entry);
+    // Long "words" (pasted URLs, base64) rarely repeat: keeping them would let one chatty user
+    // fill memory with cache entries.
+    if (word.length <= CACHE_MAX_WORD) {
+      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+      this.cache.set(word, entry);
+    }
     return entry;
   }
 
