@@ -8,6 +8,8 @@ export interface ScheduleConfig {
   steps: number;
   /** Floor as a fraction of lr (0 = the paper's anneal to zero). */
   minLrRatio: number;
+  /** Shape after warm-up: 'cosine' (pre-training, the default) or 'linear' (GPT-1's fine-tuning). */
+  decay?: 'cosine' | 'linear';
 }
 
 /** Learning rate for optimizer step `step` (0-based: the first update uses step 0). */
@@ -16,5 +18,6 @@ export function learningRate(step: number, c: ScheduleConfig): number {
   const decaySteps = Math.max(1, c.steps - c.warmupSteps);
   const progress = Math.min(1, (step - c.warmupSteps) / decaySteps);
   const floor = c.lr * c.minLrRatio;
+  if (c.decay === 'linear') return floor + (c.lr - floor) * (1 - progress);
   return floor + 0.5 * (c.lr - floor) * (1 + Math.cos(Math.PI * progress));
 }
