@@ -165,8 +165,8 @@ export class KeyService {
   private started = false;
   private lastNotifiedVersion = 0;
   private lastBreakerWarning = 0;
-  private readonly rotateListeners = new Set<(e: RotationEvent) => void>();
-  private readonly scheduleListeners = new Set<(s: ScheduleInfo) => void>();
+  private readonly rotateListeners = new Set<(e: RotationEvent) => unknown>();
+  private readonly scheduleListeners = new Set<(s: ScheduleInfo) => unknown>();
 
   constructor(store: Store, config: KeyServiceConfig, logger: Logger = silentLogger, options: KeyServiceOptions = {}) {
     this.store = store;
@@ -228,13 +228,13 @@ export class KeyService {
   }
 
   /** Fires in every process sharing Redis (via pub/sub) when the key rotates. Returns an unsubscribe. */
-  onRotate(listener: (e: RotationEvent) => void): () => void {
+  onRotate(listener: (e: RotationEvent) => unknown): () => void {
     this.rotateListeners.add(listener);
     return () => this.rotateListeners.delete(listener);
   }
 
   /** Fires in every started process when the schedule is changed at run time. */
-  onScheduleChange(listener: (s: ScheduleInfo) => void): () => void {
+  onScheduleChange(listener: (s: ScheduleInfo) => unknown): () => void {
     this.scheduleListeners.add(listener);
     return () => this.scheduleListeners.delete(listener);
   }
@@ -694,10 +694,13 @@ function checkUserId(userId: unknown): asserts userId is string {
   }
 }
 
-function safeCall(fn: () => void, log: Logger): void {
+/** Listener failures (sync or async) are logged, never allowed to crash the process. */
+function safeCall(fn: () => unknown, log: Logger): void {
+  const report = (err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'a key event listener failed');
   try {
-    fn();
+    const r = fn();
+    if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch(report);
   } catch (err) {
-    log.warn({ err: (err as Error).message }, 'a key event listener threw');
+    report(err);
   }
 }

@@ -171,3 +171,25 @@ test('the safety check catches a slot the cron timer never fired for', async () 
     await done();
   }
 });
+
+test('a failing rotation listener (sync or async) is logged and does not stop the others', async () => {
+  const { stores, done } = await cluster(1);
+  const keys = new KeyService(stores[0], keyConfig());
+  try {
+    await keys.start();
+    const seen: number[] = [];
+    keys.onRotate(() => {
+      throw new Error('sync boom');
+    });
+    keys.onRotate(async () => {
+      throw new Error('async boom');
+    });
+    keys.onRotate((e) => seen.push(e.version));
+    const { version } = await keys.rotate('admin');
+    assert.ok(await waitFor(() => seen.includes(version), 3000));
+    await sleep(50); // an unhandled rejection would fail the test run here
+  } finally {
+    await keys.stop();
+    await done();
+  }
+});
