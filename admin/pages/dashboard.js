@@ -69,7 +69,6 @@ export async function renderDashboard(page) {
     page,
     h('div.page-head', h('div', h('h1', 'Dashboard'), h('p.muted', 'How the bot is used, and whether it is online.')), h('div.segmented', { role: 'group', 'aria-label': 'Range' }, rangeButtons)),
     botBox,
-    h('div', { class: 'spacer' }),
     kpis,
     chartsBox,
   );

@@ -48,7 +48,7 @@ export async function renderKeys(page) {
   const tzInput = h('input#tz', { type: 'text', list: 'tz-list', autocomplete: 'off' });
   const tzList = h('datalist#tz-list', TIME_ZONES.map((z) => h('option', { value: z })));
   const cronDesc = h('div.cron-desc#cron-desc');
-  const cronError = h('div.alert.error', { role: 'alert', hidden: true });
+  const cronError = h('div.alert.error#cron-error', { role: 'alert', hidden: true });
   const runs = h('ol.runs#next-runs');
   const presets = h('div.presets');
   const saveBtn = h('button.btn.primary#save-schedule', { type: 'button' }, 'Save schedule');

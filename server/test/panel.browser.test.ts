@@ -1,0 +1,180 @@
+// The admin panel in a real browser (Debian's Chromium via playwright-core): log in, charts drawn
+// with data, rotate the key and see the new one, change the schedule and see the next runs, a
+// hostile display name shown as text, the key card, the phone layout. No CSP violations allowed.
+// SCREENSHOT_DIR=/some/dir keeps screenshots of every page (desktop and phone).
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { setLoginState } from '../../bot/login-state.js';
+import { browserSkipReason, launchBrowser } from './browser.js';
+import { startHarness, TEST_PASSWORD, type Harness } from './harness.js';
+import { HOSTILE_NAME, seedUsage } from './seed.js';
+
+const skip = browserSkipReason();
+const shots = process.env.SCREENSHOT_DIR;
+if (shots) mkdirSync(shots, { recursive: true });
+
+async function shot(page: Page, name: string): Promise<void> {
+  if (shots) await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+/** Number of painted pixels on a canvas (a drawn chart has many). */
+function paintedPixels(page: Page, selector: string): Promise<number> {
+  return page.$eval(selector, (c) => {
+    const canvas = c as HTMLCanvasElement;
+    const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+    let n = 0;
+    for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+    return n;
+  });
+}
+
+describe('admin panel in Chromium', { skip }, () => {
+  let h: Harness;
+  let browser: Browser;
+  let page: Page;
+  const problems: string[] = [];
+
+  before(async () => {
+    h = await startHarness();
+    await seedUsage(h.usage, { days: 30, perDay: 30 });
+    for (let i = 0; i < 3; i++) await h.keys.verify('wx-user-2', '000000' === (await h.keys.current()).key ? '111111' : '000000');
+    await setLoginState(h.store, { state: 'waiting-for-scan', qrcode: 'https://login.weixin.qq.com/l/test-qr' });
+    browser = await launchBrowser();
+    const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
+    page = await ctx.newPage();
+    page.on('console', (m) => {
+      // Expected refusals (401 before login, 400 for a bad cron preview) are logged by the browser
+      // as failed loads; everything else, CSP violations above all, is a problem.
+      if (m.type() === 'error' && !/^Failed to load resource: the server responded with a status of (400|401)/.test(m.text())) problems.push(`console: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('dialog', (d) => {
+      problems.push(`dialog opened: ${d.message()}`);
+      void d.dismiss();
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  test('login: wrong password shows an error; the right one opens the dashboard with drawn charts and the QR code', async () => {
+    await page.goto(`${h.url}/admin/`);
+    await page.fill('#password', 'not the password');
+    await page.click('#login-form button[type=submit]');
+    await page.waitForSelector('#login-error:not([hidden])');
+    assert.match((await page.textContent('#login-error'))!, /Wrong password/);
+    await page.fill('#password', TEST_PASSWORD);
+    await page.click('#login-form button[type=submit]');
+    await page.waitForSelector('#page[data-loaded]');
+    await page.waitForFunction(() => document.querySelectorAll('canvas').length >= 6);
+    await page.waitForTimeout(400); // chart animation
+    for (const id of ['chart-messages', 'chart-users', 'chart-tokens', 'chart-latency', 'chart-failed', 'chart-daily']) {
+      assert.ok((await paintedPixels(page, `#${id}`)) > 500, `${id} has drawing`);
+    }
+    const kpis = await page.$$eval('.kpi .value', (els) => els.map((e) => e.textContent));
+    assert.ok(Number(kpis[0]!.replace(/\D/g, '')) > 0, `messages KPI ${kpis[0]}`);
+    assert.ok(await page.isVisible('.qr-box img'));
+    assert.ok(await page.$eval('.qr-box img', (i) => (i as HTMLImageElement).naturalWidth > 0), 'the QR code image loaded');
+    await shot(page, 'dashboard-desktop');
+    await page.click('.segmented button[data-range="30d"]');
+    await page.waitForFunction(() => document.querySelector('#chart-messages')?.closest('.card')?.textContent?.includes('per day'));
+    await shot(page, 'dashboard-30d-desktop');
+  });
+
+  test('keys: rotate with confirmation shows the new key; schedule change shows description and next runs; key card downloads', async () => {
+    await page.click('a[data-page=keys]');
+    await page.waitForFunction(() => /^\d{6}$/.test(document.querySelector('#key-value')?.textContent ?? ''));
+    const before = (await page.textContent('#key-value'))!;
+    assert.equal(before, (await h.keys.current()).key);
+    assert.match((await page.textContent('#countdown'))!, /^\d{2}:\d{2}:\d{2}$|^\d+ d /);
+    await shot(page, 'keys-desktop');
+
+    await page.click('#rotate');
+    await page.waitForSelector('.dialog');
+    await page.click('.dialog .btn.danger');
+    await page.waitForFunction((old) => document.querySelector('#key-value')?.textContent !== old, before);
+    const after = (await page.textContent('#key-value'))!;
+    assert.notEqual(after, before);
+    assert.equal(after, (await h.keys.current()).key, 'the page shows the key the server now accepts');
+    assert.match((await page.textContent('table'))!, new RegExp(before));
+
+    await page.fill('#cron', '0 9 * * 1');
+    await page.fill('#tz', 'UTC');
+    await page.waitForFunction(() => /Monday/.test(document.querySelector('#cron-desc')?.textContent ?? ''));
+    await page.click('#save-schedule');
+    await page.waitForFunction(() => /saved/.test(document.querySelector('#toast')?.textContent ?? ''));
+    const runs = await page.$$eval('#next-runs li', (li) => li.map((l) => l.textContent ?? ''));
+    assert.equal(runs.length, 5);
+    const stored = await h.keys.getSchedule();
+    assert.equal(stored.cron, '0 9 * * 1');
+    for (const r of stored.nextRuns) assert.equal(new Date(r).getUTCDay(), 1);
+    // A bad expression: a clear error, and the save button is disabled.
+    await page.fill('#cron', '0 25 * * *');
+    await page.waitForFunction(() => document.querySelector('#cron-desc')?.textContent === '' && /not a valid cron/.test(document.querySelector('#cron-error:not([hidden])')?.textContent ?? ''));
+    assert.ok(await page.isDisabled('#save-schedule'));
+    await page.click('.presets button[data-cron="0 0 * * *"]');
+    await page.waitForFunction(() => !(document.querySelector('#save-schedule') as HTMLButtonElement).disabled);
+
+    await page.fill('#caption', '关注公众号获取每日密钥 · Follow us for the daily key');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-card')]);
+    assert.match(download.suggestedFilename(), /^nemo-key-v\d+\.png$/);
+    const file = await download.path();
+    const { readFile } = await import('node:fs/promises');
+    const png = await readFile(file!);
+    assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], 'a PNG');
+    assert.ok(png.length > 20_000);
+    await shot(page, 'keys-after-desktop');
+  });
+
+  test('users: a hostile display name is shown as text; search and ban work', async () => {
+    await page.click('a[data-page=users]');
+    await page.waitForSelector('#users-body tr[data-user]');
+    const names = await page.$$eval('#users-body .name', (els) => els.map((e) => e.textContent));
+    assert.ok(names.includes(HOSTILE_NAME), 'the name appears literally');
+    assert.equal(await page.$$eval('#users-body img', (i) => i.length), 0, 'no <img> was created from it');
+    await shot(page, 'users-desktop');
+    await page.fill('#user-search', '爱');
+    await page.fill('#user-search', 'alice');
+    await page.waitForFunction(() => document.querySelectorAll('#users-body tr[data-user]').length === 1);
+    await page.click('#users-body tr[data-user] .btn.danger-outline');
+    await page.click('.dialog .btn.danger');
+    await page.waitForSelector('#users-body .badge.danger');
+    assert.ok(await (await import('../../bot/bans.js')).Bans.prototype.isBanned.call({ store: h.store }, 'wx-user-1'));
+  });
+
+  test('settings and audit pages render; settings save', async () => {
+    await page.click('a[data-page=settings]');
+    await page.waitForSelector('#settings-form');
+    await page.fill('#set-temperature', '0.5');
+    await page.click('#save-settings');
+    await page.waitForFunction(() => /saved/.test(document.querySelector('#toast')?.textContent ?? ''));
+    assert.equal((await h.settings.get()).values.temperature, 0.5);
+    await shot(page, 'settings-desktop');
+    await page.click('a[data-page=audit]');
+    await page.waitForSelector('td .badge');
+    const actions = await page.$$eval('td .badge', (b) => b.map((x) => x.textContent));
+    for (const a of ['login', 'keys.rotate', 'keys.schedule', 'users.ban', 'settings.update']) assert.ok(actions.includes(a), a);
+    await shot(page, 'audit-desktop');
+  });
+
+  test('phone-sized screen: navigation fits, pages do not scroll sideways', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const p of ['dashboard', 'keys', 'users', 'settings']) {
+      await page.goto(`${h.url}/admin/#/${p}`);
+      await page.waitForSelector('#shell:not([hidden])');
+      await page.waitForTimeout(p === 'dashboard' ? 700 : 300);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 1, `${p}: page is ${overflow}px wider than the screen`);
+      await shot(page, `${p}-phone`);
+    }
+    await page.setViewportSize({ width: 1366, height: 900 });
+  });
+
+  test('no CSP violations or script errors happened', () => {
+    assert.deepEqual(problems, []);
+  });
+});
