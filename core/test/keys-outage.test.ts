@@ -47,7 +47,9 @@ test('Redis restarted mid-way: calls reject with RedisUnavailableError, nothing 
     assert.equal((await keys.verify('u1', before.key)).ok, true);
 
     await server.stop();
+    const t0 = Date.now();
     await assert.rejects(keys.verify('u2', before.key), RedisUnavailableError);
+    assert.ok(Date.now() - t0 < 3000, 'fails fast instead of hanging the chat');
     await assert.rejects(keys.current(), RedisUnavailableError);
     await assert.rejects(keys.authorisation('u1'), RedisUnavailableError);
     await assert.rejects(keys.rotate('admin'), RedisUnavailableError);
