@@ -7,6 +7,7 @@ import { register as registerPretrain } from './commands/pretrain.js';
 import { register as registerGenerate } from './commands/generate.js';
 import { register as registerLogits } from './commands/logits.js';
 import { register as registerInfo } from './commands/info.js';
+import { register as registerDownload } from './commands/download.js';
 
 const program = new Command();
 program.name('npm run model --').description('nemo model tools').showHelpAfterError();
@@ -17,6 +18,7 @@ registerPretrain(program);
 registerGenerate(program);
 registerLogits(program);
 registerInfo(program);
+registerDownload(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
