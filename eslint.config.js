@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', '**/dist/**', 'admin/vendor/**', 'model/shipped/**'] },
+  { ignores: ['node_modules/**', 'data/**', 'tmp/**', 'models/**', '**/dist/**', 'admin/vendor/**', 'model/shipped/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
