@@ -44,7 +44,8 @@ return {1, version}
  * One verification's bookkeeping, after Node compared digests in constant time.
  * KEYS: current, previous, user, fails, lock, newFailHour, newFailPrevHour, failTotal, failHour.
  * ARGV: nowMs, cachedVersion, matchVersion (0 = no match), graceMs, maxAttempts, lockoutMs,
- * breakerLimit (0 = off), prevHourWeight, hourTtlMs.
+ * breakerLimit (0 = off), prevHourWeight, hourTtlMs, userTtlMs (how long an idle user's
+ * authorisation record is kept).
  * Returns {'locked', ttlMs} | {'stale'} | {'breaker', estimate} | {'ok', version, graceEndMs}
  *       | {'wrong', attemptsLeft} | {'lockednow', lockoutMs}.
  * The lock is checked before the outcome is used, so a locked user learns nothing from a guess.
@@ -72,6 +73,7 @@ if match > 0 then
   end
   if ok then
     redis.call('HSET', KEYS[3], 'v', match, 'at', ARGV[1], 'known', '1')
+    redis.call('PEXPIRE', KEYS[3], ARGV[10])
     redis.call('DEL', KEYS[4])
     return {'ok', match, tostring(graceEnd)}
   end

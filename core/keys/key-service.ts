@@ -342,7 +342,7 @@ export class KeyService {
           this.k('current'), this.k('previous'), this.k('user', userId), this.k('fails', userId), this.k('lock', userId),
           this.k('newfail', hour), this.k('newfail', hour - 1), this.k('failed', 'total'), this.k('failed', 'h', hour),
           nowMs, cache.curV, match, this.graceMs, this.config.KEY_MAX_ATTEMPTS, this.lockoutMs,
-          this.breakerLimit, prevHourWeight.toFixed(6), this.retentionMs,
+          this.breakerLimit, prevHourWeight.toFixed(6), this.retentionMs, this.userTtlMs,
         ),
       );
       const [kind, value, extra] = res;
@@ -450,6 +450,11 @@ export class KeyService {
 
   private get retentionMs(): number {
     return this.config.USAGE_RETENTION_DAYS * DAY;
+  }
+
+  /** A user's authorisation record outlives both the usage retention and any KEY_REAUTH period. */
+  private get userTtlMs(): number {
+    return Math.max(this.retentionMs, (this.config.KEY_REAUTH + 1) * DAY);
   }
 
   private get breakerLimit(): number {

@@ -119,6 +119,8 @@ test('authorisation follows the key generation (KEY_REAUTH=0), revoke forgets th
     const v1 = await keys.current();
     assert.deepEqual(await keys.verify('bob', v1.key), { ok: true, version: 1, authorisedUntil: null });
     assert.deepEqual(await keys.authorisation('bob'), { authorised: true, version: 1, until: null, needsNewKey: false });
+    const ttl = await keys['store'].redis.pttl(keys['store'].key('keys', 'user', 'bob'));
+    assert.ok(ttl > 89 * DAY && ttl <= 90 * DAY, 'an idle user record expires with the usage retention');
     await keys.rotate('admin');
     // Still inside the previous key's grace window: authorised until it ends.
     const during = await keys.authorisation('bob');
