@@ -47,7 +47,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'output folder', DEFAULT_DATA_DIR)
     .option('--seed <n>', 'seed for the mix and the shuffle', intArg, 1234)
     .option('--val-fraction <f>', 'share of each corpus held out for validation', fractionArg, 0.02)
-    .option('--mix <list>', 'kept share of training documents per corpus, e.g. poetry=0.3', parseMix, DEFAULT_MIX)
+    .option('--mix <list>', 'kept share of training documents per corpus (default brown=1,nlp-corpus=1,poetry=0.15)', parseMix, DEFAULT_MIX)
     .option('--corpora <list>', 'corpora to read', corporaArg, [...CORPUS_NAMES])
     .option('--limit <n>', 'at most N documents per corpus (quick runs)', intArg)
     .option('--shard-tokens <n>', 'tokens per training shard file', intArg, 4_000_000)
