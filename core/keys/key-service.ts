@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { CoreConfig } from '../config.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { guard, type Store } from '../redis.js';
+import { guard, toStoreError, type Store } from '../redis.js';
 import { ROTATE_LUA, VERIFY_LUA } from './key-scripts.js';
 import { normaliseAttempt, type KeyShape } from './normalise.js';
 import { InvalidScheduleError, isTimeZone, latestSlot, nextRuns, validateSchedule, type Schedule } from './schedule.js';
@@ -150,6 +150,8 @@ export class KeyService {
   private readonly shape: KeyShape;
   private readonly alphabet: string[];
   private readonly channel: string;
+  /** Prefix of every key this service owns: `<REDIS_PREFIX>keys:`. */
+  private readonly base: string;
   // A per-process HMAC key: digests are compared, never raw keys, and they mean nothing outside.
   private readonly hmacKey = randomBytes(32);
   // Compared against when there is no previous key, so both comparisons always run.
@@ -179,6 +181,7 @@ export class KeyService {
     this.shape = { length: config.KEY_LENGTH, alphabet: config.KEY_ALPHABET };
     this.alphabet = [...config.KEY_ALPHABET];
     this.channel = store.key('keys', 'events');
+    this.base = store.key('keys', '');
     this.schedule = { cron: config.KEY_ROTATE_CRON, tz: config.KEY_ROTATE_TZ };
     if (options.autoPipelining ?? true) store.redis.options.enableAutoPipelining = true;
     const redis = store.redis as RedisWithScripts;
@@ -337,14 +340,18 @@ export class KeyService {
       const nowMs = this.now().getTime();
       const hour = Math.floor(nowMs / HOUR);
       const prevHourWeight = 1 - (nowMs % HOUR) / HOUR;
-      const res = await guard(() =>
-        (this.store.redis as RedisWithScripts).nemoKeyVerify(
-          this.k('current'), this.k('previous'), this.k('user', userId), this.k('fails', userId), this.k('lock', userId),
-          this.k('newfail', hour), this.k('newfail', hour - 1), this.k('failed', 'total'), this.k('failed', 'h', hour),
+      // The hot path: key names by concatenation and no extra closure (this runs ~10k times/s).
+      const b = this.base;
+      const res = await (this.store.redis as RedisWithScripts)
+        .nemoKeyVerify(
+          b + 'current', b + 'previous', b + 'user:' + userId, b + 'fails:' + userId, b + 'lock:' + userId,
+          b + 'newfail:' + hour, b + 'newfail:' + (hour - 1), b + 'failed:total', b + 'failed:h:' + hour,
           nowMs, cache.curV, match, this.graceMs, this.config.KEY_MAX_ATTEMPTS, this.lockoutMs,
           this.breakerLimit, prevHourWeight.toFixed(6), this.retentionMs, this.userTtlMs,
-        ),
-      );
+        )
+        .catch((err: unknown) => {
+          throw toStoreError(err);
+        });
       const [kind, value, extra] = res;
       switch (kind) {
         case 'stale':
