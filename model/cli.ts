@@ -7,6 +7,9 @@ import { register as registerPretrain } from './commands/pretrain.js';
 import { register as registerGenerate } from './commands/generate.js';
 import { register as registerLogits } from './commands/logits.js';
 import { register as registerInfo } from './commands/info.js';
+import { register as registerFinetune } from './commands/finetune.js';
+import { register as registerEvaluate } from './commands/evaluate.js';
+import { register as registerPredict } from './commands/predict.js';
 import { register as registerDownload } from './commands/download.js';
 
 const program = new Command();
@@ -18,6 +21,9 @@ registerPretrain(program);
 registerGenerate(program);
 registerLogits(program);
 registerInfo(program);
+registerFinetune(program);
+registerEvaluate(program);
+registerPredict(program);
 registerDownload(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
