@@ -127,16 +127,30 @@ export class ChatSession {
 
   /** Handles one message; never rejects (every failure becomes a polite reply and an outcome). */
   async handle(msg: IncomingChat): Promise<ChatReply> {
+    const { reply, settled } = await this.respond(msg);
+    await settled;
+    return reply;
+  }
+
+  /**
+   * Like handle(), but resolves as soon as the reply is known; `settled` resolves once the
+   * bookkeeping that need not delay the chatter (memory, usage) is written. Neither rejects.
+   * The next message of the same chat must wait for `settled` (its memory depends on it).
+   */
+  async respond(msg: IncomingChat): Promise<{ reply: ChatReply; settled: Promise<void> }> {
     const started = performance.now();
     const raw = msg.text.trim();
-    if (!raw) return { parts: [], outcome: 'ok', kind: 'ignored' };
+    if (!raw) return { reply: { parts: [], outcome: 'ok', kind: 'ignored' }, settled: Promise.resolve() };
     const { text, cut } = truncateInput(raw, this.deps.config.BOT_MAX_INPUT_CHARS);
     let reply: ChatReply;
+    let remember: Turn | null = null;
     let quotaTaken = false;
     try {
-      reply = await this.route(msg, text, () => {
+      const routed = await this.route(msg, text, () => {
         quotaTaken = true;
       });
+      reply = routed.reply;
+      remember = routed.remember ?? null;
       if (cut && reply.kind === 'reply') reply.parts.unshift(this.texts.inputCut(this.deps.config.BOT_MAX_INPUT_CHARS));
     } catch (err) {
       reply = this.failure(err, msg);
@@ -145,8 +159,18 @@ export class ChatSession {
         await this.limits.refund(msg.userId).catch(() => undefined);
       }
     }
-    await this.record(msg, reply, performance.now() - started);
-    return reply;
+    const latencyMs = performance.now() - started;
+    const settled = (async () => {
+      if (remember) {
+        try {
+          await this.memory.append(msg.userId, remember);
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message, userId: msg.userId }, 'turn not remembered');
+        }
+      }
+      await this.record(msg, reply, latencyMs);
+    })();
+    return { reply, settled };
   }
 
   /**
@@ -167,46 +191,47 @@ export class ChatSession {
     return reply;
   }
 
-  private async route(msg: IncomingChat, text: string, tookQuota: () => void): Promise<ChatReply> {
+  private async route(msg: IncomingChat, text: string, tookQuota: () => void): Promise<{ reply: ChatReply; remember?: Turn }> {
+    const reply = (r: ChatReply): { reply: ChatReply; remember?: Turn } => ({ reply: r });
     const { keys, config } = this.deps;
-    if (await this.bans.isBanned(msg.userId)) return { parts: [this.texts.banned()], outcome: 'denied', kind: 'banned' };
+    // Independent reads in parallel: one round trip instead of two.
+    const [banned, auth] = await Promise.all([this.bans.isBanned(msg.userId), keys.authorisation(msg.userId)]);
+    if (banned) return reply({ parts: [this.texts.banned()], outcome: 'denied', kind: 'banned' });
     const command = parseCommand(text);
-    const auth = await keys.authorisation(msg.userId);
 
     if (!auth.authorised) {
       const limited = await this.limits.hit(msg.userId, false);
-      if (!limited.allowed) return this.limitedReply(limited);
-      if (command?.name === 'help') return { parts: [this.texts.howToGetKey()], outcome: 'denied', kind: 'how-to-get-key' };
+      if (!limited.allowed) return reply(this.limitedReply(limited));
+      if (command?.name === 'help') return reply({ parts: [this.texts.howToGetKey()], outcome: 'denied', kind: 'how-to-get-key' });
       const candidate = normaliseAttempt(text, this.deps.keyShape);
       if (msg.context === 'group') {
-        return { parts: [candidate.kind === 'candidate' ? this.texts.keyNotInGroup() : this.texts.verifyInPrivate()], outcome: 'denied', kind: 'verify-in-private' };
+        return reply({ parts: [candidate.kind === 'candidate' ? this.texts.keyNotInGroup() : this.texts.verifyInPrivate()], outcome: 'denied', kind: 'verify-in-private' });
       }
       if (candidate.kind === 'candidate') {
         const res = await keys.verify(msg.userId, text);
-        if (res.ok) return { parts: [this.texts.welcome(!!msg.isOperator)], outcome: 'ok', kind: 'verified' };
-        if (res.reason === 'locked') return { parts: [this.texts.lockedOut(res.lockedUntil)], outcome: 'denied', kind: 'locked' };
-        if (res.reason === 'wrong') return { parts: [this.texts.wrongKey(res.attemptsLeft)], outcome: 'denied', kind: 'wrong-key' };
+        if (res.ok) return reply({ parts: [this.texts.welcome(!!msg.isOperator)], outcome: 'ok', kind: 'verified' });
+        if (res.reason === 'locked') return reply({ parts: [this.texts.lockedOut(res.lockedUntil)], outcome: 'denied', kind: 'locked' });
+        if (res.reason === 'wrong') return reply({ parts: [this.texts.wrongKey(res.attemptsLeft)], outcome: 'denied', kind: 'wrong-key' });
       }
       if (auth.needsNewKey && auth.version !== undefined && (await this.firstReauthNotice(msg.userId, auth.version))) {
-        return { parts: [this.texts.keyChanged()], outcome: 'denied', kind: 'key-changed' };
+        return reply({ parts: [this.texts.keyChanged()], outcome: 'denied', kind: 'key-changed' });
       }
       const lock = keys.lockStatus ? await keys.lockStatus(msg.userId) : null;
-      const lockedUntil = lock?.locked ? (lock.lockedUntil ?? lock.until ?? undefined) : undefined;
-      if (lock?.locked) return { parts: [this.texts.lockedOut(lockedUntil ?? undefined)], outcome: 'denied', kind: 'locked' };
-      return { parts: [this.texts.howToGetKey()], outcome: 'denied', kind: 'how-to-get-key' };
+      if (lock?.locked) return reply({ parts: [this.texts.lockedOut(lock.lockedUntil ?? lock.until ?? undefined)], outcome: 'denied', kind: 'locked' });
+      return reply({ parts: [this.texts.howToGetKey()], outcome: 'denied', kind: 'how-to-get-key' });
     }
 
     if (command) {
       const limited = await this.limits.hit(msg.userId, false);
-      if (!limited.allowed) return this.limitedReply(limited);
-      return { parts: [await this.runCommand(command.name, msg, auth.until ?? null)], outcome: 'ok', kind: 'command' };
+      if (!limited.allowed) return reply(this.limitedReply(limited));
+      return reply({ parts: [await this.runCommand(command.name, msg, auth.until ?? null)], outcome: 'ok', kind: 'command' });
     }
 
-    const limited = await this.limits.hit(msg.userId, true);
-    if (!limited.allowed) return this.limitedReply(limited);
+    // The history read is harmless if the limit then says no: both in one round trip.
+    const [limited, history] = await Promise.all([this.limits.hit(msg.userId, true), this.memory.history(msg.userId)]);
+    if (!limited.allowed) return reply(this.limitedReply(limited));
     if (config.BOT_DAILY_QUOTA > 0) tookQuota();
 
-    const history = await this.memory.history(msg.userId);
     const prompt = this.deps.format.buildPrompt(history, text);
     const generation = await this.deps.generator.generate({
       prompt,
@@ -217,9 +242,11 @@ export class ChatSession {
     });
     if (generation.finishReason === 'timeout') throw new GeneratorTimeoutError();
     const answer = cutAtStop(generation.text, this.deps.format.stop).trim();
-    if (!answer) return { parts: [this.texts.emptyReply()], outcome: 'ok', kind: 'reply', generation, prompt };
-    await this.memory.append(msg.userId, { user: text, bot: answer });
-    return { parts: splitReply(answer, config.BOT_REPLY_PART_CHARS), outcome: 'ok', kind: 'reply', generation, prompt };
+    if (!answer) return reply({ parts: [this.texts.emptyReply()], outcome: 'ok', kind: 'reply', generation, prompt });
+    return {
+      reply: { parts: splitReply(answer, config.BOT_REPLY_PART_CHARS), outcome: 'ok', kind: 'reply', generation, prompt },
+      remember: { user: text, bot: answer },
+    };
   }
 
   /** The sampling options every chat reply uses (tests reuse them to reproduce a reply). */

@@ -2,6 +2,10 @@
 // ONE Lua script so that concurrent messages and several processes sharing Redis never overshoot.
 // Shared by the WeChat bot and the web chat: a user's limits are the same on every channel.
 import { randomBytes } from 'node:crypto';
+
+// Unique sorted-set members without a CSPRNG call per message: process tag + counter.
+const PROCESS_TAG = randomBytes(6).toString('hex');
+let counter = 0;
 import { guard, type Store } from '../core/redis.js';
 
 export interface LimitsOptions {
@@ -85,7 +89,7 @@ export class Limits {
   async hit(userId: string, consumeQuota: boolean): Promise<LimitDecision> {
     const now = this.now();
     const day = this.day(now);
-    const member = `${now}-${randomBytes(6).toString('hex')}`;
+    const member = `${now}-${PROCESS_TAG}-${(counter = (counter + 1) % Number.MAX_SAFE_INTEGER)}`;
     const res = (await guard(() =>
       (this.store.redis as unknown as NemoLimitCommands).nemoLimitHit(
         limitKeys.rate(this.store, userId), limitKeys.quota(this.store, userId, day),

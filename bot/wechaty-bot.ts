@@ -30,9 +30,13 @@ export interface HandledMessage {
   reply?: ChatReply;
   /** Parts actually sent. */
   sent: string[];
-  /** From receipt to the last part sent, in ms. */
+  /** From receipt to the last part sent (or to the decision to send nothing), in ms. */
   latencyMs: number;
+  /** From receipt until memory and usage were written too, in ms. */
+  settledMs: number;
 }
+
+type Done = (h: Omit<HandledMessage, 'messageId' | 'latencyMs' | 'settledMs' | 'sent'> & { sent?: string[]; latencyMs?: number }) => void;
 
 export interface WechatyChatBotOptions {
   store: Store;
@@ -134,8 +138,9 @@ export class WechatyChatBot {
 
   private async onMessage(msg: Message): Promise<void> {
     const started = performance.now();
-    const done = (h: Omit<HandledMessage, 'messageId' | 'latencyMs' | 'sent'> & { sent?: string[] }) => {
-      this.options.onHandled?.({ messageId: msg.id, sent: [], ...h, latencyMs: performance.now() - started });
+    const done: Done = (h) => {
+      const now = performance.now() - started;
+      this.options.onHandled?.({ messageId: msg.id, sent: [], latencyMs: now, ...h, settledMs: now });
     };
     if (msg.self()) return done({ result: 'self' });
     if (this.stopped) return;
@@ -156,12 +161,12 @@ export class WechatyChatBot {
     }
     const chatKey = room ? `${room.id}:${talker.id}` : talker.id;
     await this.queue.run(chatKey, async () => {
-      if (room) await this.onRoomMessage(msg, talker, room, done);
-      else await this.onPrivateMessage(msg, talker, done);
+      if (room) await this.onRoomMessage(msg, talker, room, done, started);
+      else await this.onPrivateMessage(msg, talker, done, started);
     });
   }
 
-  private async onPrivateMessage(msg: Message, talker: Contact, done: (h: Omit<HandledMessage, 'messageId' | 'latencyMs'>) => void): Promise<void> {
+  private async onPrivateMessage(msg: Message, talker: Contact, done: Done, started: number): Promise<void> {
     const type = msg.type();
     const base = { channel: WECHAT_CHANNEL, userId: talker.id, displayName: talker.name() };
     if (type !== types.Message.Text) {
@@ -172,13 +177,16 @@ export class WechatyChatBot {
     }
     const text = msg.text();
     if (!text.trim()) return done({ result: 'empty', userId: talker.id, sent: [] });
-    const reply = await this.options.session.handle({ ...base, text, context: 'private', isOperator: await this.isOperator(talker) });
+    const { reply, settled } = await this.options.session.respond({ ...base, text, context: 'private', isOperator: await this.isOperator(talker) });
     const sent = await this.send(reply.parts, (part) => talker.say(part));
-    done({ result: reply.kind === 'error' ? 'failed' : 'answered', userId: talker.id, reply, sent });
+    const latencyMs = performance.now() - started;
+    // Memory and usage are written after the reply went out, before this chat's next message.
+    await settled;
+    done({ result: reply.kind === 'error' ? 'failed' : 'answered', userId: talker.id, reply, sent, latencyMs });
   }
 
   private async onRoomMessage(
-    msg: Message, talker: Contact, room: Room, done: (h: Omit<HandledMessage, 'messageId' | 'latencyMs'>) => void,
+    msg: Message, talker: Contact, room: Room, done: Done, started: number,
   ): Promise<void> {
     const ids = { userId: talker.id, roomId: room.id, sent: [] as string[] };
     // Only text can carry an @-mention; stickers and images in groups are not for us.
@@ -196,13 +204,15 @@ export class WechatyChatBot {
     if (!mentioned) return done({ result: 'not-mentioned', ...ids });
     const text = stripMentions(mentioned && (await msg.mentionSelf()) ? await msg.mentionText() : raw, names);
     if (!text) return done({ result: 'empty', ...ids });
-    const reply = await this.options.session.handle({
+    const { reply, settled } = await this.options.session.respond({
       channel: WECHAT_CHANNEL, userId: talker.id, displayName: talker.name(), text, context: 'group',
       isOperator: await this.isOperator(talker),
     });
     // Addressed to the sender: WeChat shows "@name" and notifies them.
     const sent = await this.send(reply.parts, (part) => room.say(part, talker));
-    done({ result: reply.kind === 'error' ? 'failed' : 'answered', reply, ...ids, sent });
+    const latencyMs = performance.now() - started;
+    await settled;
+    done({ result: reply.kind === 'error' ? 'failed' : 'answered', reply, ...ids, sent, latencyMs });
   }
 
   /** Sends parts in order; a failed send (puppet offline) stops the rest and is logged. */

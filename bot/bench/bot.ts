@@ -1,0 +1,212 @@
+// npm run bench:bot — the bot's own path (dedup, ban check, key check, limits, memory, usage,
+// reply) through Wechaty and the mock puppet with 1,000 users, on the real Redis. Model time is
+// EXCLUDED here by a trivial generator (labelled as such) and measured separately with the real
+// generation service on the shipped (or a tiny) model.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { mock, PuppetMock } from 'wechaty-puppet-mock';
+import { coreSchema } from '../../core/config.js';
+import { parseEnv } from '../../core/env.js';
+import { KeyService } from '../../core/keys/key-service.js';
+import { openTestStore } from '../../core/testing.js';
+import { UsageRecorder } from '../../core/usage/usage-recorder.js';
+import { DEFAULT_MODEL_DIR, createGenerator } from '../../model/service.js';
+import { createTinyModel } from '../../model/testing.js';
+import { ChatSession } from '../chat-session.js';
+import { defaultBotConfig } from '../config.js';
+import { WechatyChatBot, type HandledMessage } from '../wechaty-bot.js';
+import { TrivialGenerator } from './trivial-generator.js';
+
+const HELP = `Usage: npm run bench:bot [-- options]
+
+Measures the bot's own per-message path through Wechaty + wechaty-puppet-mock on the real Redis
+(REDIS_URL, default redis://127.0.0.1:6379/0; keys under a throw-away prefix, deleted after).
+Model time is excluded with a trivial generator and measured separately.
+
+Options:
+  --users N          simulated chatters (default 1000)
+  --messages N       messages per user in the throughput phase (default 4; 1 more is used for latency)
+  --concurrency N    messages in flight in the throughput phase (default 64)
+  --model DIR        model for the separate model-time measurement (default: model/shipped, else a tiny one)
+  --model-runs N     replies generated for the model-time measurement (default 5; 0 skips it)
+  --json             print the results as JSON
+  -h, --help         this help`;
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      users: { type: 'string', default: '1000' },
+      messages: { type: 'string', default: '4' },
+      concurrency: { type: 'string', default: '64' },
+      model: { type: 'string' },
+      'model-runs': { type: 'string', default: '5' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const users = Number(values.users);
+  const perUser = Number(values.messages);
+  const concurrency = Number(values.concurrency);
+  const modelRuns = Number(values['model-runs']);
+  for (const [name, v] of [['users', users], ['messages', perUser], ['concurrency', concurrency], ['model-runs', modelRuns]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new Error(`--${name} must be a non-negative integer`);
+  }
+  const log = (s: string) => {
+    if (!values.json) console.log(s);
+  };
+
+  const store = await openTestStore('bench-bot');
+  const core = parseEnv(coreSchema, {});
+  const keys = new KeyService(store, core);
+  const usage = new UsageRecorder(store, core);
+  // Defaults of a real deployment (6 messages/minute, 100/day, memory on): each user stays within them.
+  const config = defaultBotConfig();
+  const generator = new TrivialGenerator();
+  const session = new ChatSession({
+    store, keys, usage, generator, config, keyShape: { length: core.KEY_LENGTH, alphabet: core.KEY_ALPHABET },
+    format: {
+      buildPrompt: (history, message) => history.map((t) => `User: ${t.user}\nBot: ${t.bot}\n`).join('') + `User: ${message}\nBot:`,
+      stop: ['\nUser:'],
+    },
+  });
+  const mocker = new mock.Mocker();
+  const puppet = new PuppetMock({ mocker });
+  let onHandled: (h: HandledMessage) => void = () => undefined;
+  const bot = new WechatyChatBot({ store, session, config, puppet, onHandled: (h) => h.result !== 'self' && onHandled(h) });
+  const loggedIn = new Promise<void>((r) => bot.wechaty.once('login', () => r()));
+  await bot.start();
+  const me = mocker.createContact({ id: 'bench-bot', name: 'Nemo' });
+  mocker.login(me);
+  await loggedIn;
+
+  try {
+    const { key } = await keys.current();
+    const contacts = Array.from({ length: users }, (_, i) => mocker.createContact({ id: `user-${i}`, name: `User ${i}` }));
+    // Authorise everyone up front (the key flow itself is covered by bench:keys).
+    await Promise.all(contacts.map((c) => keys.verify(c.id, key)));
+
+    const run = async (label: string, total: number, inFlight: number, pick: (i: number) => typeof contacts[number]) => {
+      const latencies: number[] = [];
+      const settled: number[] = [];
+      const kinds = new Map<string, number>();
+      const bar = values.json ? null : new cliProgress.SingleBar({ format: `${label} |{bar}| {value}/{total} msgs` }, cliProgress.Presets.shades_classic);
+      bar?.start(total, 0);
+      let sent = 0;
+      let done = 0;
+      const t0 = performance.now();
+      await new Promise<void>((resolve) => {
+        const sendNext = () => {
+          if (sent >= total) return;
+          const c = pick(sent++);
+          void c.say(`message ${sent} from ${c.id}: how is the weather today?`).to(me);
+        };
+        onHandled = (h) => {
+          latencies.push(h.latencyMs);
+          settled.push(h.settledMs);
+          const kind = h.reply?.kind ?? h.result;
+          kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+          done++;
+          bar?.update(done);
+          if (done >= total) resolve();
+          else sendNext();
+        };
+        for (let i = 0; i < Math.min(inFlight, total); i++) sendNext();
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      bar?.stop();
+      latencies.sort((a, b) => a - b);
+      settled.sort((a, b) => a - b);
+      return {
+        messages: total, concurrency: inFlight, seconds: round(seconds, 3), messagesPerSecond: round(total / seconds, 0),
+        // Receipt → last reply part sent (what the chatter waits for).
+        p50Ms: round(pct(latencies, 50), 3), p99Ms: round(pct(latencies, 99), 3), maxMs: round(latencies.at(-1) ?? NaN, 3),
+        // Receipt → memory and usage written too (bookkeeping runs after the reply is sent).
+        settledP50Ms: round(pct(settled, 50), 3), settledP99Ms: round(pct(settled, 99), 3),
+        outcomes: Object.fromEntries(kinds),
+      };
+    };
+
+    log(`bot path benchmark: ${users} users, trivial generator (model time excluded), Redis at ${store.redis.options.host}:${store.redis.options.port}`);
+    // Latency: one message at a time (pure per-message overhead, no queueing behind others).
+    const latency = await run('latency   ', users, 1, (i) => contacts[i % users]);
+    // Throughput: many in flight, as a busy bot sees them.
+    const throughput = await run('throughput', users * perUser, concurrency, (i) => contacts[i % users]);
+
+    let modelTime: Record<string, unknown> | null = null;
+    if (modelRuns > 0) modelTime = await measureModel(values.model, modelRuns, session, log);
+
+    const result = {
+      machine: `${os.cpus().length} vCPU ${os.cpus()[0]?.model ?? ''}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+      note: 'bot path measured with a TRIVIAL generator (model time excluded); model time measured separately',
+      users, latency, throughput, modelTime,
+    };
+    if (values.json) console.log(JSON.stringify(result, null, 2));
+    else {
+      log(`latency   (1 in flight):  reply sent p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms; incl. memory+usage writes p50 ${latency.settledP50Ms} ms, p99 ${latency.settledP99Ms} ms (${latency.messagesPerSecond} msg/s)`);
+      log(`throughput (${concurrency} in flight): ${throughput.messagesPerSecond} messages/s, p50 ${throughput.p50Ms} ms, p99 ${throughput.p99Ms} ms`);
+      log(`outcomes: ${JSON.stringify(throughput.outcomes)}`);
+      if (modelTime) log(`model time (separate): ${JSON.stringify(modelTime)}`);
+      log(`machine: ${result.machine}`);
+    }
+  } finally {
+    await bot.stop();
+    await keys.stop();
+    await store.cleanup();
+  }
+}
+
+/** Time the real generation service needs for one chat reply with the bot's sampling settings. */
+async function measureModel(modelDir: string | undefined, runs: number, session: ChatSession, log: (s: string) => void): Promise<Record<string, unknown>> {
+  let dir = modelDir ?? (existsSync(path.join(DEFAULT_MODEL_DIR, 'config.json')) ? DEFAULT_MODEL_DIR : '');
+  let tmp = '';
+  let label = dir === DEFAULT_MODEL_DIR ? 'shipped model' : dir;
+  if (!dir) {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'nemo-bench-model-'));
+    await createTinyModel(tmp, { nPositions: 256 });
+    dir = tmp;
+    label = 'tiny random model (no shipped model found)';
+  }
+  log(`measuring model time on the ${label} …`);
+  const generator = await createGenerator({ modelDir: dir });
+  try {
+    const info = generator.info();
+    const times: number[] = [];
+    const tokens: number[] = [];
+    const sampling = { ...session.sampling(), maxNewTokens: Math.min(session.config.BOT_MAX_NEW_TOKENS, Math.floor(info.contextLength / 2)) };
+    for (let i = 0; i < runs; i++) {
+      const r = await generator.generate({ prompt: `User: hello, how is the weather today? (${i})\nBot:`, ...sampling, seed: i });
+      times.push(r.latencyMs);
+      tokens.push(r.completionTokens);
+    }
+    times.sort((a, b) => a - b);
+    return {
+      model: label, parameters: info.parameters, backend: info.backend, runs,
+      maxNewTokens: sampling.maxNewTokens, meanCompletionTokens: round(tokens.reduce((a, b) => a + b, 0) / runs, 1),
+      p50Ms: round(pct(times, 50), 1), maxMs: round(times.at(-1) ?? NaN, 1),
+    };
+  } finally {
+    await generator.close();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench:bot failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
