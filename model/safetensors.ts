@@ -65,10 +65,18 @@ export function parseSafetensors(buf: Buffer, file = 'safetensors'): Map<string,
       throw bad(`data offsets [${begin}, ${end}] do not match ${e.dtype}[${e.shape}] (${want} bytes)`);
     }
     if (base + end > buf.length) throw bad(`file truncated (needs ${base + end} bytes, has ${buf.length})`);
-    // Copy into a fresh aligned buffer: the file buffer's offsets need not be 4-byte aligned.
+    const at = buf.byteOffset + base + begin;
+    let data: Float32Array;
+    if (e.dtype === 'F32' && at % 4 === 0) {
+      // Aligned (writers pad the header to 8 bytes): a view on the file buffer, no copy — for
+      // GPT-1 that saves ~470 MB of peak memory while loading.
+      data = new Float32Array(buf.buffer, at, want / 4);
+      out.set(name, { shape: e.shape, data });
+      continue;
+    }
+    // Otherwise copy into a fresh aligned buffer.
     const bytes = new Uint8Array(want);
     bytes.set(buf.subarray(base + begin, base + end));
-    let data: Float32Array;
     if (e.dtype === 'F32') data = new Float32Array(bytes.buffer);
     else if (e.dtype === 'F16') data = halfToFloat32(new Uint16Array(bytes.buffer));
     else data = bfloat16ToFloat32(new Uint16Array(bytes.buffer));

@@ -1,0 +1,166 @@
+// `npm run bench:model [-- --json]`: GPT-1 inference speed on this machine, full GPT-1 shape
+// (random weights unless --model points at a real checkpoint): load time, prefill of 128 tokens,
+// single-stream decode ms/token at positions ~16 and ~400, aggregate tokens/s with 1, 4 and 8
+// concurrent streams (continuous batching with real sampling), peak RSS, and the memory-bandwidth
+// floor for comparison.
+import { spawnSync } from 'node:child_process';
+import { cp, mkdir, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Batcher } from '../batcher.js';
+import { initBackend } from '../backend.js';
+import { saveCheckpoint } from '../checkpoint.js';
+import { GPT1_CONFIG, makeConfig } from '../config.js';
+import { disposeCache, type Engine } from '../engine.js';
+import { Sequence, type SequenceResult } from '../generate.js';
+import { countParams, initParamArrays, paramSpecs } from '../params.js';
+import { loadRuntime, type Runtime } from '../runtime.js';
+import { createTinyModel } from '../testing.js';
+
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    model: { type: 'string' },
+    backend: { type: 'string' },
+    streams: { type: 'string', default: '1,4,8' },
+    tokens: { type: 'string', default: '48' },
+    prepare: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  console.log(`Usage: npm run bench:model [-- --json] [--model DIR] [--backend node|wasm|cpu] [--streams 1,4,8] [--tokens 48]
+Measures GPT-1 inference (random full-size weights unless --model is given).`);
+  process.exit(0);
+}
+
+const log = (...a: unknown[]) => {
+  if (!args.json) console.error(...a);
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const GPT1_VOCAB = path.resolve('..', 'shared', 'gpt1');
+
+/** Writes a random GPT-1-size checkpoint into `dir` (run in a child process: keeps this RSS honest). */
+async function writeRandomModel(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  if (existsSync(path.join(GPT1_VOCAB, 'encoder_bpe_40000.json'))) {
+    for (const f of ['encoder_bpe_40000.json', 'vocab_40000.bpe']) await cp(path.join(GPT1_VOCAB, f), path.join(dir, f));
+  } else {
+    await createTinyModel(dir); // for its tokenizer; the checkpoint is overwritten below
+  }
+  const config = makeConfig(GPT1_CONFIG);
+  const arrays = initParamArrays(config, 1);
+  const shapes = new Map(paramSpecs(config).map((s) => [s.name, s.shape]));
+  await saveCheckpoint(dir, config, new Map([...arrays].map(([n, data]) => [n, { shape: shapes.get(n)!, data }])));
+}
+
+async function prepareModel(): Promise<{ dir: string; random: boolean }> {
+  if (args.model) return { dir: path.resolve(args.model), random: false };
+  const real = path.resolve('models', 'openai-gpt');
+  if (existsSync(path.join(real, 'model.safetensors'))) return { dir: real, random: false };
+  // Cached between runs in the temp folder (470 MB).
+  const dir = path.join(os.tmpdir(), 'nemo-bench-gpt1-random-v1');
+  if (!existsSync(path.join(dir, 'config.json'))) {
+    log('writing a random GPT-1-size checkpoint (real weights absent) ...');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--prepare', dir], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('could not write the random checkpoint');
+  }
+  return { dir, random: true };
+}
+
+function timeDecode(engine: Engine, promptLen: number, steps: number): number {
+  const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919) % 40000);
+  const { cache } = engine.prefill(ids);
+  const times: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t = performance.now();
+    engine.step([{ cache, token: (i * 31) % 40000 }]);
+    times.push(performance.now() - t);
+  }
+  disposeCache(cache);
+  return median(times);
+}
+
+async function streams(rt: Runtime, n: number, tokens: number): Promise<{ tokensPerSecond: number; msPerStep: number }> {
+  const batcher = new Batcher(rt.engine, n);
+  const words = ['hello', 'there', 'how', 'are', 'you', 'today', 'the', 'weather', 'is', 'nice'];
+  const t = performance.now();
+  const stepsBefore = batcher.stats().steps;
+  const results = await Promise.all(Array.from({ length: n }, (_, i) => new Promise<SequenceResult>((resolve, reject) => {
+    const prompt = Array.from({ length: 12 }, (_, j) => words[(i * 3 + j) % words.length]).join(' ');
+    const seq = new Sequence(rt.tokenizer, rt.config, prompt, { maxNewTokens: tokens, minNewTokens: tokens, temperature: 1, topK: 40, seed: i });
+    batcher.add({ id: String(i), seq, onDone: resolve, onError: reject });
+  })));
+  const ms = performance.now() - t;
+  const total = results.reduce((a, r) => a + r.completionTokens, 0);
+  const steps = batcher.stats().steps - stepsBefore;
+  return { tokensPerSecond: (total / ms) * 1000, msPerStep: ms / Math.max(1, steps) };
+}
+
+async function main(): Promise<void> {
+  const backendName = await initBackend(args.backend);
+  try {
+    const model = await prepareModel();
+    const t0 = performance.now();
+    const rt = await loadRuntime(model.dir, { backend: args.backend });
+    const loadMs = performance.now() - t0;
+    log(`loaded in ${(loadMs / 1000).toFixed(1)} s (incl. warm-up), backend ${backendName}`);
+    const prefill: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const ids = Array.from({ length: 128 }, (_, j) => (j * 131 + i) % 40000);
+      const t = performance.now();
+      const { cache } = rt.engine.prefill(ids);
+      prefill.push(performance.now() - t);
+      disposeCache(cache);
+    }
+    log(`prefill 128 tokens: ${median(prefill).toFixed(0)} ms`);
+    const decode16 = timeDecode(rt.engine, 16, 20);
+    log(`decode at ~16: ${decode16.toFixed(1)} ms/token`);
+    const decode400 = timeDecode(rt.engine, 400, 20);
+    log(`decode at ~400: ${decode400.toFixed(1)} ms/token`);
+    const tokens = Number(args.tokens);
+    const aggregate: Record<string, { tokensPerSecond: number; msPerStep: number }> = {};
+    for (const n of args.streams!.split(',').map(Number)) {
+      aggregate[n] = await streams(rt, n, tokens);
+      log(`${n} stream(s): ${aggregate[n].tokensPerSecond.toFixed(1)} tokens/s aggregate (${aggregate[n].msPerStep.toFixed(1)} ms per batched step)`);
+    }
+    const c = rt.config;
+    // Bytes of weights read per generated token: every matrix and the LM head (tied embedding),
+    // plus one row of each embedding table.
+    const bytesPerToken = 4 * (countParams(c) - c.nPositions * c.nEmbd) ;
+    const result = {
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), loadavg: os.loadavg().map((x) => +x.toFixed(2)) },
+      node: process.version,
+      backend: backendName,
+      weights: model.random ? 'random (GPT-1 shape)' : model.dir,
+      parameters: countParams(c),
+      checkpointBytes: (await stat(path.join(model.dir, 'model.safetensors')).catch(() => null))?.size,
+      loadMs: Math.round(loadMs),
+      prefill128Ms: Math.round(median(prefill)),
+      decodeMsPerToken: { pos16: +decode16.toFixed(1), pos400: +decode400.toFixed(1) },
+      aggregate: Object.fromEntries(Object.entries(aggregate).map(([k, v]) => [k, { tokensPerSecond: +v.tokensPerSecond.toFixed(1), msPerStep: +v.msPerStep.toFixed(1) }])),
+      batchSpeedup8: aggregate['8'] && aggregate['1'] ? +(aggregate['8'].tokensPerSecond / aggregate['1'].tokensPerSecond).toFixed(2) : undefined,
+      peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+      bandwidthFloor: {
+        bytesPerTokenMB: Math.round(bytesPerToken / 1e6),
+        oneCoreMs: +(bytesPerToken / 25e9 * 1000).toFixed(1),
+        twoCoresMs: +(bytesPerToken / 50e9 * 1000).toFixed(1),
+      },
+    };
+    rt.engine.dispose();
+    if (args.json) console.log(JSON.stringify(result, null, 2));
+    else {
+      log(`peak RSS ${result.peakRssMB} MB; floor: ${result.bandwidthFloor.bytesPerTokenMB} MB/token → ${result.bandwidthFloor.oneCoreMs} ms on one core, ${result.bandwidthFloor.twoCoresMs} ms on two`);
+      log(`machine: ${result.machine.cpus} vCPU ${result.machine.model}, load average ${result.machine.loadavg.join(' ')} (shared machine: figures are noisy)`);
+    }
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    process.exitCode = 1;
+  }
+}
+
+if (args.prepare) await writeRandomModel(args.prepare);
+else await main();
