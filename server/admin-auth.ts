@@ -120,7 +120,7 @@ export function createAdminAuth(opts: { store: Store; config: ServerConfig; audi
         throw new HttpError(401, 'wrong_password', 'Wrong password');
       }
       // A fresh session id at every login (no fixation); the old one, if any, ends.
-      await sessions.destroy(req, res);
+      await sessions.forget(req);
       const session = await sessions.create(req, res);
       await audit.record({ action: 'login', actor: `admin:${session.sid}`, ip: req.ip ?? '', details: {}, ok: true });
       res.json({ csrfToken: session.csrfToken, expiresAt: new Date(session.expiresAt).toISOString() });

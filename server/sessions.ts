@@ -83,7 +83,8 @@ export class SessionStore {
     const id = parseCookies(req.headers.cookie)[this.options.cookieName];
     if (!id || id.length > 100) return null;
     const key = this.key(id);
-    const raw = await guard(() => this.store.redis.get(key));
+    // Read and renew the idle expiry in one round trip (GETEX, Redis ≥ 6.2).
+    const raw = await guard(() => this.store.redis.getex(key, 'PX', this.options.idleMs));
     if (!raw) return null;
     const session = JSON.parse(raw) as SessionData;
     const now = Date.now();
@@ -94,7 +95,8 @@ export class SessionStore {
     }
     const ttl = Math.min(this.options.idleMs, hardEnd - now);
     session.expiresAt = now + ttl;
-    await guard(() => this.store.redis.pexpire(key, ttl));
+    // Near the hard limit the idle renewal would outlive it: cut it back.
+    if (ttl < this.options.idleMs) await guard(() => this.store.redis.pexpire(key, ttl));
     return session;
   }
 
@@ -104,9 +106,15 @@ export class SessionStore {
     await guard(() => this.store.redis.set(this.key(id), JSON.stringify(session), 'KEEPTTL', 'XX'));
   }
 
-  async destroy(req: Request, res: Response): Promise<void> {
+  /** Ends the request's session in Redis (the cookie stays; it no longer opens anything). */
+  async forget(req: Request): Promise<void> {
     const id = parseCookies(req.headers.cookie)[this.options.cookieName];
-    if (id) await guard(() => this.store.redis.del(this.key(id)));
+    if (id && id.length <= 100) await guard(() => this.store.redis.del(this.key(id)));
+  }
+
+  /** Ends the session and clears the cookie. */
+  async destroy(req: Request, res: Response): Promise<void> {
+    await this.forget(req);
     res.append('Set-Cookie', `${this.options.cookieName}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0${this.secure(req) ? '; Secure' : ''}`);
   }
 

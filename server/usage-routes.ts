@@ -79,7 +79,8 @@ export async function buildUsageView(usage: UsageSource, keys: KeyService | unde
 
 export function usageRoutes(deps: { usage?: UsageSource; keys?: KeyService; cacheMs: number }): Router {
   const router = express.Router();
-  const cache = new Map<UsageRange, { at: number; value: Promise<UsageView> }>();
+  // The serialised answer is cached: under load, JSON.stringify per request would dominate.
+  const cache = new Map<UsageRange, { at: number; value: Promise<string> }>();
 
   router.get(
     '/usage',
@@ -90,12 +91,12 @@ export function usageRoutes(deps: { usage?: UsageSource; keys?: KeyService; cach
       const now = Date.now();
       let hit = cache.get(range);
       if (!hit || now - hit.at >= deps.cacheMs) {
-        hit = { at: now, value: buildUsageView(deps.usage, deps.keys, range) };
+        hit = { at: now, value: buildUsageView(deps.usage, deps.keys, range).then((v) => JSON.stringify(v)) };
         cache.set(range, hit);
         // A failure must not be served from the cache to later requests.
         hit.value.catch(() => cache.delete(range));
       }
-      res.set('Cache-Control', 'no-store').json(await hit.value);
+      res.set('Cache-Control', 'no-store').type('application/json').send(await hit.value);
     }),
   );
 

@@ -64,6 +64,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     new Writable({
       write(chunk, _enc, cb) {
         logLines.push(String(chunk));
+        if (process.env.DEBUG_HTTP) process.stderr.write(chunk);
         cb();
       },
     }),
