@@ -49,6 +49,8 @@ export interface UsageTotals {
 export interface ChatPromptFormat {
   buildPrompt(history: Turn[], message: string): string;
   stop: string[];
+  /** Turns generated text into the reply (default: cut at the first stop string, trim). */
+  clean?(text: string): string;
 }
 
 export type ChatOutcome = 'ok' | 'error' | 'busy' | 'timeout' | 'denied' | 'limited';
@@ -241,7 +243,8 @@ export class ChatSession {
       signal: msg.signal,
     });
     if (generation.finishReason === 'timeout') throw new GeneratorTimeoutError();
-    const answer = cutAtStop(generation.text, this.deps.format.stop).trim();
+    const format = this.deps.format;
+    const answer = (format.clean ? format.clean(generation.text) : cutAtStop(generation.text, format.stop)).trim();
     if (!answer) return reply({ parts: [this.texts.emptyReply()], outcome: 'ok', kind: 'reply', generation, prompt });
     return {
       reply: { parts: splitReply(answer, config.BOT_REPLY_PART_CHARS), outcome: 'ok', kind: 'reply', generation, prompt },
@@ -252,11 +255,8 @@ export class ChatSession {
   /** The sampling options every chat reply uses (tests reuse them to reproduce a reply). */
   sampling(): SamplingOptions {
     const c = this.deps.config;
-    // Half the context at most, so a reply never squeezes the conversation out of the prompt
-    // (and a small model's context does not turn a setting into a rejected request).
-    const context = this.deps.generator.info().contextLength;
     return {
-      maxNewTokens: Math.max(1, Math.min(c.BOT_MAX_NEW_TOKENS, Math.floor(context / 2))),
+      maxNewTokens: replyTokenBudget(c, this.deps.generator),
       temperature: c.BOT_TEMPERATURE,
       topK: c.BOT_TOP_K,
       topP: c.BOT_TOP_P,
@@ -351,6 +351,15 @@ export class ChatSession {
       this.log.warn({ err: (err as Error).message, userId: msg.userId }, 'usage not recorded');
     }
   }
+}
+
+/**
+ * New tokens for one reply: BOT_MAX_NEW_TOKENS, but half the context at most, so a reply never
+ * squeezes the conversation out of the prompt (and a small model's context does not turn the
+ * setting into a rejected request).
+ */
+export function replyTokenBudget(config: Pick<BotConfig, 'BOT_MAX_NEW_TOKENS'>, generator: Pick<TextGenerator, 'info'>): number {
+  return Math.max(1, Math.min(config.BOT_MAX_NEW_TOKENS, Math.floor(generator.info().contextLength / 2)));
 }
 
 /** Cuts generated text at the first stop string (the model's turn ends there). */

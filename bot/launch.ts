@@ -5,10 +5,11 @@ import type { CoreConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
 import type { TextGenerator } from '../model/generator.js';
-import { ChatSession, type ChatPromptFormat, type KeyGate, type UsageSink } from './chat-session.js';
+import { ChatSession, replyTokenBudget, type ChatPromptFormat, type KeyGate, type UsageSink } from './chat-session.js';
 import type { BotConfig } from './config.js';
 import { KeyResponderBot, type CurrentKeySource } from './key-responder.js';
 import { setLoginState } from './login-state.js';
+import { modelChatFormat } from './prompt-format.js';
 import { createChatPuppet, createOfficialAccountPuppet, officialAccountConfigured } from './puppet.js';
 import { UserAdmin } from './user-admin.js';
 import { WechatyChatBot } from './wechaty-bot.js';
@@ -18,7 +19,8 @@ export interface ChatDeps {
   keys: KeyGate & CurrentKeySource;
   usage: UsageSink;
   generator: TextGenerator;
-  format: ChatPromptFormat;
+  /** Default: the model's chat format (model/chat-format.ts). */
+  format?: ChatPromptFormat;
   coreConfig: Pick<CoreConfig, 'KEY_LENGTH' | 'KEY_ALPHABET' | 'KEY_ROTATE_TZ' | 'OPERATORS'>;
   botConfig: BotConfig;
   logger: Logger;
@@ -26,8 +28,9 @@ export interface ChatDeps {
 
 /** The channel-independent chat and the admin's user actions, one of each per process. */
 export function createChat(deps: ChatDeps): { session: ChatSession; userAdmin: UserAdmin } {
+  const format = deps.format ?? modelChatFormat(deps.generator, { replyTokens: () => replyTokenBudget(deps.botConfig, deps.generator) });
   const session = new ChatSession({
-    store: deps.store, keys: deps.keys, usage: deps.usage, generator: deps.generator, format: deps.format,
+    store: deps.store, keys: deps.keys, usage: deps.usage, generator: deps.generator, format,
     config: deps.botConfig, keyShape: { length: deps.coreConfig.KEY_LENGTH, alphabet: deps.coreConfig.KEY_ALPHABET },
     logger: deps.logger.child({ part: 'chat' }),
   });

@@ -2,7 +2,6 @@
 // reply the bot sends is compared with the service's own output for the same prompt and seed.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { cutAtStop } from '../chat-session.js';
 import { BotHarness, type ContactMock } from './harness.js';
 import { testModel, type TestModel } from './model-fixture.js';
 
@@ -23,7 +22,7 @@ async function verified(h: BotHarness, id: string): Promise<ContactMock> {
 /** What the service itself answers for `prompt` with the bot's sampling options. */
 async function direct(h: BotHarness, prompt: string): Promise<string> {
   const r = await model.generator.generate({ prompt, ...h.session.sampling() });
-  return cutAtStop(r.text, model.format.stop).trim();
+  return model.format.clean!(r.text).trim();
 }
 
 test('the reply is the model\'s text for the chat prompt (same prompt and seed → same text)', async () => {

@@ -7,14 +7,9 @@ import path from 'node:path';
 import type { TextGenerator } from '../../model/generator.js';
 import { createGenerator, type GeneratorOptions } from '../../model/service.js';
 import { createTinyModel } from '../../model/testing.js';
-import type { ChatPromptFormat } from '../chat-session.js';
-
-// INTERIM until model/chat-format.ts lands: the documented simple format (turns as User:/Bot:
-// lines, the turn ends at the next "\nUser:").
-export const simpleFormat: ChatPromptFormat = {
-  buildPrompt: (history, message) => history.map((t) => `User: ${t.user}\nBot: ${t.bot}\n`).join('') + `User: ${message}\nBot:`,
-  stop: ['\nUser:'],
-};
+import { replyTokenBudget, type ChatPromptFormat } from '../chat-session.js';
+import type { BotConfig } from '../config.js';
+import { modelChatFormat } from '../prompt-format.js';
 
 export interface TestModel {
   generator: TextGenerator;
@@ -24,13 +19,16 @@ export interface TestModel {
 }
 
 /** A tiny checkpoint in a temp dir and a generation service on it. */
-export async function testModel(options: Omit<GeneratorOptions, 'modelDir'> = {}): Promise<TestModel> {
+export async function testModel(options: Omit<GeneratorOptions, 'modelDir'> & { maxNewTokens?: () => number } = {}): Promise<TestModel> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-bot-model-'));
   await createTinyModel(dir, { nPositions: 128 });
-  const generator = await createGenerator({ modelDir: dir, maxBatch: 4, maxQueue: 16, backend: 'cpu', ...options });
+  const { maxNewTokens, ...generatorOptions } = options;
+  const generator = await createGenerator({ modelDir: dir, maxBatch: 4, maxQueue: 16, backend: 'cpu', ...generatorOptions });
+  // The model's own chat format, with room for a reply of the bot's default length.
+  const config = { BOT_MAX_NEW_TOKENS: 64 } as Pick<BotConfig, 'BOT_MAX_NEW_TOKENS'>;
   return {
     generator,
-    format: simpleFormat,
+    format: modelChatFormat(generator, { replyTokens: maxNewTokens ?? (() => replyTokenBudget(config, generator)) }),
     dir,
     async close() {
       await generator.close();
