@@ -133,7 +133,7 @@ export function formatCounts(meta: DatasetMeta): string {
   for (const [name, c] of Object.entries(meta.corpora)) {
     rows.push([
       name, String(c.keepFraction), String(c.train.documents), String(c.train.tokens), String(c.val.documents), String(c.val.tokens),
-      ((c.train.characters + c.val.characters) / Math.max(1, c.train.tokens + c.val.tokens - c.train.documents - c.val.documents)).toFixed(2),
+      ((c.train.characters + c.val.characters) / Math.max(1, c.train.tokens + c.val.tokens - sep * (c.train.documents + c.val.documents))).toFixed(2),
     ]);
     td += c.train.documents;
     tt += c.train.tokens;
@@ -141,7 +141,7 @@ export function formatCounts(meta: DatasetMeta): string {
     vt += c.val.tokens;
     ch += c.train.characters + c.val.characters;
   }
-  rows.push(['total', '', String(td), String(tt), String(vd), String(vt), (ch / Math.max(1, tt + vt - td - vd)).toFixed(2)]);
+  rows.push(['total', '', String(td), String(tt), String(vd), String(vt), (ch / Math.max(1, tt + vt - sep * (td + vd))).toFixed(2)]);
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
 }

@@ -203,6 +203,29 @@ test('resuming with a different model shape is refused', async () => {
   });
 });
 
+test('two trainers on one run folder: the second is refused while the first runs', async () => {
+  await withTmp(async (dir) => {
+    await makeData(path.join(dir, 'data'));
+    const data = await loadDataset(path.join(dir, 'data'));
+    const config = parseTrainConfig(tiny);
+    const out = path.join(dir, 'run');
+    let second: Promise<unknown> | undefined;
+    await pretrain({
+      config, data, outDir: out, untilStep: 2,
+      afterStep: ({ step }) => {
+        // Settled into a value at once: an unhandled rejection would crash the test process.
+        if (step === 1) second = pretrain({ config, data, outDir: out, untilStep: 3 }).then(() => 'finished', (e: unknown) => e);
+      },
+    });
+    const err = await second!;
+    assert.ok(err instanceof TrainingError && /in use by another training process/.test(err.message), String(err));
+    // A stale lock (dead pid) is taken over.
+    await writeFile(path.join(out, 'LOCK'), '999999999');
+    const res = await pretrain({ config, data, outDir: out, untilStep: 3 });
+    assert.equal(res.step, 3);
+  });
+});
+
 test('the window sampler visits every window once per epoch and continues from a saved position', () => {
   const tokens = Uint16Array.from({ length: 16 * 10 + 1 }, (_, i) => i % 60000);
   const a = new WindowSampler(tokens, 16, 5);

@@ -4,7 +4,7 @@
 //   decay, dropout on embeddings/attention/residuals, N(0, 0.02) init, global-norm gradient
 //   clipping, gradient accumulation; checkpoints that resume bit-identically; validation loss and
 //   perplexity per corpus; a JSONL run log and an SVG loss curve next to the checkpoint.
-import { appendFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import * as tf from '@tensorflow/tfjs';
@@ -164,10 +164,50 @@ async function writeCurve(outDir: string, title: string): Promise<void> {
   await writeFile(path.join(outDir, CURVE_FILE), svg);
 }
 
+const LOCK_FILE = 'LOCK';
+
+/**
+ * One trainer per run folder: a second one would interleave checkpoints and logs. The lock file
+ * holds the owner's pid; a lock whose process is gone (crash, kill -9) is taken over.
+ */
+async function lockRun(outDir: string): Promise<() => Promise<void>> {
+  const file = path.join(outDir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(file, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      return () => rm(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(await readFile(file, 'utf8').catch(() => ''));
+      let alive = false;
+      try {
+        if (pid > 0) process.kill(pid, 0);
+        alive = pid > 0;
+      } catch (e) {
+        alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+      }
+      if (alive) throw new TrainingError(`${outDir} is in use by another training process (pid ${pid}); stop it first or use another --out`);
+      await rm(file, { force: true });
+    }
+  }
+  throw new TrainingError(`${outDir}: could not take the run lock`);
+}
+
 export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
+  await mkdir(opts.outDir, { recursive: true });
+  const unlock = await lockRun(opts.outDir);
+  try {
+    return await pretrainLocked(opts);
+  } finally {
+    await unlock();
+  }
+}
+
+async function pretrainLocked(opts: PretrainOptions): Promise<PretrainResult> {
   const { config, data, outDir } = opts;
   installTrainingKernels();
-  await mkdir(outDir, { recursive: true });
   const emit = async (e: TrainEvent) => {
     opts.onEvent?.(e);
     if (e.type === 'step' || e.type === 'eval' || e.type === 'checkpoint' || e.type === 'stop') {
