@@ -112,10 +112,27 @@ export function paramsFromArrays(config: GptConfig, arrays: Map<string, HostTens
   return paramsFromNamed(config, named);
 }
 
-/** Loads a checkpoint directory as tensors on the current backend. */
+/**
+ * Loads a checkpoint directory as tensors on the current backend. The HF layout is streamed: each
+ * tensor is uploaded as soon as it is read, so the host never holds the whole model.
+ */
 export async function loadCheckpoint(dir: string): Promise<{ config: GptConfig; params: GptParams; format: CheckpointFormat }> {
-  const host = await readCheckpoint(dir);
-  return { config: host.config, params: paramsFromArrays(host.config, host.arrays), format: host.format };
+  const format = await detectFormat(dir);
+  if (format === 'openai') {
+    const host = await readCheckpoint(dir);
+    return { config: host.config, params: paramsFromArrays(host.config, host.arrays), format };
+  }
+  const cfgFile = path.join(dir, 'config.json');
+  if (!(await exists(cfgFile))) throw new CheckpointError(`${cfgFile}: missing (the model's config)`, cfgFile);
+  const config = await readConfigFile(cfgFile);
+  const named = new Map<string, tf.Tensor>();
+  try {
+    await loadParamArrays(path.join(dir, 'model.safetensors'), config, (name, t) => named.set(name, tf.tensor(t.data, t.shape, 'float32')));
+  } catch (err) {
+    for (const t of named.values()) t.dispose();
+    throw err;
+  }
+  return { config, params: paramsFromNamed(config, named), format };
 }
 
 export interface SaveOptions {

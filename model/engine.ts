@@ -54,6 +54,8 @@ export class Engine {
     const { nEmbd: C, nHead: H } = this.config;
     const D = headSize(this.config);
     this.wteT = tf.tidy(() => tf.transpose(params.tokensEmbed) as tf.Tensor2D);
+    // The embedding lookup reads columns of wteT instead: the [V, C] copy (124 MB for GPT-1) goes.
+    params.tokensEmbed.dispose();
     const ind = new Float32Array(C * H);
     for (let c = 0; c < C; c++) ind[c * H + Math.floor(c / D)] = 1;
     this.s = tf.tensor2d(ind, [C, H]);
@@ -77,6 +79,11 @@ export class Engine {
       if (this.masks.size < 64) this.masks.set(T, tf.keep(m));
     }
     return m;
+  }
+
+  /** Token embeddings [N, C]: columns of the transposed table. */
+  private embed(ids: number[]): tf.Tensor2D {
+    return tf.transpose(tf.gather(this.wteT, tf.tensor1d(ids, 'int32'), 1));
   }
 
   private layerNorm(x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D): tf.Tensor2D {
@@ -110,7 +117,7 @@ export class Engine {
     const scale = 1 / Math.sqrt(D);
     const out = tf.tidy(() => {
       let x = tf.add(
-        tf.gather(this.p.tokensEmbed, tf.tensor1d(ids, 'int32')),
+        this.embed(ids),
         tf.slice(this.p.positionsEmbed, [0, 0], [T, C]),
       ) as tf.Tensor2D;
       const ks: tf.Tensor2D[] = [];
@@ -160,7 +167,7 @@ export class Engine {
     }
     const out = tf.tidy(() => {
       let x = tf.add(
-        tf.gather(this.p.tokensEmbed, tf.tensor1d(items.map((i) => i.token), 'int32')),
+        this.embed(items.map((i) => i.token)),
         tf.gather(this.p.positionsEmbed, tf.tensor1d(items.map((i) => i.cache.length), 'int32')),
       ) as tf.Tensor2D;
       const newK: tf.Tensor2D[][] = items.map(() => []);
@@ -209,7 +216,6 @@ export class Engine {
     for (const [, t] of [['', this.wteT], ['', this.s], ['', this.sT]] as const) t.dispose();
     for (const m of this.masks.values()) m.dispose();
     for (const b of this.p.blocks) for (const t of Object.values(b)) (t as tf.Tensor).dispose();
-    this.p.tokensEmbed.dispose();
     this.p.positionsEmbed.dispose();
   }
 }

@@ -1,12 +1,12 @@
 // Loading a model directory for generation: backend, checkpoint, tokenizer, fast engine (warmed up).
 import path from 'node:path';
 import { initBackend } from './backend.js';
-import { paramsFromArrays, readCheckpoint } from './checkpoint.js';
+import { loadCheckpoint } from './checkpoint.js';
 import type { GptConfig } from './config.js';
 import { Engine } from './engine.js';
 import { CheckpointError } from './errors.js';
 import type { ModelInfo } from './generator.js';
-import { countParams } from './params.js';
+import { countParams, disposeParams } from './params.js';
 import { BpeTokenizer } from './tokenizer/bpe.js';
 
 export interface Runtime {
@@ -31,12 +31,16 @@ export async function loadTokenizerFor(dir: string, config?: GptConfig): Promise
 
 export async function loadRuntime(modelDir: string, opts: { backend?: string; warmUp?: boolean } = {}): Promise<Runtime> {
   const backend = await initBackend(opts.backend);
-  const host = await readCheckpoint(modelDir);
-  const tokenizer = await loadTokenizerFor(modelDir, host.config);
-  const engine = new Engine(paramsFromArrays(host.config, host.arrays));
-  host.arrays.clear(); // the host copy is no longer needed: let GC take it before warm-up
+  const { config: c, params } = await loadCheckpoint(modelDir);
+  let tokenizer: BpeTokenizer;
+  try {
+    tokenizer = await loadTokenizerFor(modelDir, c);
+  } catch (err) {
+    disposeParams(params);
+    throw err;
+  }
+  const engine = new Engine(params);
   if (opts.warmUp !== false) engine.warmUp();
-  const c = host.config;
   return {
     config: c,
     engine,

@@ -1,7 +1,7 @@
 // safetensors reading (F32, F16, BF16) and writing (F32, F16), with errors that name the file and
 // the tensor. Format: u64 LE header length N, N bytes of JSON {name: {dtype, shape, data_offsets}},
 // then the raw little-endian data (offsets relative to the end of the header).
-import { open, readFile, rename } from 'node:fs/promises';
+import { open, rename, type FileHandle } from 'node:fs/promises';
 import type { GptConfig } from './config.js';
 import { CheckpointError } from './errors.js';
 import { bfloat16ToFloat32, float32ToHalf, halfToFloat32 } from './float16.js';
@@ -25,33 +25,26 @@ interface HeaderEntry {
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** Reads every tensor of a safetensors file as float32. */
-export async function readSafetensors(file: string): Promise<Map<string, HostTensor>> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(file);
-  } catch (err) {
-    throw new CheckpointError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, file);
-  }
-  return parseSafetensors(buf, file);
+export interface SafetensorsEntry {
+  dtype: string;
+  shape: number[];
+  /** absolute byte range in the file */
+  start: number;
+  end: number;
 }
 
-export function parseSafetensors(buf: Buffer, file = 'safetensors'): Map<string, HostTensor> {
-  if (buf.length < 8) throw new CheckpointError(`${file}: truncated (only ${buf.length} bytes, no header)`, file);
-  const n = Number(buf.readBigUInt64LE(0));
-  if (n > MAX_HEADER || n < 2) throw new CheckpointError(`${file}: not a safetensors file (header length ${n})`, file);
-  if (8 + n > buf.length) throw new CheckpointError(`${file}: truncated inside the header (${buf.length} bytes)`, file);
+/** Validates a header (JSON object) against the data size; returns entries by name. */
+function parseHeader(headerBytes: Buffer, base: number, fileSize: number, file: string): Map<string, SafetensorsEntry> {
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
+    header = JSON.parse(headerBytes.toString('utf8')) as Record<string, unknown>;
   } catch (err) {
     throw new CheckpointError(`${file}: corrupt header (${(err as Error).message})`, file);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new CheckpointError(`${file}: corrupt header (not an object)`, file);
   }
-  const base = 8 + n;
-  const out = new Map<string, HostTensor>();
+  const out = new Map<string, SafetensorsEntry>();
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const e = raw as HeaderEntry;
@@ -64,23 +57,87 @@ export function parseSafetensors(buf: Buffer, file = 'safetensors'): Map<string,
     if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end - begin !== want) {
       throw bad(`data offsets [${begin}, ${end}] do not match ${e.dtype}[${e.shape}] (${want} bytes)`);
     }
-    if (base + end > buf.length) throw bad(`file truncated (needs ${base + end} bytes, has ${buf.length})`);
-    const at = buf.byteOffset + base + begin;
-    let data: Float32Array;
-    if (e.dtype === 'F32' && at % 4 === 0) {
-      // Aligned (writers pad the header to 8 bytes): a view on the file buffer, no copy — for
-      // GPT-1 that saves ~470 MB of peak memory while loading.
-      data = new Float32Array(buf.buffer, at, want / 4);
-      out.set(name, { shape: e.shape, data });
-      continue;
-    }
-    // Otherwise copy into a fresh aligned buffer.
-    const bytes = new Uint8Array(want);
-    bytes.set(buf.subarray(base + begin, base + end));
-    if (e.dtype === 'F32') data = new Float32Array(bytes.buffer);
-    else if (e.dtype === 'F16') data = halfToFloat32(new Uint16Array(bytes.buffer));
-    else data = bfloat16ToFloat32(new Uint16Array(bytes.buffer));
-    out.set(name, { shape: e.shape, data });
+    if (base + end > fileSize) throw bad(`file truncated (needs ${base + end} bytes, has ${fileSize})`);
+    out.set(name, { dtype: e.dtype, shape: e.shape, start: base + begin, end: base + end });
+  }
+  return out;
+}
+
+function decode(bytes: Uint8Array, dtype: string): Float32Array {
+  // `bytes` is a fresh, aligned buffer of its own.
+  if (dtype === 'F32') return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  const u16 = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  return dtype === 'F16' ? halfToFloat32(u16) : bfloat16ToFloat32(u16);
+}
+
+/** An open safetensors file: the validated header now, each tensor's data when asked. */
+export interface SafetensorsReader {
+  entries: Map<string, SafetensorsEntry>;
+  read(name: string): Promise<HostTensor>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a safetensors file and validates its header against the file size. Tensors are read one
+ * at a time, so loading GPT-1 never holds the whole file in memory next to the model.
+ */
+export async function openSafetensors(file: string): Promise<SafetensorsReader> {
+  let fh: FileHandle;
+  try {
+    fh = await open(file, 'r');
+  } catch (err) {
+    throw new CheckpointError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, file);
+  }
+  try {
+    const size = (await fh.stat()).size;
+    if (size < 8) throw new CheckpointError(`${file}: truncated (only ${size} bytes, no header)`, file);
+    const len = Buffer.alloc(8);
+    await fh.read(len, 0, 8, 0);
+    const n = Number(len.readBigUInt64LE(0));
+    if (n > MAX_HEADER || n < 2) throw new CheckpointError(`${file}: not a safetensors file (header length ${n})`, file);
+    if (8 + n > size) throw new CheckpointError(`${file}: truncated inside the header (${size} bytes)`, file);
+    const headerBytes = Buffer.alloc(n);
+    await fh.read(headerBytes, 0, n, 8);
+    const entries = parseHeader(headerBytes, 8 + n, size, file);
+    return {
+      entries,
+      async read(name: string): Promise<HostTensor> {
+        const e = entries.get(name);
+        if (!e) throw new CheckpointError(`${file}: missing tensor ${name}`, file, name);
+        const bytes = new Uint8Array(e.end - e.start);
+        const { bytesRead } = await fh.read(bytes, 0, bytes.length, e.start);
+        if (bytesRead !== bytes.length) throw new CheckpointError(`${file}: tensor ${name}: file truncated`, file, name);
+        return { shape: e.shape, data: decode(bytes, e.dtype) };
+      },
+      close: () => fh.close(),
+    };
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
+/** Reads every tensor of a safetensors file as float32. */
+export async function readSafetensors(file: string): Promise<Map<string, HostTensor>> {
+  const r = await openSafetensors(file);
+  try {
+    const out = new Map<string, HostTensor>();
+    for (const name of r.entries.keys()) out.set(name, await r.read(name));
+    return out;
+  } finally {
+    await r.close();
+  }
+}
+
+/** Parses a whole safetensors file held in memory. */
+export function parseSafetensors(buf: Buffer, file = 'safetensors'): Map<string, HostTensor> {
+  if (buf.length < 8) throw new CheckpointError(`${file}: truncated (only ${buf.length} bytes, no header)`, file);
+  const n = Number(buf.readBigUInt64LE(0));
+  if (n > MAX_HEADER || n < 2) throw new CheckpointError(`${file}: not a safetensors file (header length ${n})`, file);
+  if (8 + n > buf.length) throw new CheckpointError(`${file}: truncated inside the header (${buf.length} bytes)`, file);
+  const out = new Map<string, HostTensor>();
+  for (const [name, e] of parseHeader(buf.subarray(8, 8 + n), 8 + n, buf.length, file)) {
+    out.set(name, { shape: e.shape, data: decode(Uint8Array.from(buf.subarray(e.start, e.end)), e.dtype) });
   }
   return out;
 }
@@ -132,18 +189,46 @@ export function canonicalName(name: string): string | null {
 /**
  * GPT parameters from a safetensors file, checked against `config`: every parameter present with
  * its shape; unknown extra tensors are an error too (they mean a different architecture).
+ * `consume` receives each tensor as soon as it is read (e.g. to upload it and let the host copy
+ * go); without it, all are returned.
  */
-export async function loadParamArrays(file: string, config: GptConfig): Promise<Map<string, HostTensor>> {
-  const raw = await readSafetensors(file);
-  const byName = new Map<string, HostTensor>();
-  for (const [name, t] of raw) {
-    const c = canonicalName(name);
-    if (c !== null) byName.set(c, t);
+export async function loadParamArrays(
+  file: string,
+  config: GptConfig,
+  consume?: (name: string, t: HostTensor) => void,
+): Promise<Map<string, HostTensor>> {
+  const r = await openSafetensors(file);
+  try {
+    const byName = new Map<string, string>(); // canonical → name in the file
+    for (const name of r.entries.keys()) {
+      const c = canonicalName(name);
+      if (c !== null) byName.set(c, name);
+    }
+    // Check names and shapes from the header before reading any data.
+    const shapes = new Map<string, HostTensor>();
+    for (const [c, name] of byName) shapes.set(c, { shape: r.entries.get(name)!.shape, data: new Float32Array(0) });
+    checkAgainstConfig(shapes, config, file, false);
+    const out = new Map<string, HostTensor>();
+    for (const s of paramSpecs(config)) {
+      const t = await r.read(byName.get(s.name)!);
+      checkFinite(t, s.name, file);
+      if (consume) consume(s.name, t);
+      else out.set(s.name, t);
+    }
+    return out;
+  } finally {
+    await r.close();
   }
-  return checkAgainstConfig(byName, config, file);
 }
 
-export function checkAgainstConfig(byName: Map<string, HostTensor>, config: GptConfig, file: string): Map<string, HostTensor> {
+function checkFinite(t: HostTensor, name: string, file: string): void {
+  const d = t.data;
+  for (let i = 0; i < d.length; i++) {
+    if (!Number.isFinite(d[i])) throw new CheckpointError(`${file}: tensor ${name} contains NaN or Infinity`, file, name);
+  }
+}
+
+export function checkAgainstConfig(byName: Map<string, HostTensor>, config: GptConfig, file: string, checkValues = true): Map<string, HostTensor> {
   const specs = paramSpecs(config);
   const out = new Map<string, HostTensor>();
   for (const s of specs) {
@@ -152,9 +237,7 @@ export function checkAgainstConfig(byName: Map<string, HostTensor>, config: GptC
     if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i])) {
       throw new CheckpointError(`${file}: tensor ${s.name} has shape [${t.shape}], config.json expects [${s.shape}]`, file, s.name);
     }
-    for (let i = 0; i < t.data.length; i++) {
-      if (!Number.isFinite(t.data[i])) throw new CheckpointError(`${file}: tensor ${s.name} contains NaN or Infinity`, file, s.name);
-    }
+    if (checkValues) checkFinite(t, s.name, file);
     out.set(s.name, t);
   }
   const known = new Set(specs.map((s) => s.name));
