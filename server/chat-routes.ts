@@ -233,7 +233,18 @@ async function streamReply(
   } finally {
     clearInterval(heartbeat);
   }
-  if (reply.kind === 'reply' || reply.kind === 'command') {
+  // Cancelled by a shutdown (the visitor is still connected): say so, whatever the chat made of it.
+  const shuttingDown = signal.aborted && !req.socket.destroyed;
+  if (shuttingDown) {
+    sse(res, 'notice', {
+      kind: reply.kind,
+      outcome: 'error',
+      code: 'restarting',
+      status: 503,
+      partial: reply.parts.join('\n\n'),
+      message: 'The server is restarting; please send your message again in a moment. 服务器正在重启，请稍后重发。',
+    });
+  } else if (reply.kind === 'reply' || reply.kind === 'command') {
     sse(res, 'done', {
       kind: reply.kind,
       outcome: reply.outcome,
@@ -246,14 +257,7 @@ async function streamReply(
     });
   } else {
     const [status, code] = KIND_STATUS[reply.kind] ?? [500, reply.kind];
-    const shuttingDown = signal.aborted && !req.socket.destroyed;
-    sse(res, 'notice', {
-      kind: reply.kind,
-      outcome: reply.outcome,
-      code: shuttingDown ? 'restarting' : code,
-      status,
-      message: shuttingDown ? 'The server is restarting; please send your message again in a moment. 服务器正在重启，请稍后重发。' : reply.parts.join('\n'),
-    });
+    sse(res, 'notice', { kind: reply.kind, outcome: reply.outcome, code, status, message: reply.parts.join('\n') });
   }
   res.end();
 }

@@ -31,6 +31,11 @@ export const serverSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: envInt(10, 0, 600),
   // Milliseconds the dashboard's usage series may be served from memory (0: always fresh).
   USAGE_CACHE_MS: envInt(2000, 0, 600_000),
+  // The model `npm start` loads (HF layout or the original GPT-1 release); unset: model/shipped.
+  MODEL_DIR: z.string().min(1).optional(),
+  // Chats decoded together in one batch, and requests that may wait for a slot before "busy".
+  MODEL_MAX_BATCH: envInt(8, 1, 64),
+  MODEL_MAX_QUEUE: envInt(32, 0, 10_000),
   // Default caption printed on the downloadable key card (the panel lets the operator edit it).
   KEY_CARD_CAPTION: z.string().max(200).default('Send this key to the bot to start chatting'),
 });

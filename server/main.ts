@@ -8,14 +8,17 @@ import { KeyService } from '../core/keys/key-service.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { isPortOpen, launchLocalRedis } from '../core/redis-launcher.js';
 import { redactUrl, Store } from '../core/redis.js';
-import { UserAdmin } from '../bot/user-admin.js';
 import { loadBotConfig } from '../bot/config.js';
-import { defaultChatSettings, RuntimeSettings } from '../core/settings/runtime-settings.js';
+import { createChat, startBots, type RunningBots } from '../bot/launch.js';
+import { UserAdmin } from '../bot/user-admin.js';
+import { applyChatSettings, defaultChatSettings, RuntimeSettings } from '../core/settings/runtime-settings.js';
+import type { TextGenerator } from '../model/generator.js';
+import { createGenerator } from '../model/service.js';
 import { UsageRecorder } from '../core/usage/usage-recorder.js';
 import { createApp } from './app.js';
 import { loadServerConfig } from './config.js';
 import { InflightRequests } from './inflight.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, instrumentGenerator, instrumentUsage } from './metrics.js';
 
 const HELP = `Usage: npm start [-- --help]
 
@@ -57,14 +60,38 @@ async function main(): Promise<void> {
   const metrics = createMetrics();
   const usage = new UsageRecorder(store, config);
   const settings = new RuntimeSettings(store, defaultChatSettings(botConfig), log.child({ part: 'settings' }));
-  const userAdmin = new UserAdmin(store, botConfig);
   const inflight = new InflightRequests();
   let stopping = false;
+
+  // The model runs in a worker thread. Without a loadable model the platform still runs: the
+  // panel works, the web chat and the bot answer that the model is unavailable.
+  let generator: TextGenerator | undefined;
+  try {
+    generator = instrumentGenerator(
+      await createGenerator({ modelDir: serverConfig.MODEL_DIR, maxBatch: serverConfig.MODEL_MAX_BATCH, maxQueue: serverConfig.MODEL_MAX_QUEUE }),
+      metrics,
+    );
+    const info = generator.info();
+    log.info({ model: info.name, parameters: info.parameters, backend: info.backend }, 'model loaded');
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'no model loaded: the web chat and the bot cannot reply (set MODEL_DIR, or run `npm run model:download`)');
+  }
+
+  // One chat (key flow, limits, memory, usage) shared by the WeChat bot and the web chat; the
+  // panel's run-time settings are applied to it live, in every process.
+  const chat = generator ? createChat({ store, keys, usage: instrumentUsage(usage, metrics), generator, coreConfig: config, botConfig, logger: log }) : null;
+  const userAdmin = chat?.userAdmin ?? new UserAdmin(store, botConfig);
+  const unwatchSettings = await settings.watch((v) => {
+    if (chat) applyChatSettings(v, { config: chat.session.config, limits: chat.session.limits, texts: chat.session.texts });
+  });
+  let bots: RunningBots | null = null;
+  if (chat && generator) bots = await startBots({ store, keys, usage: instrumentUsage(usage, metrics), generator, coreConfig: config, botConfig, logger: log, session: chat.session });
+
   const app = createApp({
-    store, startedAt, config: serverConfig, coreConfig: config, logger: log.child({ part: 'http' }), metrics,
+    store, startedAt, config: serverConfig, coreConfig: config, logger: log.child({ part: 'http' }), metrics, generator,
     isStopping: () => stopping,
     admin: { keys, usage, users: { usage, userAdmin }, settings: { settings } },
-    chat: { keys, settings, inflight, keyLength: config.KEY_LENGTH },
+    chat: { session: chat?.session, keys, settings, inflight, keyLength: config.KEY_LENGTH },
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
@@ -91,6 +118,9 @@ async function main(): Promise<void> {
     if (cancelled) log.warn({ cancelled }, 'cancelled in-flight replies at shutdown');
     server.closeAllConnections();
     await closed;
+    await bots?.stop();
+    await generator?.close();
+    await unwatchSettings();
     await keys.stop();
     await store.close();
     redis.child?.kill('SIGTERM');
