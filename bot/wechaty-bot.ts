@@ -61,6 +61,9 @@ export class WechatyChatBot {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly operators: Set<string>;
   private stopped = false;
+  private lastErrorLog = 0;
+  private state: LoginState['state'] = 'logged-out';
+  private suppressedErrors = 0;
 
   constructor(private readonly options: WechatyChatBotOptions) {
     this.log = options.logger ?? silentLogger;
@@ -73,10 +76,7 @@ export class WechatyChatBot {
     this.wechaty.on('scan', (qrcode: string, status: ScanStatus) => void this.onScan(qrcode, status));
     this.wechaty.on('login', (user: Contact) => void this.onLogin(user));
     this.wechaty.on('logout', (user: Contact, reason?: string) => void this.onLogout(user, reason));
-    this.wechaty.on('error', (err: unknown) => {
-      // Puppet errors are routine (network, WeChat kicking the session): report, keep running.
-      this.log.warn({ err: errorMessage(err) }, 'wechaty error');
-    });
+    this.wechaty.on('error', (err: unknown) => this.onError(err));
     this.wechaty.on('message', (msg: Message) => {
       const p = this.onMessage(msg).catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'message handler failed'));
       this.inFlight.add(p);
@@ -104,6 +104,23 @@ export class WechatyChatBot {
     await this.saveState({ state: 'logged-out', detail: 'stopped' });
   }
 
+  /**
+   * Puppet errors are routine (network, WeChat kicking the session): report and keep running. A
+   * puppet retrying without network raises several per second, so at most one log line a minute.
+   */
+  private onError(err: unknown): void {
+    const now = Date.now();
+    if (now - this.lastErrorLog < 60_000) {
+      this.suppressedErrors++;
+      return;
+    }
+    this.log.warn({ err: errorMessage(err), suppressedSinceLast: this.suppressedErrors }, 'wechaty puppet error');
+    this.lastErrorLog = now;
+    this.suppressedErrors = 0;
+    // Shown in the panel while logged out; a waiting QR code is kept.
+    if (this.state === 'logged-out') void this.saveState({ state: 'logged-out', detail: `puppet error: ${errorMessage(err).slice(0, 200)}` });
+  }
+
   private async onScan(qrcode: string, status: ScanStatus): Promise<void> {
     if (status === ScanStatus.Waiting || status === ScanStatus.Timeout) {
       if (this.options.printQrCode) {
@@ -129,6 +146,7 @@ export class WechatyChatBot {
   }
 
   private async saveState(state: Omit<LoginState, 'since'>): Promise<void> {
+    this.state = state.state;
     try {
       await setLoginState(this.options.store, state);
     } catch (err) {
