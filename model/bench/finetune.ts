@@ -1,0 +1,199 @@
+// `npm run bench:finetune`: does pre-training help? On the four benchmark tasks (one per input
+// transformation, see model/finetune/bench-data.ts), each fine-tuned on the SAME data with the SAME
+// budget three ways, and scored on the same held-out test split:
+//   pre-trained  the pre-trained model, fine-tuned with λ = 0.5 (GPT-1's recipe)
+//   scratch      the same architecture and tokenizer with random weights, λ = 0.5
+//   no-lm        the pre-trained model, fine-tuned with λ = 0 (no auxiliary LM loss)
+// The budget is small on purpose (the 2-core machine is shared with pre-training): a few hundred
+// examples per task, short sequences, a fixed number of epochs.
+import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../backend.js';
+import { readCheckpoint } from '../checkpoint.js';
+import { countParams, namedParams } from '../params.js';
+import { buildBenchData, writeBenchData, type BenchDataOptions } from '../finetune/bench-data.js';
+import { loadFinetuned } from '../finetune/checkpoint.js';
+import { parseFinetuneConfig } from '../finetune/config.js';
+import { labelSpaceOf, labelTargets, readExamples } from '../finetune/data.js';
+import { evaluateExamples, type Metrics } from '../finetune/evaluate.js';
+import { TASKS, type TaskName } from '../finetune/tasks.js';
+import { finetune, formatMetrics } from '../finetune/trainer.js';
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    tasks: { type: 'string', default: TASKS.join(',') },
+    variants: { type: 'string', default: 'pretrained,scratch,no-lm' },
+    train: { type: 'string', default: '256' },
+    valid: { type: 'string', default: '64' },
+    test: { type: 'string', default: '200' },
+    epochs: { type: 'string', default: '2' },
+    lr: { type: 'string', default: '5e-4' },
+    'batch-size': { type: 'string', default: '16' },
+    seed: { type: 'string', default: '42' },
+    'data-seed': { type: 'string', default: '2018' },
+    out: { type: 'string', default: 'data/finetune-bench' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  console.log(`Usage: npm run bench:finetune [-- options]
+Fine-tunes the pre-trained model, the same architecture from scratch, and the pre-trained model
+with λ = 0 on four tasks (poem dynasty, next sentence, same poem, next couplet among four) with the
+same data and budget, and prints test accuracy for each (a Markdown table for the README).
+  --model DIR        pre-trained model (default: model/shipped, else data/runs/shipped/checkpoint);
+                     copied to <out>/base first, so a running pre-training may keep saving
+  --tasks LIST       ${TASKS.join(',')}
+  --variants LIST    pretrained,scratch,no-lm
+  --train N --valid N --test N   examples per split (default 256 / 64 / 200)
+  --epochs N (2)  --lr X (5e-4)  --batch-size N (16)  --seed N (42)  --data-seed N (2018)
+  --out DIR          work folder (default data/finetune-bench): data/, base/, runs/, results.json, results.md
+  --json             print the results as JSON`);
+  process.exit(0);
+}
+
+const exists = (p: string) => stat(p).then(() => true, () => false);
+const int = (name: string, v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
+  return n;
+};
+
+type Variant = 'pretrained' | 'scratch' | 'no-lm';
+const VARIANTS: Record<Variant, { label: string; scratch: boolean; lmCoef: number }> = {
+  pretrained: { label: 'pre-trained, λ = 0.5', scratch: false, lmCoef: 0.5 },
+  scratch: { label: 'from scratch, λ = 0.5', scratch: true, lmCoef: 0.5 },
+  'no-lm': { label: 'pre-trained, λ = 0', scratch: false, lmCoef: 0 },
+};
+const METRIC: Record<TaskName, string> = {
+  classification: 'poem dynasty, Tang vs Song (2 classes)',
+  entailment: 'B directly follows A (Brown, 2 classes)',
+  similarity: 'two couplets from the same poem (2 classes)',
+  'multiple-choice': 'true next couplet among 4',
+};
+
+async function defaultModel(): Promise<string> {
+  for (const dir of ['model/shipped', 'data/runs/shipped/checkpoint']) {
+    if (await exists(path.join(dir, 'model.safetensors'))) return dir;
+  }
+  throw new Error('no --model given, and neither model/shipped nor data/runs/shipped/checkpoint holds a model');
+}
+
+/** Copies the model files (not optimizer state) so a pre-training run may replace its checkpoint meanwhile. */
+async function snapshot(src: string, dst: string): Promise<Record<string, unknown>> {
+  await rm(dst, { recursive: true, force: true });
+  await mkdir(dst, { recursive: true });
+  const keep = /^(config\.json|model\.safetensors|vocab\.json|merges\.txt|tokenizer_config\.json|trainer_state\.json|encoder_bpe_40000\.json|vocab_40000\.bpe|params_.*)$/;
+  for (const f of await readdir(src)) if (keep.test(f)) await copyFile(path.join(src, f), path.join(dst, f));
+  const state = await readFile(path.join(dst, 'trainer_state.json'), 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>, () => undefined);
+  return state
+    ? { step: state.step, tokensSeen: state.tokensSeen, trainingMinutes: Math.round(Number(state.elapsedMs) / 60000), lastEval: state.lastEval, savedAt: state.savedAt }
+    : {};
+}
+
+function majority(train: number[], test: number[]): number {
+  const counts = new Map<number, number>();
+  for (const t of train) counts.set(t, (counts.get(t) ?? 0) + 1);
+  const top = [...counts.entries()].sort((a, b) => b[1] - a[1])[0][0];
+  return test.filter((t) => t === top).length / test.length;
+}
+
+interface RunResult {
+  task: TaskName;
+  variant: Variant;
+  test: Metrics;
+  valid?: Metrics;
+  steps: number;
+  tokensSeen: number;
+  seconds: number;
+  tokensPerSec: number;
+  truncatedTrain: number;
+}
+
+async function main(): Promise<void> {
+  const tasks = args.tasks!.split(',').map((t) => t.trim()) as TaskName[];
+  for (const t of tasks) if (!TASKS.includes(t)) throw new Error(`unknown task ${t} (${TASKS.join(', ')})`);
+  const variants = args.variants!.split(',').map((v) => v.trim()) as Variant[];
+  for (const v of variants) if (!(v in VARIANTS)) throw new Error(`unknown variant ${v} (${Object.keys(VARIANTS).join(', ')})`);
+  const out = path.resolve(args.out!);
+  const dataOpts: BenchDataOptions = { train: int('train', args.train!), valid: int('valid', args.valid!), test: int('test', args.test!), seed: int('data-seed', args['data-seed']!) };
+  const backend = await initBackend();
+  const modelSrc = path.resolve(args.model ?? (await defaultModel()));
+  const base = path.join(out, 'base');
+  const pretraining = await snapshot(modelSrc, base);
+  const host = await readCheckpoint(base);
+  const cfg = host.config;
+  host.arrays.clear();
+  const files = await writeBenchData(path.join(out, 'data'), await buildBenchData(dataOpts));
+  const common = { epochs: int('epochs', args.epochs!), lr: Number(args.lr), batchSize: int('batch-size', args['batch-size']!), seed: int('seed', args.seed!) };
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, tfjs ${backend}`;
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  log(`base model ${modelSrc}: ${cfg.nLayer} layers, ${cfg.nEmbd} dims, ${cfg.nHead} heads, context ${cfg.nPositions}, vocabulary ${cfg.vocabSize}, ` +
+    `${countParams(cfg).toLocaleString('en')} parameters; pre-training ${JSON.stringify(pretraining)}`);
+  log(`budget per run: ${dataOpts.train} training examples × ${common.epochs} epochs, batch ${common.batchSize}, lr ${common.lr}; test ${dataOpts.test}; ${machine}`);
+
+  const results: RunResult[] = [];
+  const baselines: Partial<Record<TaskName, number>> = {};
+  const started = performance.now();
+  for (const task of tasks) {
+    const train = await readExamples(task, files[task].train);
+    const valid = await readExamples(task, files[task].valid);
+    const test = await readExamples(task, files[task].test);
+    const space = labelSpaceOf(task, train);
+    baselines[task] = space.kind === 'choice' ? 1 / 4 : majority(labelTargets(space, train), labelTargets(space, test));
+    for (const variant of variants) {
+      const v = VARIANTS[variant];
+      const runDir = path.join(out, 'runs', `${task}-${variant}`);
+      const t0 = performance.now();
+      const res = await finetune({
+        task, baseDir: base, scratch: v.scratch, train, valid, outDir: runDir, restart: true, progress: 'none',
+        config: parseFinetuneConfig({ ...common, lmCoef: v.lmCoef, checkpointEvery: 1_000_000 }),
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      const { model, tokenizer } = await loadFinetuned(runDir);
+      const evaluated = evaluateExamples(model, tokenizer, test);
+      tf.dispose([...Object.values(model.head), ...namedParams(model.params).map(([, t]) => t)]);
+      const r: RunResult = {
+        task, variant, test: evaluated.metrics, valid: res.valid, steps: res.step, tokensSeen: res.tokensSeen, seconds,
+        tokensPerSec: res.tokensSeen / (res.elapsedMs / 1000), truncatedTrain: res.truncated.train,
+      };
+      results.push(r);
+      log(`${task.padEnd(16)} ${v.label.padEnd(22)} test ${formatMetrics(r.test)} | ${r.steps} updates, ${r.tokensSeen} tokens, ` +
+        `${seconds.toFixed(0)} s (${r.tokensPerSec.toFixed(0)} tok/s train)`);
+    }
+  }
+  const totalMinutes = (performance.now() - started) / 60000;
+  const table = markdown(tasks, variants, results, baselines);
+  const summary = {
+    baseModel: { path: modelSrc, config: cfg, parameters: countParams(cfg), pretraining },
+    budget: { ...dataOpts, ...common }, machine, totalMinutes, baselines, results, finishedAt: new Date().toISOString(),
+  };
+  await writeFile(path.join(out, 'results.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  await writeFile(path.join(out, 'results.md'), `${table}\n`);
+  if (args.json) console.log(JSON.stringify(summary));
+  else console.log(`${table}\n\n${totalMinutes.toFixed(1)} min in all; results in ${path.join(out, 'results.json')}`);
+}
+
+function markdown(tasks: TaskName[], variants: Variant[], results: RunResult[], baselines: Partial<Record<TaskName, number>>): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}`;
+  const head = `| task (test accuracy %) | ${variants.map((v) => VARIANTS[v].label).join(' | ')} | majority / chance |`;
+  const sep = `|---|${variants.map(() => '---:').join('|')}|---:|`;
+  const rows = tasks.map((t) => {
+    const cells = variants.map((v) => {
+      const r = results.find((x) => x.task === t && x.variant === v);
+      if (!r) return '–';
+      return r.test.macroF1 !== undefined ? `${pct(r.test.accuracy)} (F1 ${pct(r.test.macroF1)})` : pct(r.test.accuracy);
+    });
+    return `| ${t}: ${METRIC[t]} | ${cells.join(' | ')} | ${pct(baselines[t] ?? NaN)} |`;
+  });
+  return [head, sep, ...rows].join('\n');
+}
+
+main().catch((err: unknown) => {
+  console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
