@@ -150,6 +150,21 @@ export function buildProgram(): Command {
       }),
     );
 
+  schedule
+    .command('reset')
+    .description('drop the run-time schedule: every running server goes back to KEY_ROTATE_CRON / KEY_ROTATE_TZ')
+    .option('--json', 'print JSON')
+    .action(async (_opts, cmd: Command) =>
+      withKeys(cmd, async ({ keys, json }) => {
+        const s = await keys.resetSchedule(`cli${process.env.USER ? `:${process.env.USER}` : ''}`);
+        if (json) console.log(JSON.stringify(s));
+        else {
+          console.log('Schedule reset to the configured default.');
+          printSchedule(s);
+        }
+      }),
+    );
+
   program
     .command('unlock')
     .description('lift a user\'s lockout after too many wrong keys')

@@ -301,7 +301,7 @@ export class KeyService {
 
   async getSchedule(): Promise<ScheduleInfo> {
     const stored = await this.readStoredSchedule();
-    const s = stored ?? { cron: this.config.KEY_ROTATE_CRON, tz: this.config.KEY_ROTATE_TZ };
+    const s = stored ?? this.configSchedule;
     return this.describeSchedule(s, stored ? 'stored' : 'config', stored?.updatedAt, stored?.actor);
   }
 
@@ -320,6 +320,15 @@ export class KeyService {
     this.log.info({ cron: s.cron, tz: s.tz, actor }, 'key rotation schedule changed');
     this.applySchedule(s, 'stored');
     return this.describeSchedule(s, 'stored', updatedAt, actor);
+  }
+
+  /** Forgets the run-time schedule: every started process goes back to KEY_ROTATE_CRON / KEY_ROTATE_TZ. */
+  async resetSchedule(actor?: string): Promise<ScheduleInfo> {
+    const msg = JSON.stringify({ type: 'schedule-reset' });
+    await guard(() => this.store.redis.multi().del(this.k('schedule')).publish(this.channel, msg).exec());
+    this.log.info({ actor }, 'key rotation schedule reset to the configured default');
+    this.applySchedule(this.configSchedule, 'config');
+    return this.describeSchedule(this.configSchedule, 'config');
   }
 
   // ---------------------------------------------------------------- verification
@@ -578,6 +587,11 @@ export class KeyService {
   private async loadSchedule(): Promise<void> {
     const stored = await this.readStoredSchedule();
     if (stored) this.applySchedule({ cron: stored.cron, tz: stored.tz }, 'stored');
+    else this.applySchedule(this.configSchedule, 'config');
+  }
+
+  private get configSchedule(): Schedule {
+    return { cron: this.config.KEY_ROTATE_CRON, tz: this.config.KEY_ROTATE_TZ };
   }
 
   private describeSchedule(s: Schedule, source: 'stored' | 'config', updatedAt?: string, actor?: string): ScheduleInfo {
@@ -678,6 +692,8 @@ export class KeyService {
     if (msg.type === 'rotated' && typeof msg.version === 'number') {
       this.cache = null;
       this.emitRotation({ version: msg.version, at: msg.at ?? this.now().toISOString(), by: msg.by ?? 'schedule' });
+    } else if (msg.type === 'schedule-reset') {
+      this.applySchedule(this.configSchedule, 'config');
     } else if (msg.type === 'schedule' && msg.cron && msg.tz) {
       try {
         this.applySchedule(validateSchedule(msg.cron, msg.tz), 'stored');

@@ -128,6 +128,10 @@ test('a rotation and a schedule change in one instance reach the others at once 
     await a.setSchedule('0 0 * * 1', 'Asia/Shanghai');
     assert.ok(await waitFor(() => changes.includes('0 0 * * 1'), 3000), 'the schedule change reached the other instance');
     assert.equal((await b.getSchedule()).cron, '0 0 * * 1');
+    const reset = await cli.resetSchedule('test');
+    assert.equal(reset.source, 'config');
+    assert.ok(await waitFor(() => changes.at(-1) === '0 0 * * *', 3000), 'the reset reached the other instance');
+    assert.equal((await b.getSchedule()).source, 'config');
   } finally {
     await a.stop();
     await b.stop();
