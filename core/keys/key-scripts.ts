@@ -43,7 +43,7 @@ return {1, version}
 /**
  * One verification's bookkeeping, after Node compared digests in constant time.
  * KEYS: current, previous, user, fails, lock, newFailHour, newFailPrevHour, failTotal, failHour.
- * ARGV: nowMs, cachedVersion, matchVersion (0 = no match), graceMs, maxAttempts, lockoutMs,
+ * ARGV: nowMs, cachedStamp ('version:createdAtMs' of the key Node compared against), matchVersion (0 = no match), graceMs, maxAttempts, lockoutMs,
  * breakerLimit (0 = off), prevHourWeight, hourTtlMs, userTtlMs (how long an idle user's
  * authorisation record is kept).
  * Returns {'locked', ttlMs} | {'stale'} | {'breaker', estimate} | {'ok', version, graceEndMs}
@@ -53,8 +53,9 @@ return {1, version}
 export const VERIFY_LUA = `
 local ttl = redis.call('PTTL', KEYS[5])
 if ttl > 0 then return {'locked', ttl} end
-local curV = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if curV ~= tonumber(ARGV[2]) then return {'stale'} end
+local cur = redis.call('HMGET', KEYS[1], 'version', 'createdAtMs')
+if (cur[1] or '0') .. ':' .. (cur[2] or '') ~= ARGV[2] then return {'stale'} end
+local curV = tonumber(cur[1] or '0')
 local known = redis.call('HEXISTS', KEYS[3], 'known') == 1
 local limit = tonumber(ARGV[7])
 if limit > 0 and not known then

@@ -130,6 +130,7 @@ const MAX_USER_ID = 256;
 
 interface KeyCache {
   curV: number;
+  curStamp: string;
   curDigest: Buffer;
   prevV: number;
   prevDigest: Buffer | null;
@@ -355,7 +356,7 @@ export class KeyService {
         .nemoKeyVerify(
           b + 'current', b + 'previous', b + 'user:' + userId, b + 'fails:' + userId, b + 'lock:' + userId,
           b + 'newfail:' + hour, b + 'newfail:' + (hour - 1), b + 'failed:total', b + 'failed:h:' + hour,
-          nowMs, cache.curV, match, this.graceMs, this.config.KEY_MAX_ATTEMPTS, this.lockoutMs,
+          nowMs, cache.curStamp, match, this.graceMs, this.config.KEY_MAX_ATTEMPTS, this.lockoutMs,
           this.breakerLimit, prevHourWeight.toFixed(6), this.retentionMs, this.userTtlMs,
         )
         .catch((err: unknown) => {
@@ -535,24 +536,31 @@ export class KeyService {
 
   private async keyCache(): Promise<KeyCache> {
     if (this.cache) return this.cache;
-    const res = await guard(() =>
-      this.store.redis.multi().hmget(this.k('current'), 'key', 'version').hmget(this.k('previous'), 'key', 'version').exec(),
-    );
-    let [curKey, curV] = (res?.[0]?.[1] as (string | null)[]) ?? [];
-    const [prevKey, prevV] = (res?.[1]?.[1] as (string | null)[]) ?? [];
-    if (!curKey || !curV) {
-      await this.ensureKey();
-      const again = await guard(() => this.store.redis.hmget(this.k('current'), 'key', 'version'));
-      [curKey, curV] = again;
-      if (!curKey || !curV) throw new Error('no access key exists');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const res = await guard(() =>
+        this.store.redis
+          .multi()
+          .hmget(this.k('current'), 'key', 'version', 'createdAtMs')
+          .hmget(this.k('previous'), 'key', 'version')
+          .exec(),
+      );
+      const [curKey, curV, curAt] = (res?.[0]?.[1] as (string | null)[]) ?? [];
+      const [prevKey, prevV] = (res?.[1]?.[1] as (string | null)[]) ?? [];
+      if (!curKey || !curV) {
+        await this.ensureKey();
+        continue;
+      }
+      this.cache = {
+        curV: Number(curV),
+        // Version and creation time: a wiped and re-initialised Redis restarts at version 1.
+        curStamp: `${curV}:${curAt ?? ''}`,
+        curDigest: this.digest(curKey),
+        prevV: prevV ? Number(prevV) : 0,
+        prevDigest: prevKey ? this.digest(prevKey) : null,
+      };
+      return this.cache;
     }
-    this.cache = {
-      curV: Number(curV),
-      curDigest: this.digest(curKey),
-      prevV: prevV ? Number(prevV) : 0,
-      prevDigest: prevKey ? this.digest(prevKey) : null,
-    };
-    return this.cache;
+    throw new Error('no access key exists in Redis');
   }
 
   private authorisedUntil(current: boolean, graceEndMs: number, nowMs: number): string | null {

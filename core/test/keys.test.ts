@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InvalidScheduleError, KeyService } from '../keys/key-service.js';
-import { openTestStore } from '../testing.js';
+import { deleteByPrefix, openTestStore } from '../testing.js';
 import { fullWidth, keyConfig, MINUTE, sleep, TestClock, DAY } from './keys-helpers.js';
 
 async function setup(overrides = {}, clock?: TestClock) {
@@ -308,6 +308,25 @@ test('changing KEY_LENGTH replaces a key that no longer fits, once, at start', a
     assert.equal(cur.version, 2, 'two processes starting together replace it only once');
     assert.equal((await eightB.verify('u', cur.key)).ok, true);
     await Promise.all([eightA.stop(), eightB.stop()]);
+  } finally {
+    await done();
+  }
+});
+
+test('a key re-created by another process after Redis lost its data is not judged by a stale cache', async () => {
+  const { store, keys, done } = await setup();
+  try {
+    const old = await keys.current();
+    assert.equal((await keys.verify('a', old.key)).ok, true); // fills this instance's digest cache
+    await deleteByPrefix(store); // Redis lost everything (no persistence, FLUSHDB, ...)
+    const other = new KeyService(store, keyConfig());
+    const fresh = await other.current();
+    assert.equal(fresh.version, 1, 'same version number as the cached key');
+    if (fresh.key !== old.key) {
+      assert.equal((await keys.verify('b', fresh.key)).ok, true);
+      assert.deepEqual((await keys.verify('c', old.key)).ok, false);
+    }
+    assert.equal((await keys.lockStatus('b')).failures, 0);
   } finally {
     await done();
   }
