@@ -70,6 +70,7 @@ export const limitKeys = {
 export class Limits {
   private readonly now: () => number;
   private readonly dayFormat: Intl.DateTimeFormat;
+  private readonly wallFormat: Intl.DateTimeFormat;
 
   constructor(
     private readonly store: Store,
@@ -78,6 +79,10 @@ export class Limits {
     this.now = options.now ?? Date.now;
     this.dayFormat = new Intl.DateTimeFormat('en-CA', {
       timeZone: options.timeZone, year: 'numeric', month: '2-digit', day: '2-digit',
+    });
+    this.wallFormat = new Intl.DateTimeFormat('en-US', {
+      timeZone: options.timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric',
+      hour: 'numeric', minute: 'numeric', second: 'numeric',
     });
     store.redis.defineCommand('nemoLimitHit', { numberOfKeys: 2, lua: HIT_SCRIPT });
   }
@@ -140,12 +145,7 @@ export class Limits {
   nextMidnight(ms: number): Date {
     const [y, m, d] = this.day(ms).split('-').map(Number);
     // Offset of the zone at `ms`: local wall-clock time read as UTC minus the real instant.
-    const parts = Object.fromEntries(
-      new Intl.DateTimeFormat('en-US', {
-        timeZone: this.options.timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric',
-        hour: 'numeric', minute: 'numeric', second: 'numeric',
-      }).formatToParts(new Date(ms)).map((p) => [p.type, p.value]),
-    );
+    const parts = Object.fromEntries(this.wallFormat.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
     const wall = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
     const offset = wall - Math.floor(ms / 1000) * 1000;
     return new Date(Date.UTC(y, m - 1, d + 1) - offset);

@@ -22,16 +22,31 @@ export class BotTexts {
     this.now = options.now ?? Date.now;
   }
 
+  // Intl formatters are costly to build (hundreds of µs): one of each per time zone, reused.
+  private formats?: { tz: string; day: Intl.DateTimeFormat; time: Intl.DateTimeFormat };
+
+  private formatters(): { day: Intl.DateTimeFormat; time: Intl.DateTimeFormat } {
+    const tz = this.options.timeZone;
+    if (this.formats?.tz !== tz) {
+      this.formats = {
+        tz,
+        day: new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' }),
+        time: new Intl.DateTimeFormat('en-GB', { timeZone: tz, hour: '2-digit', minute: '2-digit' }),
+      };
+    }
+    return this.formats;
+  }
+
   /** A time the chatter can act on: "14:05 (in 12 min)", or with the date when not today. */
   when(at: Date | string): string {
     const d = typeof at === 'string' ? new Date(at) : at;
-    const tz = this.options.timeZone;
-    const dayOf = (x: Date) => x.toLocaleDateString('en-CA', { timeZone: tz });
-    const time = d.toLocaleTimeString('en-GB', { timeZone: tz, hour: '2-digit', minute: '2-digit' });
-    const sameDay = dayOf(d) === dayOf(new Date(this.now()));
+    const f = this.formatters();
+    const day = f.day.format(d);
+    const time = f.time.format(d);
+    const sameDay = day === f.day.format(new Date(this.now()));
     const mins = Math.max(0, Math.ceil((d.getTime() - this.now()) / 60_000));
     const rel = mins < 1 ? 'in <1 min' : mins < 120 ? `in ${mins} min` : `in ${Math.round(mins / 60)} h`;
-    return `${sameDay ? time : `${dayOf(d)} ${time}`} (${rel})`;
+    return `${sameDay ? time : `${day} ${time}`} (${rel})`;
   }
 
   help(isOperator: boolean): string {

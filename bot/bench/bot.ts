@@ -96,6 +96,11 @@ async function main(): Promise<void> {
   await loggedIn;
 
   try {
+    const redisCpuSeconds = async () => {
+      const info = await store.redis.info('cpu');
+      const get = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+      return get('used_cpu_sys') + get('used_cpu_user');
+    };
     const { key } = await keys.current();
     const contacts = Array.from({ length: users }, (_, i) => mocker.createContact({ id: `user-${i}`, name: `User ${i}` }));
     // Authorise everyone up front (the key flow itself is covered by bench:keys).
@@ -109,6 +114,8 @@ async function main(): Promise<void> {
       bar?.start(total, 0);
       let sent = 0;
       let done = 0;
+      const redisCpu0 = await redisCpuSeconds();
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       await new Promise<void>((resolve) => {
         const sendNext = () => {
@@ -129,6 +136,8 @@ async function main(): Promise<void> {
         for (let i = 0; i < Math.min(inFlight, total); i++) sendNext();
       });
       const seconds = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      const redisCpu = (await redisCpuSeconds()) - redisCpu0;
       bar?.stop();
       latencies.sort((a, b) => a - b);
       settled.sort((a, b) => a - b);
@@ -138,6 +147,10 @@ async function main(): Promise<void> {
         p50Ms: round(pct(latencies, 50), 3), p99Ms: round(pct(latencies, 99), 3), maxMs: round(latencies.at(-1) ?? NaN, 3),
         // Receipt → memory and usage written too (bookkeeping runs after the reply is sent).
         settledP50Ms: round(pct(settled, 50), 3), settledP99Ms: round(pct(settled, 99), 3),
+        // CPU per message, independent of how busy the machine is: this process (bot, Wechaty, mock,
+        // ioredis) and redis-server (shared with other users of that server, so an upper bound).
+        nodeCpuUsPerMessage: round((cpu.user + cpu.system) / total, 0),
+        redisCpuUsPerMessage: round((redisCpu * 1e6) / total, 0),
         outcomes: Object.fromEntries(kinds),
       };
     };
@@ -160,6 +173,7 @@ async function main(): Promise<void> {
     else {
       log(`latency   (1 in flight):  reply sent p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms; incl. memory+usage writes p50 ${latency.settledP50Ms} ms, p99 ${latency.settledP99Ms} ms (${latency.messagesPerSecond} msg/s)`);
       log(`throughput (${concurrency} in flight): ${throughput.messagesPerSecond} messages/s, p50 ${throughput.p50Ms} ms, p99 ${throughput.p99Ms} ms`);
+      log(`CPU per message: node ${throughput.nodeCpuUsPerMessage} µs + redis-server ${throughput.redisCpuUsPerMessage} µs`);
       log(`outcomes: ${JSON.stringify(throughput.outcomes)}`);
       if (modelTime) log(`model time (separate): ${JSON.stringify(modelTime)}`);
       log(`machine: ${result.machine}`);
