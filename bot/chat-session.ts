@@ -19,7 +19,7 @@ import type { BotConfig } from './config.js';
 export interface KeyGate {
   verify(userId: string, attempt: string): Promise<
     | { ok: true; version: number; authorisedUntil: string | null }
-    | { ok: false; reason: string; attemptsLeft?: number; lockedUntil?: string }
+    | { ok: false; reason: string; attemptsLeft?: number; lockedUntil?: string; global?: boolean }
   >;
   authorisation(userId: string): Promise<{ authorised: boolean; version?: number; until?: string | null; needsNewKey: boolean }>;
   current(): Promise<{ version: number; nextRotationAt: string | null }>;
@@ -212,7 +212,10 @@ export class ChatSession {
       if (candidate.kind === 'candidate') {
         const res = await keys.verify(msg.userId, text);
         if (res.ok) return reply({ parts: [this.texts.welcome(!!msg.isOperator)], outcome: 'ok', kind: 'verified' });
-        if (res.reason === 'locked') return reply({ parts: [this.texts.lockedOut(res.lockedUntil)], outcome: 'denied', kind: 'locked' });
+        if (res.reason === 'locked') {
+          const text = res.global ? this.texts.verificationPaused(res.lockedUntil) : this.texts.lockedOut(res.lockedUntil);
+          return reply({ parts: [text], outcome: 'denied', kind: 'locked' });
+        }
         if (res.reason === 'wrong') return reply({ parts: [this.texts.wrongKey(res.attemptsLeft)], outcome: 'denied', kind: 'wrong-key' });
       }
       if (auth.needsNewKey && auth.version !== undefined && (await this.firstReauthNotice(msg.userId, auth.version))) {

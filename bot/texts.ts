@@ -81,6 +81,12 @@ export class BotTexts {
     return `⏳ 错误次数过多，已暂时锁定。Too many wrong keys.${when}`;
   }
 
+  /** The global circuit breaker (many wrong keys from new users): checks are paused for new users. */
+  verificationPaused(until?: string): string {
+    const when = until ? ` 请于 ${this.when(until)} 后再试 / try again after ${this.when(until)}.` : ' 请稍后再试 / try again later.';
+    return `⏳ 密钥验证暂时繁忙。Key checks are paused for a while because of many wrong attempts.${when}`;
+  }
+
   keyChanged(): string {
     return `🔄 访问密钥已更新，请发送新密钥继续聊天。The access key has changed: please send the new key to keep chatting.\n${this.options.keyHelp}`;
   }

@@ -105,3 +105,17 @@ test('rotation: old key works during the grace window, then one friendly message
     await h.close();
   }
 });
+
+test('many wrong keys from new users trip the global breaker: new users are told checks are paused', async () => {
+  const h = await BotHarness.start({ ...model, core: { KEY_GLOBAL_FAIL_LIMIT: 3 } });
+  try {
+    const { key } = await h.keys.current();
+    const wrong = key === '999999' ? '888888' : '999999';
+    for (const id of ['s1', 's2', 's3']) assert.equal((await h.say(h.user(id), wrong)).reply?.kind, 'wrong-key');
+    const r = await h.say(h.user('newcomer'), key);
+    assert.equal(r.reply?.kind, 'locked');
+    assert.match(r.sent[0], /Key checks are paused/);
+  } finally {
+    await h.close();
+  }
+});
