@@ -699,7 +699,7 @@ export class KeyService {
     }
     if (msg.type === 'rotated' && typeof msg.version === 'number') {
       this.cache = null;
-      this.emitRotation({ version: msg.version, at: msg.at ?? this.now().toISOString(), by: msg.by ?? 'schedule' });
+      this.emitRotation({ version: msg.version, at: msg.at ?? this.now().toISOString(), by: msg.by ?? 'schedule' }, true);
     } else if (msg.type === 'schedule-reset') {
       this.applySchedule(this.configSchedule, 'config');
     } else if (msg.type === 'schedule' && msg.cron && msg.tz) {
@@ -711,8 +711,13 @@ export class KeyService {
     }
   }
 
-  private emitRotation(e: RotationEvent): void {
-    if (e.version <= this.lastNotifiedVersion) return;
+  /**
+   * Announcements arrive in publish order, one per rotation, so any new version is news (even a
+   * lower one: a wiped Redis starts again at 1). Polled versions only count when higher, so a
+   * slow poll cannot replay an older rotation after a newer announcement.
+   */
+  private emitRotation(e: RotationEvent, announced = false): void {
+    if (announced ? e.version === this.lastNotifiedVersion : e.version <= this.lastNotifiedVersion) return;
     this.lastNotifiedVersion = e.version;
     for (const l of this.rotateListeners) safeCall(() => l(e), this.log);
   }
