@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { SingleBar, Presets } from 'cli-progress';
@@ -40,6 +41,7 @@ const PASSWORD = 'benchmark-password-1';
 
 interface Figures {
   label: string;
+  busyUsPerRequest: number;
   requests: number;
   rps: number;
   p50: number;
@@ -51,9 +53,15 @@ interface Figures {
 }
 
 async function cannon(label: string, url: string, opts: { connections: number; duration: number; headers?: Record<string, string> }): Promise<Figures> {
-  const r = await autocannon({ url, connections: opts.connections, duration: opts.duration, headers: opts.headers, pipelining: 1 });
+    // The load generator runs in its own worker thread, so it does not share the server's event loop.
+  // Event-loop utilisation of this (the server's) thread gives its CPU cost per request, a figure
+  // that holds however busy the rest of the machine is.
+  const elu0 = performance.eventLoopUtilization();
+  const r = await autocannon({ url, connections: opts.connections, duration: opts.duration, headers: opts.headers, pipelining: 1, workers: 1 });
+  const elu = performance.eventLoopUtilization(elu0);
   return {
     label,
+    busyUsPerRequest: r.requests.total ? Math.round((elu.active * 1000) / r.requests.total) : 0,
     requests: r.requests.total,
     rps: Math.round(r.requests.average),
     p50: r.latency.p50,
@@ -68,7 +76,7 @@ async function cannon(label: string, url: string, opts: { connections: number; d
 function print(f: Figures, target?: number): void {
   const verdict = target === undefined ? '' : f.p99 <= target ? `  ✔ p99 ≤ ${target} ms` : `  ✖ p99 > ${target} ms`;
   console.log(
-    `${f.label.padEnd(46)} ${String(f.rps).padStart(6)} req/s  p50 ${f.p50} ms  p90 ${f.p90} ms  p99 ${f.p99} ms  max ${f.max} ms  (${f.requests} requests, ${f.errors} errors, ${f.non2xx} non-2xx)${verdict}`,
+    `${f.label.padEnd(46)} ${String(f.rps).padStart(6)} req/s  p50 ${f.p50} ms  p90 ${f.p90} ms  p99 ${f.p99} ms  max ${f.max} ms  (${f.requests} requests, ${f.errors} errors, ${f.non2xx} non-2xx; server thread busy ${f.busyUsPerRequest} µs/request)${verdict}`,
   );
 }
 
@@ -179,7 +187,8 @@ async function main(): Promise<void> {
     const tokPerS = (generated / ((performance.now() - t0) / 1000)).toFixed(1);
     print(busy, 20);
     console.log(`  (the model generated ${generated} tokens, ${tokPerS} tokens/s over all ${chats} chats, while the run lasted)`);
-    console.log('\nNote: the machine is shared with other work; figures vary between runs.');
+    const load = (await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ');
+    console.log(`\nLoad average now: ${load} (on ${cpus().length} vCPU). The machine may be shared with other work; figures vary between runs.`);
   } finally {
     for (const s of servers) {
       s.closeAllConnections();
