@@ -404,7 +404,10 @@ export class KeyService {
     const version = Number(userV);
     const nowMs = this.now().getTime();
     const reauthEnd = this.config.KEY_REAUTH > 0 ? Number(userAt) + this.config.KEY_REAUTH * DAY : 0;
-    if (version === curV && curV > 0) return { authorised: true, version, until: reauthEnd ? new Date(reauthEnd).toISOString() : null, needsNewKey: false };
+    if (version === curV && curV > 0) {
+      // Current generation: authorised until the next rotation, or longer while KEY_REAUTH runs.
+      return { authorised: true, version, until: reauthEnd > nowMs ? new Date(reauthEnd).toISOString() : null, needsNewKey: false };
+    }
     const graceEnd = prevV && Number(prevV) === version ? Number(prevRetired) + this.graceMs : 0;
     const end = Math.max(graceEnd, reauthEnd);
     if (end > nowMs) return { authorised: true, version, until: new Date(end).toISOString(), needsNewKey: false };
