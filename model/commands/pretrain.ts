@@ -8,6 +8,7 @@ import { initBackend } from '../backend.js';
 import { readCheckpoint, saveCheckpoint } from '../checkpoint.js';
 import { loadDataset } from '../data/shards.js';
 import { readTrainConfig } from '../train/config.js';
+import { formatPerplexityMarkdown, formatSamplesMarkdown, generateSamples, perplexityTable, SAMPLE_SETTINGS } from '../train/report.js';
 import { formatDuration, pretrain, type TrainEvent } from '../train/trainer.js';
 
 function intArg(v: string): number {
@@ -74,6 +75,25 @@ export function register(program: Command): void {
         `done: step ${res.step}, ${res.tokensSeen.toLocaleString('en')} tokens seen, training time ${formatDuration(res.elapsedMs)} (backend ${backend})` +
           (res.lastEval ? `, val loss ${res.lastEval.valLoss.toFixed(4)} (perplexity ${Math.exp(res.lastEval.valLoss).toFixed(1)})` : ''),
       );
+    });
+
+  program
+    .command('pretrain-report')
+    .description('validation perplexity per corpus vs a unigram baseline, and samples from fixed prompts and seeds (Markdown)')
+    .requiredOption('--model <dir>', 'model folder (e.g. model/shipped)')
+    .requiredOption('--data <dir>', 'the data set it was trained on (for the validation split)')
+    .option('--windows <n>', 'validation windows (of context length) per corpus', intArg, 64)
+    .option('--no-samples', 'skip the samples')
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['node', 'wasm', 'cpu']))
+    .action(async (o: { model: string; data: string; windows: number; samples: boolean; backend?: string }) => {
+      const backend = await initBackend(o.backend);
+      const data = await loadDataset(path.resolve(o.data));
+      const rows = await perplexityTable(o.model, data, o.windows);
+      console.log(`### Validation perplexity (${o.windows} windows per corpus, backend ${backend})\n\n${formatPerplexityMarkdown(rows)}\n`);
+      if (o.samples) {
+        const samples = await generateSamples(o.model);
+        console.log(`### Samples (unedited; ${JSON.stringify(SAMPLE_SETTINGS)})\n\n${formatSamplesMarkdown(samples)}`);
+      }
     });
 
   program
