@@ -122,3 +122,25 @@ test('generator timing out or busy: "try again shortly", no quota used, the bot 
     await slow.close();
   }
 });
+
+test('quick successive messages are answered in order, each seeing the turns before it', async () => {
+  const h = await BotHarness.start({ ...model, bot: { BOT_MAX_NEW_TOKENS: 6 } });
+  try {
+    const u = await verified(h, 'u');
+    const texts = ['first quick one', 'second quick one', 'third quick one'];
+    const handled = texts.map(() => h.nextHandled());
+    // Sent back to back: Wechaty runs the handlers concurrently; the bot must serialise the chat.
+    for (const t of texts) await u.say(t).to(h.botContact);
+    const results = await Promise.all(handled);
+    const prompts = results.map((r) => r.reply!.prompt!);
+    for (let i = 0; i < texts.length; i++) {
+      assert.ok(prompts[i].endsWith(`User: ${texts[i]}\nBot:`), `message ${i + 1} answered in its turn`);
+      // (Older turns may be dropped to fit the tiny model's context; the previous one fits.)
+      if (i > 0) assert.ok(prompts[i].includes(`User: ${texts[i - 1]}`), `message ${i + 1} sees the turn before it`);
+    }
+    assert.deepEqual(h.saidTo('u').slice(-3), results.map((r) => r.sent.join('')));
+    assert.deepEqual(await h.session.memory.history('u'), texts.map((t, i) => ({ user: t, bot: results[i].sent.join('') })));
+  } finally {
+    await h.close();
+  }
+});
