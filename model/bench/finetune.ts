@@ -12,14 +12,16 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { readCheckpoint } from '../checkpoint.js';
-import { countParams, namedParams } from '../params.js';
+import { paramsFromArrays, readCheckpoint } from '../checkpoint.js';
+import { logits } from '../gpt.js';
+import { countParams, disposeParams, namedParams } from '../params.js';
+import { BpeTokenizer } from '../tokenizer/bpe.js';
 import { buildBenchData, writeBenchData, type BenchDataOptions } from '../finetune/bench-data.js';
 import { loadFinetuned } from '../finetune/checkpoint.js';
 import { parseFinetuneConfig } from '../finetune/config.js';
 import { labelSpaceOf, labelTargets, readExamples } from '../finetune/data.js';
 import { evaluateExamples, type Metrics } from '../finetune/evaluate.js';
-import { TASKS, type TaskName } from '../finetune/tasks.js';
+import { TASKS, type TaskExamples, type TaskName } from '../finetune/tasks.js';
 import { finetune, formatMetrics } from '../finetune/trainer.js';
 
 const { values: args } = parseArgs({
@@ -49,7 +51,7 @@ same data and budget, and prints test accuracy for each (a Markdown table for th
                      copied to <out>/base first, so a running pre-training may keep saving
   --tasks LIST       ${TASKS.join(',')}
   --variants LIST    pretrained,scratch,no-lm
-  --train N --valid N --test N   examples per split (default 256 / 64 / 200)
+  --train N --valid N --test N   examples per split (default 256 / 64 / 200; --valid 0: no validation)
   --epochs N (2)  --lr X (5e-4)  --batch-size N (16)  --seed N (42)  --data-seed N (2018)
   --out DIR          work folder (default data/finetune-bench): data/, base/, runs/, results.json, results.md
   --json             print the results as JSON`);
@@ -102,6 +104,39 @@ function majority(train: number[], test: number[]): number {
   return test.filter((t) => t === top).length / test.length;
 }
 
+/**
+ * The pre-trained LM alone, no fine-tuning: picks the choice with the highest log-likelihood after
+ * "context\n" (poems were pre-trained one couplet per line). Shows what pre-training learnt about
+ * the task, whatever the fine-tuning budget.
+ */
+async function zeroShotChoice(baseDir: string, examples: Array<TaskExamples['multiple-choice']>): Promise<number> {
+  const host = await readCheckpoint(baseDir);
+  const tokenizer = await BpeTokenizer.load(baseDir);
+  const params = paramsFromArrays(host.config, host.arrays);
+  let right = 0;
+  try {
+    for (const e of examples) {
+      const ctx = tokenizer.encode(`${e.context}\n`);
+      const scores = e.choices.map((c) => {
+        const full = [...ctx, ...tokenizer.encode(c)];
+        const cut = Math.max(0, full.length - host.config.nPositions);
+        const ids = full.slice(cut);
+        const start = ctx.length - cut;
+        const t = tf.tidy(() => tf.logSoftmax(logits(params, [ids]).squeeze([0]) as tf.Tensor2D));
+        const lp = t.arraySync() as number[][];
+        t.dispose();
+        let sum = 0;
+        for (let i = Math.max(1, start); i < ids.length; i++) sum += lp[i - 1][ids[i]];
+        return sum;
+      });
+      if (scores.indexOf(Math.max(...scores)) === e.label) right++;
+    }
+  } finally {
+    disposeParams(params);
+  }
+  return right / examples.length;
+}
+
 interface RunResult {
   task: TaskName;
   variant: Variant;
@@ -120,7 +155,7 @@ async function main(): Promise<void> {
   const variants = args.variants!.split(',').map((v) => v.trim()) as Variant[];
   for (const v of variants) if (!(v in VARIANTS)) throw new Error(`unknown variant ${v} (${Object.keys(VARIANTS).join(', ')})`);
   const out = path.resolve(args.out!);
-  const dataOpts: BenchDataOptions = { train: int('train', args.train!), valid: int('valid', args.valid!), test: int('test', args.test!), seed: int('data-seed', args['data-seed']!) };
+  const dataOpts: BenchDataOptions = { train: int('train', args.train!), valid: args.valid === '0' ? 0 : int('valid', args.valid!), test: int('test', args.test!), seed: int('data-seed', args['data-seed']!) };
   const backend = await initBackend();
   const modelSrc = path.resolve(args.model ?? (await defaultModel()));
   const base = path.join(out, 'base');
@@ -138,13 +173,18 @@ async function main(): Promise<void> {
 
   const results: RunResult[] = [];
   const baselines: Partial<Record<TaskName, number>> = {};
+  let zeroShot: number | undefined;
   const started = performance.now();
   for (const task of tasks) {
     const train = await readExamples(task, files[task].train);
-    const valid = await readExamples(task, files[task].valid);
+    const valid = dataOpts.valid > 0 ? await readExamples(task, files[task].valid) : undefined;
     const test = await readExamples(task, files[task].test);
     const space = labelSpaceOf(task, train);
     baselines[task] = space.kind === 'choice' ? 1 / 4 : majority(labelTargets(space, train), labelTargets(space, test));
+    if (task === 'multiple-choice') {
+      zeroShot = await zeroShotChoice(base, test.examples as Array<TaskExamples['multiple-choice']>);
+      log(`multiple-choice  pre-trained LM alone, no fine-tuning: test accuracy ${(100 * zeroShot).toFixed(1)} %`);
+    }
     for (const variant of variants) {
       const v = VARIANTS[variant];
       const runDir = path.join(out, 'runs', `${task}-${variant}`);
@@ -167,10 +207,10 @@ async function main(): Promise<void> {
     }
   }
   const totalMinutes = (performance.now() - started) / 60000;
-  const table = markdown(tasks, variants, results, baselines);
+  const table = markdown(tasks, variants, results, baselines, zeroShot);
   const summary = {
     baseModel: { path: modelSrc, config: cfg, parameters: countParams(cfg), pretraining },
-    budget: { ...dataOpts, ...common }, machine, totalMinutes, baselines, results, finishedAt: new Date().toISOString(),
+    budget: { ...dataOpts, ...common }, machine, totalMinutes, baselines, zeroShotMultipleChoice: zeroShot, results, finishedAt: new Date().toISOString(),
   };
   await writeFile(path.join(out, 'results.json'), `${JSON.stringify(summary, null, 2)}\n`);
   await writeFile(path.join(out, 'results.md'), `${table}\n`);
@@ -178,7 +218,7 @@ async function main(): Promise<void> {
   else console.log(`${table}\n\n${totalMinutes.toFixed(1)} min in all; results in ${path.join(out, 'results.json')}`);
 }
 
-function markdown(tasks: TaskName[], variants: Variant[], results: RunResult[], baselines: Partial<Record<TaskName, number>>): string {
+function markdown(tasks: TaskName[], variants: Variant[], results: RunResult[], baselines: Partial<Record<TaskName, number>>, zeroShot?: number): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}`;
   const head = `| task (test accuracy %) | ${variants.map((v) => VARIANTS[v].label).join(' | ')} | majority / chance |`;
   const sep = `|---|${variants.map(() => '---:').join('|')}|---:|`;
@@ -190,7 +230,8 @@ function markdown(tasks: TaskName[], variants: Variant[], results: RunResult[], 
     });
     return `| ${t}: ${METRIC[t]} | ${cells.join(' | ')} | ${pct(baselines[t] ?? NaN)} |`;
   });
-  return [head, sep, ...rows].join('\n');
+  const note = zeroShot === undefined ? [] : ['', `Multiple choice with the pre-trained LM alone (highest likelihood of the couplet after the context, no fine-tuning): ${pct(zeroShot)} %.`];
+  return [head, sep, ...rows, ...note].join('\n');
 }
 
 main().catch((err: unknown) => {
