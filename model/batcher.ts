@@ -2,7 +2,7 @@
 // weights are read once for all of them); new requests join between steps after their prefill,
 // finished, cancelled or timed-out ones leave between steps. Runs on whichever thread owns the
 // engine (the generation worker, or the CLI's main thread).
-import { disposeCache, type Engine, type KvCache } from './engine.js';
+import type { InferenceEngine, KvCache } from './engine.js';
 import type { FinishReason } from './generator.js';
 import type { Sequence, SequenceResult } from './generate.js';
 
@@ -37,7 +37,7 @@ export class Batcher {
   private tokens = 0;
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: InferenceEngine,
     private readonly maxBatch: number,
   ) {}
 
@@ -81,7 +81,7 @@ export class Batcher {
 
   private retire(index: number, reason?: FinishReason): void {
     const [a] = this.active.splice(index, 1);
-    disposeCache(a.cache);
+    this.engine.release(a.cache);
     if (reason) a.job.seq.finish(reason);
     a.job.onDone(a.job.seq.result());
   }
@@ -97,7 +97,7 @@ export class Batcher {
       // An engine failure (e.g. out of memory) fails the requests in flight, not the process.
       const e = err instanceof Error ? err : new Error(String(err));
       for (const a of this.active.splice(0)) {
-        disposeCache(a.cache);
+        this.engine.release(a.cache);
         a.job.onError(e);
       }
     }
@@ -129,13 +129,13 @@ export class Batcher {
       const next = job.seq.accept(r.logits);
       this.tokens++;
       if (next === null) {
-        disposeCache(cache);
+        this.engine.release(cache);
         job.onDone(job.seq.result());
         return;
       }
       this.active.push({ job, cache, next });
     } catch (err) {
-      if (cache) disposeCache(cache);
+      if (cache) this.engine.release(cache);
       job.onError(err instanceof Error ? err : new Error(String(err)));
     }
   }

@@ -4,18 +4,23 @@
 // (tests compare them); written differently for speed:
 //  - every weight matmul is a plain 2-D fused matmul [rows, in] x [in, out] (XNNPACK; batched or
 //    transposed matmuls fall back to a slow scalar loop on wasm);
-//  - the tied LM head uses a transposed copy of the token embedding [C, V], and only the last
-//    position's logits are computed;
+//  - the tied LM head uses the transposed token embedding [C, V] (also used for lookups), and only
+//    the last position's logits are computed;
 //  - decode attention of one query against T cached keys uses a head-indicator matrix S [C, H]:
 //    scores[T,H] = (K ⊙ q) S, and the weighted values are 1ᵀ((pᵀ Sᵀ) ⊙ V) — all plain 2-D ops;
 //  - prefill attention loops over heads with 2-D matmuls.
+// An Engine can be one shard of a tensor-parallel group (shard.ts): it then owns some heads, part
+// of the MLP and a vocabulary range, and sums partial results with its peers through `comm`.
 import * as tf from '@tensorflow/tfjs';
 import { headSize, type GptConfig } from './config.js';
 import { checkIds } from './gpt.js';
 import type { GptParams } from './params.js';
+import { checkShard, shardFromParams, SINGLE, vocabRange, type ShardSpec } from './shard.js';
+import type { ShardComm } from './shard-comm.js';
 
-/** Per-sequence keys and values for every layer, each [T, C]. */
+/** Per-sequence keys and values for every layer (this shard's heads), each [T, C/n]. */
 export interface KvCache {
+  id: number;
   k: tf.Tensor2D[];
   v: tf.Tensor2D[];
   length: number;
@@ -28,6 +33,16 @@ export function disposeCache(c: KvCache): void {
   c.v = [];
 }
 
+/** What the batcher needs from an engine (single-thread Engine or the tensor-parallel group). */
+export interface InferenceEngine {
+  readonly config: GptConfig;
+  prefill(ids: number[]): { cache: KvCache; logits: Float32Array };
+  step(items: Array<{ cache: KvCache; token: number }>): Float32Array[];
+  release(cache: KvCache): void;
+  warmUp(): void;
+  dispose(): void;
+}
+
 const SQRT_2_OVER_PI_X2 = 2 * Math.sqrt(2 / Math.PI);
 
 function gelu(x: tf.Tensor2D): tf.Tensor2D {
@@ -36,36 +51,98 @@ function gelu(x: tf.Tensor2D): tf.Tensor2D {
   return tf.mul(x, tf.sigmoid(inner));
 }
 
-export class Engine {
+interface Block {
+  qkvW: tf.Tensor2D;
+  qkvB: tf.Tensor1D;
+  projW: tf.Tensor2D;
+  projB: tf.Tensor1D;
+  ln1G: tf.Tensor1D;
+  ln1B: tf.Tensor1D;
+  fcW: tf.Tensor2D;
+  fcB: tf.Tensor1D;
+  fc2W: tf.Tensor2D;
+  fc2B: tf.Tensor1D;
+  ln2G: tf.Tensor1D;
+  ln2B: tf.Tensor1D;
+}
+
+export class Engine implements InferenceEngine {
   readonly config: GptConfig;
-  private readonly p: GptParams;
-  /** token embedding transposed [C, V] for the LM head */
+  readonly shard: ShardSpec;
+  private readonly blocks: Block[] = [];
+  /** this shard's vocabulary range of the transposed token embedding [C, Vs] */
   private readonly wteT: tf.Tensor2D;
-  /** head indicator [C, H] and its transpose [H, C] */
+  private readonly wpe: tf.Tensor2D;
+  private readonly v0: number;
+  private readonly v1: number;
+  /** local heads, local width */
+  private readonly hs: number;
+  private readonly cs: number;
+  /** head indicator [Cs, Hs] and its transpose */
   private readonly s: tf.Tensor2D;
   private readonly sT: tf.Tensor2D;
   private readonly masks = new Map<number, tf.Tensor2D>();
+  private readonly all: tf.Tensor[] = [];
+  private nextId = 1;
   private disposed = false;
 
-  /** Takes ownership of `params` (disposed with the engine). */
-  constructor(params: GptParams) {
-    this.p = params;
-    this.config = params.config;
-    const { nEmbd: C, nHead: H } = this.config;
-    const D = headSize(this.config);
-    this.wteT = tf.tidy(() => tf.transpose(params.tokensEmbed) as tf.Tensor2D);
-    // The embedding lookup reads columns of wteT instead: the [V, C] copy (124 MB for GPT-1) goes.
-    params.tokensEmbed.dispose();
-    const ind = new Float32Array(C * H);
-    for (let c = 0; c < C; c++) ind[c * H + Math.floor(c / D)] = 1;
-    this.s = tf.tensor2d(ind, [C, H]);
+  /**
+   * `tensors` are shard tensors as made by shard.ts (loadShard / shardFromParams); the engine
+   * owns them. `comm` is required when the shard count is above 1.
+   */
+  constructor(config: GptConfig, tensors: Map<string, tf.Tensor>, shard: ShardSpec = SINGLE, private readonly comm?: ShardComm) {
+    checkShard(config, shard);
+    if (shard.count > 1 && !comm) throw new Error('a sharded engine needs a communicator');
+    this.config = config;
+    this.shard = shard;
+    const get = <T extends tf.Tensor>(n: string): T => {
+      const t = tensors.get(n);
+      if (!t) throw new Error(`engine: missing tensor ${n}`);
+      this.all.push(t);
+      return t as T;
+    };
+    this.wteT = get('wteT');
+    this.wpe = get('positions_embed.weight');
+    [this.v0, this.v1] = vocabRange(config, shard);
+    for (let i = 0; i < config.nLayer; i++) {
+      const h = (s: string) => get<tf.Tensor>(`h.${i}.${s}`);
+      this.blocks.push({
+        qkvW: h('attn.c_attn.weight') as tf.Tensor2D,
+        qkvB: h('attn.c_attn.bias') as tf.Tensor1D,
+        projW: h('attn.c_proj.weight') as tf.Tensor2D,
+        projB: h('attn.c_proj.bias') as tf.Tensor1D,
+        ln1G: h('ln_1.weight') as tf.Tensor1D,
+        ln1B: h('ln_1.bias') as tf.Tensor1D,
+        fcW: h('mlp.c_fc.weight') as tf.Tensor2D,
+        fcB: h('mlp.c_fc.bias') as tf.Tensor1D,
+        fc2W: h('mlp.c_proj.weight') as tf.Tensor2D,
+        fc2B: h('mlp.c_proj.bias') as tf.Tensor1D,
+        ln2G: h('ln_2.weight') as tf.Tensor1D,
+        ln2B: h('ln_2.bias') as tf.Tensor1D,
+      });
+    }
+    this.hs = config.nHead / shard.count;
+    this.cs = config.nEmbd / shard.count;
+    const D = headSize(config);
+    const ind = new Float32Array(this.cs * this.hs);
+    for (let c = 0; c < this.cs; c++) ind[c * this.hs + Math.floor(c / D)] = 1;
+    this.s = tf.tensor2d(ind, [this.cs, this.hs]);
     this.sT = tf.tidy(() => tf.transpose(this.s) as tf.Tensor2D);
+  }
+
+  /** A single-thread engine from in-memory parameters (copies them; `params` stay the caller's). */
+  static fromParams(params: GptParams): Engine {
+    return new Engine(params.config, shardFromParams(params, SINGLE));
   }
 
   /** Runs one prefill and one decode step so that XNNPACK packs the weights now, not on the first request. */
   warmUp(): void {
     const { cache } = this.prefill([0, 0]);
     this.step([{ cache, token: 0 }]);
+    this.release(cache);
+  }
+
+  release(cache: KvCache): void {
     disposeCache(cache);
   }
 
@@ -81,51 +158,84 @@ export class Engine {
     return m;
   }
 
-  /** Token embeddings [N, C]: columns of the transposed table. */
-  private embed(ids: number[]): tf.Tensor2D {
-    return tf.transpose(tf.gather(this.wteT, tf.tensor1d(ids, 'int32'), 1));
-  }
-
   private layerNorm(x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D): tf.Tensor2D {
     const { mean, variance } = tf.moments(x, -1, true);
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.config.layerNormEpsilon))), g), b);
   }
 
-  private dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, activation?: 'gelu'): tf.Tensor2D {
+  private dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, activation?: 'gelu'): tf.Tensor2D {
     const y = tf.fused.matMul({ a: x, b: w, bias: b }) as tf.Tensor2D;
     return activation === 'gelu' ? gelu(y) : y;
   }
 
-  /** The MLP half of a block and the two residual LayerNorms, on rows x [N, C]. */
-  private finishBlock(l: number, x: tf.Tensor2D, a: tf.Tensor2D): tf.Tensor2D {
-    const b = this.p.blocks[l];
+  /** Sum of a partial [N, C] over the shards (identity when alone). */
+  private reduce(x: tf.Tensor2D): tf.Tensor2D {
+    if (!this.comm) return x;
+    return tf.tensor2d(this.comm.allReduce(x.dataSync() as Float32Array), x.shape);
+  }
+
+  /** Token embeddings [N, C] (+ positions): columns of the transposed table, summed over shards. */
+  private embed(ids: number[], positions: tf.Tensor2D): tf.Tensor2D {
+    if (!this.comm) return tf.add(tf.transpose(tf.gather(this.wteT, tf.tensor1d(ids, 'int32'), 1)), positions);
+    const local = ids.map((id) => (id >= this.v0 && id < this.v1 ? id - this.v0 : 0));
+    const mine = tf.tensor2d(ids.map((id) => (id >= this.v0 && id < this.v1 ? 1 : 0)), [ids.length, 1]);
+    const part = tf.mul(tf.transpose(tf.gather(this.wteT, tf.tensor1d(local, 'int32'), 1)), mine) as tf.Tensor2D;
+    return tf.add(this.reduce(part), positions);
+  }
+
+  /** attn.c_proj (partial over shards, reduced) + residual LayerNorm, then the MLP likewise. */
+  private finishBlock(b: Block, x: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor2D {
+    const a = tf.add(this.reduce(this.dense(y, b.projW)), b.projB);
     const n = this.layerNorm(tf.add(x, a), b.ln1G, b.ln1B);
-    const m = this.dense(this.dense(n, b.fcW, b.fcB, 'gelu'), b.mlpProjW, b.mlpProjB);
+    const m = tf.add(this.reduce(this.dense(this.dense(n, b.fcW, b.fcB, 'gelu'), b.fc2W)), b.fc2B);
     return this.layerNorm(tf.add(n, m), b.ln2G, b.ln2B);
   }
 
+  /** Logits [N, V] on shard 0 (other shards send their vocabulary range and get empty arrays). */
+  private lmHead(x: tf.Tensor2D): Float32Array[] {
+    const N = x.shape[0];
+    const l = tf.tidy(() => tf.matMul(x, this.wteT));
+    const local = l.dataSync() as Float32Array;
+    l.dispose();
+    const V = this.config.vocabSize;
+    const full = this.comm ? this.comm.gather(local, N) : local;
+    if (!full) return Array.from({ length: N }, () => new Float32Array(0));
+    return Array.from({ length: N }, (_, i) => full.subarray(i * V, (i + 1) * V));
+  }
+
   /**
-   * Runs the prompt; returns a new cache (caller owns it: disposeCache) and the logits of the
-   * last position. `ids` must fit the context.
+   * Runs the prompt; returns a new cache (caller releases it) and the logits of the last position.
+   * `ids` must fit the context. `id` names the cache (tensor-parallel peers use the same id).
    */
-  prefill(ids: number[]): { cache: KvCache; logits: Float32Array } {
+  validatePrefill(ids: number[]): void {
     this.check();
     checkIds(this.config, [ids]);
-    const { nEmbd: C, nHead: H, nLayer: L } = this.config;
+  }
+
+  validateStep(items: Array<{ cache: KvCache; token: number }>): void {
+    this.check();
+    const { nPositions: P, vocabSize: V } = this.config;
+    for (const it of items) {
+      if (it.cache.length >= P) throw new Error(`sequence is full (${P} positions)`);
+      if (!Number.isInteger(it.token) || it.token < 0 || it.token >= V) throw new Error(`token id ${it.token} is outside the vocabulary`);
+    }
+  }
+
+  prefill(ids: number[], id = this.nextId++): { cache: KvCache; logits: Float32Array } {
+    this.validatePrefill(ids);
+    const { nEmbd } = this.config;
     const D = headSize(this.config);
+    const H = this.hs;
+    const C = this.cs;
     const T = ids.length;
     const scale = 1 / Math.sqrt(D);
     const out = tf.tidy(() => {
-      let x = tf.add(
-        this.embed(ids),
-        tf.slice(this.p.positionsEmbed, [0, 0], [T, C]),
-      ) as tf.Tensor2D;
+      let x = this.embed(ids, tf.slice(this.wpe, [0, 0], [T, nEmbd]));
       const ks: tf.Tensor2D[] = [];
       const vs: tf.Tensor2D[] = [];
       const mask = this.mask(T);
-      for (let l = 0; l < L; l++) {
-        const b = this.p.blocks[l];
-        const qkv = this.dense(x, b.cAttnW, b.cAttnB); // [T, 3C]
+      for (const b of this.blocks) {
+        const qkv = this.dense(x, b.qkvW, b.qkvB); // [T, 3C]
         const q = tf.mul(tf.slice(qkv, [0, 0], [T, C]), scale);
         const k = tf.slice(qkv, [0, C], [T, C]) as tf.Tensor2D;
         const v = tf.slice(qkv, [0, 2 * C], [T, C]) as tf.Tensor2D;
@@ -140,15 +250,13 @@ export class Engine {
           const w = tf.add(tf.matMul(tf.reshape(tf.gather(qh, idx), [T, D]), tf.reshape(tf.gather(kh, idx), [D, T])), mask);
           heads.push(tf.matMul(tf.softmax(w), tf.reshape(tf.gather(vh, idx), [T, D])));
         }
-        const a = this.dense(tf.concat(heads, 1), b.cProjW, b.cProjB);
-        x = this.finishBlock(l, x, a);
+        x = this.finishBlock(b, x, H === 1 ? heads[0] : tf.concat(heads, 1));
       }
-      const last = tf.gather(x, tf.tensor1d([T - 1], 'int32'));
-      return { logits: tf.matMul(last, this.wteT), ks, vs };
+      return { last: tf.gather(x, tf.tensor1d([T - 1], 'int32')) as tf.Tensor2D, ks, vs };
     });
-    const logits = out.logits.dataSync() as Float32Array;
-    out.logits.dispose();
-    return { cache: { k: out.ks, v: out.vs, length: T }, logits };
+    const [logits] = this.lmHead(out.last);
+    out.last.dispose();
+    return { cache: { id, k: out.ks, v: out.vs, length: T }, logits };
   }
 
   /**
@@ -156,25 +264,17 @@ export class Engine {
    * cache's tensors are replaced) and returns each sequence's next-token logits.
    */
   step(items: Array<{ cache: KvCache; token: number }>): Float32Array[] {
-    this.check();
+    this.validateStep(items);
     const B = items.length;
     if (B === 0) return [];
-    const { nEmbd: C, nLayer: L, nPositions: P, vocabSize: V } = this.config;
+    const C = this.cs;
     const scale = 1 / Math.sqrt(headSize(this.config));
-    for (const it of items) {
-      if (it.cache.length >= P) throw new Error(`sequence is full (${P} positions)`);
-      if (!Number.isInteger(it.token) || it.token < 0 || it.token >= V) throw new Error(`token id ${it.token} is outside the vocabulary`);
-    }
     const out = tf.tidy(() => {
-      let x = tf.add(
-        this.embed(items.map((i) => i.token)),
-        tf.gather(this.p.positionsEmbed, tf.tensor1d(items.map((i) => i.cache.length), 'int32')),
-      ) as tf.Tensor2D;
+      let x = this.embed(items.map((i) => i.token), tf.gather(this.wpe, tf.tensor1d(items.map((i) => i.cache.length), 'int32')));
       const newK: tf.Tensor2D[][] = items.map(() => []);
       const newV: tf.Tensor2D[][] = items.map(() => []);
-      for (let l = 0; l < L; l++) {
-        const b = this.p.blocks[l];
-        const qkv = this.dense(x, b.cAttnW, b.cAttnB); // [B, 3C]
+      this.blocks.forEach((b, l) => {
+        const qkv = this.dense(x, b.qkvW, b.qkvB); // [B, 3C]
         const q = tf.mul(tf.slice(qkv, [0, 0], [B, C]), scale);
         const k = tf.slice(qkv, [0, C], [B, C]);
         const v = tf.slice(qkv, [0, 2 * C], [B, C]);
@@ -190,10 +290,9 @@ export class Engine {
           const weighted = tf.mul(tf.matMul(tf.transpose(p), this.sT), Vv); // [T, C]
           rows.push(tf.matMul(tf.ones([1, K.shape[0]]), weighted)); // [1, C]
         }
-        const a = this.dense(B === 1 ? rows[0] : tf.concat(rows, 0), b.cProjW, b.cProjB);
-        x = this.finishBlock(l, x, a);
-      }
-      return { logits: tf.matMul(x, this.wteT), newK, newV };
+        x = this.finishBlock(b, x, B === 1 ? rows[0] : tf.concat(rows, 0));
+      });
+      return { x, newK, newV };
     });
     items.forEach((it, i) => {
       disposeCache(it.cache);
@@ -201,9 +300,9 @@ export class Engine {
       it.cache.v = out.newV[i];
       it.cache.length += 1;
     });
-    const flat = out.logits.dataSync() as Float32Array;
-    out.logits.dispose();
-    return items.map((_, i) => flat.subarray(i * V, (i + 1) * V));
+    const logits = this.lmHead(out.x);
+    out.x.dispose();
+    return logits;
   }
 
   private check(): void {
@@ -213,9 +312,9 @@ export class Engine {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const [, t] of [['', this.wteT], ['', this.s], ['', this.sT]] as const) t.dispose();
+    this.s.dispose();
+    this.sT.dispose();
     for (const m of this.masks.values()) m.dispose();
-    for (const b of this.p.blocks) for (const t of Object.values(b)) (t as tf.Tensor).dispose();
-    this.p.positionsEmbed.dispose();
+    for (const t of this.all) t.dispose();
   }
 }

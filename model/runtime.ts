@@ -1,17 +1,19 @@
 // Loading a model directory for generation: backend, checkpoint, tokenizer, fast engine (warmed up).
 import path from 'node:path';
 import { initBackend } from './backend.js';
-import { loadCheckpoint } from './checkpoint.js';
 import type { GptConfig } from './config.js';
-import { Engine } from './engine.js';
+import { Engine, type InferenceEngine } from './engine.js';
+import { ParallelEngine } from './parallel.js';
 import { CheckpointError } from './errors.js';
 import type { ModelInfo } from './generator.js';
-import { countParams, disposeParams } from './params.js';
+import { countParams } from './params.js';
+import { loadShard, SINGLE } from './shard.js';
 import { BpeTokenizer } from './tokenizer/bpe.js';
 
 export interface Runtime {
   config: GptConfig;
-  engine: Engine;
+  engine: InferenceEngine;
+  threads: number;
   tokenizer: BpeTokenizer;
   info: ModelInfo;
 }
@@ -29,27 +31,42 @@ export async function loadTokenizerFor(dir: string, config?: GptConfig): Promise
   return tok;
 }
 
-export async function loadRuntime(modelDir: string, opts: { backend?: string; warmUp?: boolean } = {}): Promise<Runtime> {
+export interface RuntimeOptions {
+  backend?: string;
+  warmUp?: boolean;
+  /** Threads for the model (tensor parallel; default 1). */
+  threads?: number;
+}
+
+export async function loadRuntime(modelDir: string, opts: RuntimeOptions = {}): Promise<Runtime> {
   const backend = await initBackend(opts.backend);
-  const { config: c, params } = await loadCheckpoint(modelDir);
+  const threads = opts.threads ?? 1;
+  let engine: InferenceEngine;
+  if (threads > 1) {
+    engine = await ParallelEngine.create(modelDir, threads, opts.backend);
+  } else {
+    const { config, tensors } = await loadShard(modelDir, SINGLE);
+    engine = new Engine(config, tensors);
+  }
+  const c = engine.config;
   let tokenizer: BpeTokenizer;
   try {
     tokenizer = await loadTokenizerFor(modelDir, c);
   } catch (err) {
-    disposeParams(params);
+    engine.dispose();
     throw err;
   }
-  const engine = new Engine(params);
   if (opts.warmUp !== false) engine.warmUp();
   return {
     config: c,
     engine,
+    threads,
     tokenizer,
     info: {
       name: path.basename(path.resolve(modelDir)),
       path: path.resolve(modelDir),
       parameters: countParams(c),
-      backend,
+      backend: threads > 1 ? `${backend} x${threads} threads` : backend,
       contextLength: c.nPositions,
       vocabSize: c.vocabSize,
       layers: c.nLayer,

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { readConfigFile } from './config.js';
 import { resolveSampling } from './generate.js';
 import {
@@ -27,6 +27,7 @@ import {
 import { loadTokenizerFor } from './runtime.js';
 import type { BpeTokenizer } from './tokenizer/bpe.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+import { startTsWorker } from './ts-worker.js';
 
 /** The model that ships with the project (HF layout). */
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('./shipped/', import.meta.url));
@@ -212,16 +213,8 @@ class WorkerGenerator implements TextGenerator {
   }
 }
 
-/**
- * Starts model/worker.ts in a worker thread. On Node 20 `execArgv: ['--import', 'tsx']` does not
- * reach the worker's own module loading ("Unknown file extension .ts", verified), so a two-line
- * bootstrap registers tsx's loader inside the worker first, then imports the TypeScript entry.
- */
 function startWorker(init: WorkerInit): Worker {
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./worker.ts', import.meta.url).href;
-  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData: init });
+  return startTsWorker(new URL('./worker.ts', import.meta.url), init);
 }
 
 /**

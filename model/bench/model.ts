@@ -14,7 +14,7 @@ import { Batcher } from '../batcher.js';
 import { initBackend } from '../backend.js';
 import { saveCheckpoint } from '../checkpoint.js';
 import { GPT1_CONFIG, makeConfig } from '../config.js';
-import { disposeCache, type Engine } from '../engine.js';
+import type { InferenceEngine } from '../engine.js';
 import { Sequence, type SequenceResult } from '../generate.js';
 import { countParams, initParamArrays, paramSpecs } from '../params.js';
 import { loadRuntime, type Runtime } from '../runtime.js';
@@ -27,12 +27,13 @@ const { values: args } = parseArgs({
     backend: { type: 'string' },
     streams: { type: 'string', default: '1,4,8' },
     tokens: { type: 'string', default: '48' },
+    threads: { type: 'string', default: '1' },
     prepare: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log(`Usage: npm run bench:model [-- --json] [--model DIR] [--backend node|wasm|cpu] [--streams 1,4,8] [--tokens 48]
+  console.log(`Usage: npm run bench:model [-- --json] [--model DIR] [--backend node|wasm|cpu] [--streams 1,4,8] [--tokens 48] [--threads 1|2]
 Measures GPT-1 inference (random full-size weights unless --model is given).`);
   process.exit(0);
 }
@@ -71,7 +72,7 @@ async function prepareModel(): Promise<{ dir: string; random: boolean }> {
   return { dir, random: true };
 }
 
-function timeDecode(engine: Engine, promptLen: number, steps: number): number {
+function timeDecode(engine: InferenceEngine, promptLen: number, steps: number): number {
   const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919) % 40000);
   const { cache } = engine.prefill(ids);
   const times: number[] = [];
@@ -80,7 +81,7 @@ function timeDecode(engine: Engine, promptLen: number, steps: number): number {
     engine.step([{ cache, token: (i * 31) % 40000 }]);
     times.push(performance.now() - t);
   }
-  disposeCache(cache);
+  engine.release(cache);
   return median(times);
 }
 
@@ -105,7 +106,7 @@ async function main(): Promise<void> {
   try {
     const model = await prepareModel();
     const t0 = performance.now();
-    const rt = await loadRuntime(model.dir, { backend: args.backend });
+    const rt = await loadRuntime(model.dir, { backend: args.backend, threads: Number(args.threads) });
     const loadMs = performance.now() - t0;
     log(`loaded in ${(loadMs / 1000).toFixed(1)} s (incl. warm-up), backend ${backendName}`);
     const prefill: number[] = [];
@@ -114,7 +115,7 @@ async function main(): Promise<void> {
       const t = performance.now();
       const { cache } = rt.engine.prefill(ids);
       prefill.push(performance.now() - t);
-      disposeCache(cache);
+      rt.engine.release(cache);
     }
     log(`prefill 128 tokens: ${median(prefill).toFixed(0)} ms`);
     const decode16 = timeDecode(rt.engine, 16, 20);
@@ -134,7 +135,8 @@ async function main(): Promise<void> {
     const result = {
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), loadavg: os.loadavg().map((x) => +x.toFixed(2)) },
       node: process.version,
-      backend: backendName,
+      backend: rt.info.backend,
+      threads: rt.threads,
       weights: model.random ? 'random (GPT-1 shape)' : model.dir,
       parameters: countParams(c),
       checkpointBytes: (await stat(path.join(model.dir, 'model.safetensors')).catch(() => null))?.size,

@@ -7,12 +7,14 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { loadCheckpoint, paramsFromArrays, readCheckpoint, saveCheckpoint } from '../checkpoint.js';
+import { paramsFromArrays, readCheckpoint, saveCheckpoint } from '../checkpoint.js';
 import { makeConfig } from '../config.js';
 import { disposeCache, Engine } from '../engine.js';
 import { CheckpointError } from '../errors.js';
 import { writeNpy } from '../npy.js';
-import { paramSpecs } from '../params.js';
+import { ParallelEngine } from '../parallel.js';
+import { disposeParams, paramSpecs } from '../params.js';
+import { loadShard, SINGLE } from '../shard.js';
 import { writeSafetensors } from '../safetensors.js';
 import { maxAbsDiff, randomArrays, referenceLogits, type Arrays } from './reference.js';
 
@@ -33,7 +35,8 @@ after(() => rm(dir, { recursive: true, force: true }));
 const lastRow = (rows: number[][]) => rows[rows.length - 1];
 
 async function engineFrom(d: string): Promise<Engine> {
-  return new Engine((await loadCheckpoint(d)).params);
+  const { config, tensors } = await loadShard(d, SINGLE);
+  return new Engine(config, tensors);
 }
 
 test('HF checkpoint: prefill logits equal the reference; KV-cache decode equals full recomputation', async () => {
@@ -90,7 +93,9 @@ test('original OpenAI layout (params_shapes.json + params_N.npy) loads and match
   const host = await readCheckpoint(d);
   assert.equal(host.format, 'openai');
   assert.deepEqual(host.config, cfg);
-  const engine = new Engine(paramsFromArrays(host.config, host.arrays));
+  const params = paramsFromArrays(host.config, host.arrays);
+  const engine = Engine.fromParams(params);
+  disposeParams(params);
   const ids = [3, 1, 4, 1, 5, 9, 2, 6];
   const { cache, logits } = engine.prefill(ids);
   assert.ok(maxAbsDiff(logits, lastRow(referenceLogits(cfg, arrays, ids))) < 1e-4);
@@ -143,4 +148,31 @@ test('bad checkpoints give errors naming the file and the tensor', async () => {
   await assert.rejects(readCheckpoint(garbage), /model\.safetensors: not a safetensors file/);
   await writeFile(path.join(garbage, 'config.json'), '{"n_embd": ');
   await assert.rejects(readCheckpoint(garbage), /config\.json: not valid JSON/);
+});
+
+test('tensor-parallel engine (2 threads) equals the single-thread engine', async () => {
+  const single = await engineFrom(hfDir);
+  const par = await ParallelEngine.create(hfDir, 2);
+  try {
+    const prompts = [[4, 9, 60, 1, 33], [50, 2], [7, 7, 7, 1, 2, 3, 4, 5, 6]];
+    const a = prompts.map((p) => single.prefill(p));
+    const b = prompts.map((p) => par.prefill(p));
+    a.forEach((r, i) => assert.ok(maxAbsDiff(r.logits, b[i].logits) < 1e-4, `prefill ${i}`));
+    assert.ok(maxAbsDiff(b[0].logits, lastRow(referenceLogits(cfg, arrays, prompts[0]))) < 1e-4);
+    for (let s = 0; s < 4; s++) {
+      const la = single.step(a.map((r, i) => ({ cache: r.cache, token: (s * 13 + i * 7) % cfg.vocabSize })));
+      const lb = par.step(b.map((r, i) => ({ cache: r.cache, token: (s * 13 + i * 7) % cfg.vocabSize })));
+      la.forEach((l, i) => assert.ok(maxAbsDiff(l, lb[i]) < 1e-4, `step ${s} seq ${i}`));
+    }
+    // Bad input is refused before any thread starts computing: the group stays usable.
+    assert.throws(() => par.prefill([1, 999]), /outside the vocabulary/);
+    const again = par.prefill([1, 2, 3]);
+    assert.ok(maxAbsDiff(again.logits, single.prefill([1, 2, 3]).logits) < 1e-4);
+    a.forEach((r) => single.release(r.cache));
+    b.forEach((r) => par.release(r.cache));
+    par.release(again.cache);
+  } finally {
+    single.dispose();
+    par.dispose();
+  }
 });
