@@ -96,7 +96,7 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
 
-  app.use(healthRoutes({ store: deps.store, startedAt: deps.startedAt, metrics, generator: deps.generator, botState, isStopping: deps.isStopping }));
+  app.use(healthRoutes({ store: deps.store, startedAt: deps.startedAt, metrics, generator: deps.generator, botState, isStopping: deps.isStopping, metricsToken: config.METRICS_TOKEN }));
 
   const json = express.json({ limit: '16kb', strict: true });
   const auth = createAdminAuth({ store: deps.store, config, audit, log: log.child({ part: 'admin' }) });

@@ -31,6 +31,8 @@ export const serverSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: envInt(10, 0, 600),
   // Milliseconds the dashboard's usage series may be served from memory (0: always fresh).
   USAGE_CACHE_MS: envInt(2000, 0, 600_000),
+  // When set, GET /metrics requires `Authorization: Bearer <token>` (for a scraper outside this host).
+  METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional(),
   // The model `npm start` loads (HF layout or the original GPT-1 release); unset: model/shipped.
   MODEL_DIR: z.string().min(1).optional(),
   // Chats decoded together in one batch, and requests that may wait for a slot before "busy".

@@ -2,6 +2,7 @@
 import express, { type Router } from 'express';
 import type { LoginState } from '../bot/login-state.js';
 import type { Store } from '../core/redis.js';
+import { safeEqual } from './sessions.js';
 import type { TextGenerator } from '../model/generator.js';
 import { handle } from './http-errors.js';
 import type { Metrics } from './metrics.js';
@@ -14,6 +15,8 @@ export interface HealthDeps {
   botState?: () => Promise<LoginState>;
   /** Set once shutdown begins, so load balancers stop sending traffic. */
   isStopping?: () => boolean;
+  /** When set, /metrics needs `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
 }
 
 export function healthRoutes(deps: HealthDeps): Router {
@@ -59,7 +62,11 @@ export function healthRoutes(deps: HealthDeps): Router {
 
   router.get(
     '/metrics',
-    handle(async (_req, res) => {
+    handle(async (req, res) => {
+      if (deps.metricsToken && !safeEqual(req.get('authorization') ?? '', `Bearer ${deps.metricsToken}`)) {
+        res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'Metrics need a bearer token (METRICS_TOKEN)', code: 'unauthenticated' });
+        return;
+      }
       res.set('Content-Type', deps.metrics.registry.contentType);
       res.send(await deps.metrics.registry.metrics());
     }),

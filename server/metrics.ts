@@ -112,8 +112,14 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
  */
 export function instrumentGenerator(inner: TextGenerator, metrics: Metrics): TextGenerator {
   metrics.watchGenerator(inner);
+  // Decode speed seen by chats (completion tokens per second of generation, smoothed), shown on the
+  // Settings page when the model service does not measure its own.
+  let tokensPerSecond: number | undefined;
   return {
-    info: () => inner.info(),
+    info: () => {
+      const info = inner.info();
+      return info.tokensPerSecond === undefined && tokensPerSecond !== undefined ? { ...info, tokensPerSecond } : info;
+    },
     countTokens: (text) => inner.countTokens(text),
     stats: () => inner.stats(),
     close: () => inner.close(),
@@ -124,6 +130,10 @@ export function instrumentGenerator(inner: TextGenerator, metrics: Metrics): Tex
         metrics.tokens.inc({ kind: 'prompt' }, result.promptTokens);
         metrics.tokens.inc({ kind: 'completion' }, result.completionTokens);
         metrics.generationLatency.observe({ finish: result.finishReason }, (performance.now() - started) / 1000);
+        if (result.completionTokens >= 4 && result.latencyMs > 0) {
+          const rate = result.completionTokens / (result.latencyMs / 1000);
+          tokensPerSecond = tokensPerSecond === undefined ? rate : 0.8 * tokensPerSecond + 0.2 * rate;
+        }
         return result;
       } catch (err) {
         const name = err instanceof Error ? err.name : 'Error';

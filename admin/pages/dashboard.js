@@ -98,7 +98,7 @@ export async function renderDashboard(page) {
       kpi('Active users', fmtNumber(t.activeUsers), range === '24h' ? 'last 24 hours' : `peak ${fmtNumber(Math.max(0, ...data.buckets.map((b) => b.activeUsers)))} / ${per}`),
       kpi('Tokens generated', fmtNumber(t.tokensOut), `${fmtNumber(t.tokensIn)} read`),
       kpi('Latency p50 / p95', `${fmtMs(t.latencyP50)}`, `p95 ${fmtMs(t.latencyP95)}`),
-      kpi('Failed key attempts', fmtNumber(t.failedKeyAttempts), `${fmtNumber(t.lockouts ?? 0)} lockouts`),
+      kpi('Failed key attempts', fmtNumber(t.failedKeyAttempts), 'wrong keys sent, all channels'),
     );
     charts.splice(0).forEach((c) => c.destroy());
     const labels = data.buckets.map((b) => label(b.start, data.bucketSeconds));

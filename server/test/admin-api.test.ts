@@ -209,3 +209,16 @@ describe('admin API', () => {
     assert.equal((await h.client().get('/api/nothing-here')).status, 404);
   });
 });
+
+test('METRICS_TOKEN protects /metrics', async () => {
+  const h = await startHarness({ env: { METRICS_TOKEN: 'a-long-metrics-token-123' } });
+  try {
+    assert.equal((await h.client().get('/metrics')).status, 401);
+    assert.equal((await h.client({ Authorization: 'Bearer wrong-token-wrong-token' }).get('/metrics')).status, 401);
+    const ok = await h.client({ Authorization: 'Bearer a-long-metrics-token-123' }).get('/metrics');
+    assert.equal(ok.status, 200);
+    assert.match(ok.text, /nemo_messages_total/);
+  } finally {
+    await h.close();
+  }
+});
