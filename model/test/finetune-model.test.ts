@@ -218,3 +218,27 @@ test('scratch keeps the architecture and tokenizer but not the weights; a pre-tr
   const std = Math.sqrt(added.reduce((s, x) => s + x * x, 0) / added.length);
   assert.ok(std > 0.01 && std < 0.03, `new rows ~ N(0, 0.02) (std ${std})`);
 });
+
+test('similarity with real-valued labels trains a score head and reports Pearson/Spearman', async () => {
+  const rows = EN.flatMap((e, i) => [{ a: e, b: EN[(i + 1) % EN.length], label: 0.9 }, { a: e, b: ZH[i], label: 0.1 }, { a: ZH[i], b: ZH[(i + 1) % ZH.length], label: 0.8 }]);
+  const data = parseExamples('similarity', jsonl(rows));
+  const res = await finetune({ task: 'similarity', baseDir: base, train: data, valid: data, outDir: path.join(root, 'score'), config: parseFinetuneConfig({ ...quick, epochs: 15 }) });
+  const { model, tokenizer } = await loadFinetuned(path.join(root, 'score'));
+  assert.deepEqual(model.spec.labels, { kind: 'score', min: 0.1, max: 0.9 });
+  assert.deepEqual(model.head.w.shape, [32, 1]);
+  const { metrics, predictions } = evaluateExamples(model, tokenizer, data);
+  assert.ok(metrics.pearson! > 0.5 && metrics.spearman! > 0.5, `learnt the scores: ${JSON.stringify(metrics)}`);
+  assert.equal(predictions[0].probs, undefined);
+  assert.deepEqual(metrics, res.valid);
+});
+
+test('micro-batches sum to the same update as the whole batch', async () => {
+  const cfg = { ...quick, epochs: 1, batchSize: 8, maxSteps: 1 };
+  await finetune({ task: 'classification', baseDir: base, train: separable, outDir: path.join(root, 'mb-whole'), config: parseFinetuneConfig(cfg) });
+  await finetune({ task: 'classification', baseDir: base, train: separable, outDir: path.join(root, 'mb-split'), config: parseFinetuneConfig({ ...cfg, microBatch: 3 }) });
+  const a = await readFinetuned(path.join(root, 'mb-whole'));
+  const b = await readFinetuned(path.join(root, 'mb-split'));
+  let maxDiff = 0;
+  for (const [name, t] of a.arrays) t.data.forEach((x, i) => (maxDiff = Math.max(maxDiff, Math.abs(x - b.arrays.get(name)!.data[i]))));
+  assert.ok(maxDiff < 1e-5, `weights differ by ${maxDiff}`);
+});

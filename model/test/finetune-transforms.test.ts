@@ -181,3 +181,16 @@ test('labels: classes from the training data, unknown classes rejected by line, 
   const mc = parseExamples('multiple-choice', '{"context":"c","choices":["a","b","c"],"label":2}');
   assert.deepEqual(labelTargets(labelSpaceOf('multiple-choice', mc), mc), [2]);
 });
+
+test('metrics: accuracy, macro-F1, Pearson, Spearman with ties', async () => {
+  const { accuracy, macroF1, pearson, ranks, spearman } = await import('../finetune/metrics.js');
+  assert.equal(accuracy([0, 1, 1, 0], [0, 1, 0, 0]), 0.75);
+  // class 0: tp 2, fp 0, fn 1 → F1 0.8; class 1: tp 1, fp 1, fn 0 → F1 2/3
+  assert.ok(Math.abs(macroF1([0, 1, 1, 0], [0, 1, 0, 0], 2) - (0.8 + 2 / 3) / 2) < 1e-12);
+  assert.ok(Math.abs(pearson([1, 2, 3], [2, 4, 6]) - 1) < 1e-12);
+  assert.ok(Math.abs(pearson([1, 2, 3], [3, 2, 1]) + 1) < 1e-12);
+  assert.deepEqual(ranks([10, 20, 20, 5]), [2, 3.5, 3.5, 1]);
+  assert.ok(Math.abs(spearman([1, 2, 3, 4], [1, 4, 9, 100]) - 1) < 1e-12);
+  assert.ok(Number.isNaN(pearson([1, 1, 1], [1, 2, 3])));
+  assert.throws(() => accuracy([], []), RangeError);
+});
