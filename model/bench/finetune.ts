@@ -202,6 +202,8 @@ async function main(): Promise<void> {
         tokensPerSec: res.tokensSeen / (res.elapsedMs / 1000), truncatedTrain: res.truncated.train,
       };
       results.push(r);
+      // Written after every run, so an interrupted benchmark still leaves what it measured.
+      await writeFile(path.join(out, 'results.partial.json'), `${JSON.stringify({ pretraining, results }, null, 2)}\n`);
       log(`${task.padEnd(16)} ${v.label.padEnd(22)} test ${formatMetrics(r.test)} | ${r.steps} updates, ${r.tokensSeen} tokens, ` +
         `${seconds.toFixed(0)} s (${r.tokensPerSec.toFixed(0)} tok/s train)`);
     }
