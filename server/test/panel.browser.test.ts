@@ -11,6 +11,7 @@ import { setLoginState } from '../../bot/login-state.js';
 import { browserSkipReason, launchBrowser } from './browser.js';
 import { startHarness, TEST_PASSWORD, type Harness } from './harness.js';
 import { HOSTILE_NAME, seedUsage } from './seed.js';
+import { testFormat, tinyGenerator } from './model-fixture.js';
 
 const skip = browserSkipReason();
 const shots = process.env.SCREENSHOT_DIR;
@@ -33,12 +34,14 @@ function paintedPixels(page: Page, selector: string): Promise<number> {
 
 describe('admin panel in Chromium', { skip }, () => {
   let h: Harness;
+  let model: Awaited<ReturnType<typeof tinyGenerator>>;
   let browser: Browser;
   let page: Page;
   const problems: string[] = [];
 
   before(async () => {
-    h = await startHarness();
+    model = await tinyGenerator();
+    h = await startHarness({ generator: model.generator, format: testFormat });
     await seedUsage(h.usage, { days: 30, perDay: 30 });
     for (let i = 0; i < 3; i++) await h.keys.verify('wx-user-2', '000000' === (await h.keys.current()).key ? '111111' : '000000');
     await setLoginState(h.store, { state: 'waiting-for-scan', qrcode: 'https://login.weixin.qq.com/l/test-qr' });
@@ -59,6 +62,7 @@ describe('admin panel in Chromium', { skip }, () => {
   after(async () => {
     await browser?.close();
     await h?.close();
+    await model?.close();
   });
 
   test('login: wrong password shows an error; the right one opens the dashboard with drawn charts and the QR code', async () => {
@@ -153,6 +157,9 @@ describe('admin panel in Chromium', { skip }, () => {
     await page.click('#save-settings');
     await page.waitForFunction(() => /saved/.test(document.querySelector('#toast')?.textContent ?? ''));
     assert.equal((await h.settings.get()).values.temperature, 0.5);
+    const spec = (await page.textContent('#model-spec'))!;
+    assert.match(spec, /2 layers · 32 wide · 4 heads/);
+    assert.match(spec, /wasm|cpu|tensorflow/);
     await shot(page, 'settings-desktop');
     await page.click('a[data-page=audit]');
     await page.waitForSelector('td .badge');
