@@ -32,7 +32,7 @@ export async function renderUsers(page) {
     card(null,
       h('div.toolbar', search, filterSel, count),
       h('div.table-wrap', h('table#users-table',
-        h('thead', h('tr', h('th', 'User'), h('th', 'Channel'), h('th', 'Status'), h('th', 'Today'), h('th.hide-phone', 'Total'), h('th', 'Last seen'), h('th', 'Actions'))),
+        h('thead', h('tr', h('th', 'User'), h('th', 'Channel'), h('th', 'Status'), h('th', 'Today'), h('th', 'Total'), h('th', 'Last seen'), h('th', 'Actions'))),
         body)),
       pager),
   );
@@ -61,14 +61,15 @@ export async function renderUsers(page) {
       h('button.btn.small', { type: 'button', on: { click: () => act(u, 'reset-quota', 'Reset quota') } }, 'Reset quota'),
       h('button.btn.small', { type: 'button', on: { click: () => act(u, 'clear-memory', 'Clear memory', { confirm: `The bot forgets its conversation with ${name}.` }) } }, 'Clear memory'),
     );
+    // data-label: on a phone each row becomes a card and the cells name themselves (CSS ::before).
     return h('tr', { 'data-user': u.userId },
-      h('td', h('span.name', { title: name }, name), h('span.id', { title: u.userId }, u.userId)),
-      h('td', badge(u.channel || '–', u.channel === 'web' ? 'info' : '')),
-      h('td', h('div.row-actions', statusBadges(u))),
-      h('td', fmtNumber(u.messagesToday)),
-      h('td.hide-phone', fmtNumber(u.messages)),
-      h('td.nowrap', { title: fmtDateTime(u.lastSeen) }, fmtRelative(u.lastSeen)),
-      h('td', actions));
+      h('td.cell-user', h('span.name', { title: name }, name), h('span.id', { title: u.userId }, u.userId)),
+      h('td', { 'data-label': 'Channel' }, badge(u.channel || '–', u.channel === 'web' ? 'info' : '')),
+      h('td', { 'data-label': 'Status' }, h('div.row-actions', statusBadges(u))),
+      h('td', { 'data-label': 'Today' }, fmtNumber(u.messagesToday)),
+      h('td', { 'data-label': 'Total' }, fmtNumber(u.messages)),
+      h('td.nowrap', { 'data-label': 'Last seen', title: fmtDateTime(u.lastSeen) }, fmtRelative(u.lastSeen)),
+      h('td.cell-actions', actions));
   }
 
   async function load() {
