@@ -25,6 +25,8 @@ export const botSchema = z.object({
   BOT_KEY_HELP_TEXT: z
     .string()
     .default('Follow our official account and send "key" (or 密钥) to get the access key, then send it here.'),
+  /** Accept friend requests (chatters add the bot before they can chat) and greet with the key hint. */
+  BOT_ACCEPT_FRIENDS: envBool(true),
   /** Rooms (topics or ids) where the bot answers @-mentions; empty means every room. */
   BOT_GROUPS: envList(),
   /** Sliding-window rate limit per user. */

@@ -67,6 +67,11 @@ export class BotTexts {
     return `✅ 验证成功，欢迎！Verified — welcome!\n${this.help(isOperator)}`;
   }
 
+  /** To a new friend. */
+  greeting(): string {
+    return `👋 你好，我是聊天机器人！Hi, I am a chat bot.\n${this.howToGetKey()}`;
+  }
+
   howToGetKey(): string {
     return `🔑 请先发送访问密钥。Please send the access key first.\n${this.options.keyHelp}`;
   }

@@ -3,7 +3,7 @@
 // de-duplication, non-text messages, groups and @-mentions, login state); the chat rules do not.
 import qrcodeTerminal from 'qrcode-terminal';
 import { log as wechatyLog, ScanStatus, types, WechatyBuilder, type Wechaty } from 'wechaty';
-import type { Contact, Message, Room } from 'wechaty';
+import type { Contact, Friendship, Message, Room } from 'wechaty';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
 import type { ChatReply, ChatSession } from './chat-session.js';
@@ -77,6 +77,9 @@ export class WechatyChatBot {
     this.wechaty.on('login', (user: Contact) => void this.onLogin(user));
     this.wechaty.on('logout', (user: Contact, reason?: string) => void this.onLogout(user, reason));
     this.wechaty.on('error', (err: unknown) => this.onError(err));
+    this.wechaty.on('friendship', (f: Friendship) => {
+      this.onFriendship(f).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'friend request not handled'));
+    });
     this.wechaty.on('message', (msg: Message) => {
       const p = this.onMessage(msg).catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'message handler failed'));
       this.inFlight.add(p);
@@ -119,6 +122,15 @@ export class WechatyChatBot {
     this.suppressedErrors = 0;
     // Shown in the panel while logged out; a waiting QR code is kept.
     if (this.state === 'logged-out') void this.saveState({ state: 'logged-out', detail: `puppet error: ${errorMessage(err).slice(0, 200)}` });
+  }
+
+  /** Chatters add the bot first: accept their friend requests and tell them how to get the key. */
+  private async onFriendship(f: Friendship): Promise<void> {
+    if (!this.options.config.BOT_ACCEPT_FRIENDS || this.stopped || f.type() !== types.Friendship.Receive) return;
+    const contact = f.contact();
+    await f.accept();
+    this.log.info({ id: contact.id }, 'accepted a friend request');
+    await contact.say(this.options.session.texts.greeting());
   }
 
   private async onScan(qrcode: string, status: ScanStatus): Promise<void> {

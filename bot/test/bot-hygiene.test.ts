@@ -215,3 +215,28 @@ async function waitFor(cond: () => Promise<boolean>, timeoutMs = 3000): Promise<
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+test('friend requests are accepted and the new friend is told how to get the key', async () => {
+  const h = await BotHarness.start({ ...model });
+  try {
+    const newcomer = h.user('newcomer', 'Newcomer');
+    const accepted: string[] = [];
+    const puppet = h.puppet as unknown as {
+      friendshipAccept(id: string): Promise<void>;
+      friendshipPayload(id: string, payload: object): Promise<unknown>;
+    };
+    const original = puppet.friendshipAccept.bind(puppet);
+    puppet.friendshipAccept = async (id: string) => {
+      accepted.push(id);
+      await original(id);
+    };
+    await puppet.friendshipPayload('fr-1', { id: 'fr-1', contactId: newcomer.id, hello: 'hi', timestamp: Date.now(), type: types.Friendship.Receive });
+    h.puppet.emit('friendship', { friendshipId: 'fr-1' });
+    const deadline = Date.now() + 5000;
+    while (h.saidTo('newcomer').length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(accepted, ['fr-1']);
+    assert.match(h.saidTo('newcomer')[0], /send the access key/);
+  } finally {
+    await h.close();
+  }
+});
