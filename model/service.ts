@@ -24,6 +24,7 @@ import {
   type ModelInfo,
   type TextGenerator,
 } from './generator.js';
+import { defaultThreads, MAX_BATCH_ROWS } from './parallel.js';
 import { loadTokenizerFor } from './runtime.js';
 import type { BpeTokenizer } from './tokenizer/bpe.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
@@ -43,6 +44,12 @@ export interface GeneratorOptions {
   timeoutMs?: number;
   /** node | wasm | cpu (default: $TFJS_BACKEND, else the best available). */
   backend?: string;
+  /**
+   * Threads for the model: above 1 splits every weight matrix across that many worker threads
+   * (tensor parallel; wasm runs one thread per instance under Node). Default: $MODEL_THREADS, else
+   * 2 on machines with two or more cores.
+   */
+  threads?: number;
 }
 
 interface Pending {
@@ -237,7 +244,10 @@ export async function createGenerator(opts: GeneratorOptions = {}): Promise<Text
   } catch (err) {
     throw new GeneratorUnavailableError((err as Error).message);
   }
-  const init: WorkerInit = { modelDir, maxBatch, backend: opts.backend };
+  const threads = opts.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1 || threads > 4) throw new GenerationRequestError(`threads must be 1 to 4 (got ${threads})`);
+  const batch = Math.min(maxBatch, MAX_BATCH_ROWS);
+  const init: WorkerInit = { modelDir, maxBatch: batch, backend: opts.backend, threads };
   const worker = startWorker(init);
   const info = await new Promise<ModelInfo>((resolve, reject) => {
     const onMessage = (m: FromWorker) => {
@@ -269,5 +279,5 @@ export async function createGenerator(opts: GeneratorOptions = {}): Promise<Text
     await worker.terminate();
     throw err;
   });
-  return new WorkerGenerator(worker, info, tokenizer, maxBatch, maxQueue, timeoutMs);
+  return new WorkerGenerator(worker, info, tokenizer, batch, maxQueue, timeoutMs);
 }

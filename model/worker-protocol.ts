@@ -5,6 +5,7 @@ export interface WorkerInit {
   modelDir: string;
   maxBatch: number;
   backend?: string;
+  threads?: number;
 }
 
 export type ToWorker =
