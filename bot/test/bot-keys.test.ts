@@ -32,6 +32,13 @@ test('key flow: help text, wrong key, full-width key → welcome; the key is nev
     r = await h.say(alice, '12345');
     assert.equal(r.reply?.kind, 'how-to-get-key');
 
+    // Huge input and emoji neither crash nor cost a try.
+    r = await h.say(alice, '9'.repeat(10_000));
+    assert.equal(r.reply?.kind, 'how-to-get-key');
+    r = await h.say(alice, '🔑🔑🔑🔑🔑🔑');
+    assert.equal(r.reply?.kind, 'how-to-get-key');
+    assert.equal((await h.keys.lockStatus('alice')).failures, 0);
+
     const wrong = key === '000000' ? '111111' : '000000';
     r = await h.say(alice, wrong);
     assert.equal(r.reply?.kind, 'wrong-key');
@@ -47,7 +54,7 @@ test('key flow: help text, wrong key, full-width key → welcome; the key is nev
     assert.match(r.sent[0], /100 of 100 messages left today/);
 
     const said = h.saidTo('alice');
-    assert.equal(said.length, 6, 'one reply per message, delivered through the puppet');
+    assert.equal(said.length, 8, 'one reply per message, delivered through the puppet');
     for (const text of said) assert.ok(!text.includes(key), `the bot never says the key: ${text}`);
   } finally {
     await h.close();
