@@ -19,7 +19,7 @@ const program = new Command()
   .option('--seed <s>', 'random seed', intArg('--seed', 0))
   .option('--stop <text>', 'extra stop string (repeatable)', collect)
   .option('--backend <name>', 'node | wasm | cpu')
-  .option('--threads <n>', 'threads for the model (default: $MODEL_THREADS or 2 on multi-core machines)', intArg('--threads', 1, 4))
+  .option('--threads <n>', 'threads for the model (default: $MODEL_THREADS or 1)', intArg('--threads', 1, 4))
   .showHelpAfterError();
 
 async function main(): Promise<void> {

@@ -2,7 +2,6 @@
 // each with its part of every weight matrix (shard.ts). Every call is posted to the peers first,
 // then computed here; the shards meet at shared-memory barriers inside each layer. On wasm (one
 // thread per backend instance under Node) this is how decoding uses more than one core.
-import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { GptConfig } from './config.js';
 import { Engine, type InferenceEngine, type KvCache } from './engine.js';
@@ -19,11 +18,14 @@ import { startTsWorker } from './ts-worker.js';
 /** Most rows one batched step may have (sizes the shared buffers). */
 export const MAX_BATCH_ROWS = 64;
 
-/** Threads to use by default: $MODEL_THREADS, else 2 when the machine has two cores or more. */
+/**
+ * Threads to use by default: $MODEL_THREADS, else 1. Two threads roughly halve the time per token
+ * on a machine with two free cores (see README, Performance), but lose when the cores are busy
+ * with other work, so it is opt-in.
+ */
 export function defaultThreads(): number {
   const env = Number(process.env.MODEL_THREADS);
-  if (Number.isInteger(env) && env >= 1) return env;
-  return Math.min(2, availableParallelism());
+  return Number.isInteger(env) && env >= 1 && env <= 4 ? env : 1;
 }
 
 export class ParallelEngine implements InferenceEngine {

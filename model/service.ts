@@ -46,8 +46,7 @@ export interface GeneratorOptions {
   backend?: string;
   /**
    * Threads for the model: above 1 splits every weight matrix across that many worker threads
-   * (tensor parallel; wasm runs one thread per instance under Node). Default: $MODEL_THREADS, else
-   * 2 on machines with two or more cores.
+   * (tensor parallel; wasm runs one thread per instance under Node). Default: $MODEL_THREADS, else 1.
    */
   threads?: number;
 }
