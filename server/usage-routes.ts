@@ -13,7 +13,7 @@ export type UsageSource = Pick<UsageRecorder, 'series'>;
 export interface UsageView {
   range: UsageRange;
   bucketSeconds: number;
-  buckets: (UsageBucket & { failedKeyAttempts: number })[];
+  buckets: (Pick<UsageBucket, 'start' | 'messages' | 'tokensIn' | 'tokensOut' | 'errors' | 'activeUsers' | 'latencyP50' | 'latencyP95'> & { failedKeyAttempts: number })[];
   totals: {
     messages: number;
     tokensIn: number;
@@ -50,7 +50,11 @@ export async function buildUsageView(usage: UsageSource, keys: KeyService | unde
     while (j + 1 < starts.length && starts[j + 1] <= t) j++;
     if (starts.length && t >= starts[0] && t < starts[starts.length - 1] + bucketMs) failedPer[j] += f.count;
   }
-  const buckets = series.buckets.map((b, i) => ({ ...b, failedKeyAttempts: failedPer[i] }));
+  // Only what the charts draw (per-bucket outcome and channel tables would double the payload).
+  const buckets = series.buckets.map((b, i) => ({
+    start: b.start, messages: b.messages, tokensIn: b.tokensIn, tokensOut: b.tokensOut, errors: b.errors,
+    activeUsers: b.activeUsers, latencyP50: b.latencyP50, latencyP95: b.latencyP95, failedKeyAttempts: failedPer[i],
+  }));
   const t = series.totals;
   const daySeries = (daily ?? series).buckets;
   return {
