@@ -229,34 +229,54 @@ export class Engine implements InferenceEngine {
     const C = this.cs;
     const T = ids.length;
     const scale = 1 / Math.sqrt(D);
-    const out = tf.tidy(() => {
-      let x = this.embed(ids, tf.slice(this.wpe, [0, 0], [T, nEmbd]));
-      const ks: tf.Tensor2D[] = [];
-      const vs: tf.Tensor2D[] = [];
-      const mask = this.mask(T);
+    // One tidy per layer (and per head): only the running activations, not every intermediate of
+    // the whole pass, are alive at once — the wasm heap grows to the peak and never shrinks.
+    let x = tf.tidy(() => this.embed(ids, tf.slice(this.wpe, [0, 0], [T, nEmbd])));
+    const ks: tf.Tensor2D[] = [];
+    const vs: tf.Tensor2D[] = [];
+    try {
+      const mask = tf.tidy(() => this.mask(T));
       for (const b of this.blocks) {
-        const qkv = this.dense(x, b.qkvW, b.qkvB); // [T, 3C]
-        const q = tf.mul(tf.slice(qkv, [0, 0], [T, C]), scale);
-        const k = tf.slice(qkv, [0, C], [T, C]) as tf.Tensor2D;
-        const v = tf.slice(qkv, [0, 2 * C], [T, C]) as tf.Tensor2D;
+        const [nx, k, v] = tf.tidy(() => {
+          const qkv = this.dense(x, b.qkvW, b.qkvB); // [T, 3C]
+          const q = tf.mul(tf.slice(qkv, [0, 0], [T, C]), scale);
+          const k = tf.slice(qkv, [0, C], [T, C]) as tf.Tensor2D;
+          const v = tf.slice(qkv, [0, 2 * C], [T, C]) as tf.Tensor2D;
+          const qh = tf.transpose(tf.reshape(q, [T, H, D]), [1, 0, 2]); // [H, T, D]
+          const kh = tf.transpose(tf.reshape(k, [T, H, D]), [1, 2, 0]); // [H, D, T]
+          const vh = tf.transpose(tf.reshape(v, [T, H, D]), [1, 0, 2]); // [H, T, D]
+          const heads: tf.Tensor2D[] = [];
+          for (let h = 0; h < H; h++) {
+            heads.push(tf.tidy(() => {
+              const idx = tf.tensor1d([h], 'int32');
+              const w = tf.add(tf.matMul(tf.reshape(tf.gather(qh, idx), [T, D]), tf.reshape(tf.gather(kh, idx), [D, T])), mask);
+              return tf.matMul(tf.softmax(w), tf.reshape(tf.gather(vh, idx), [T, D]));
+            }));
+          }
+          return [this.finishBlock(b, x, H === 1 ? heads[0] : tf.concat(heads, 1)), k, v] as const;
+        });
+        x.dispose();
+        x = nx;
         ks.push(k);
         vs.push(v);
-        const qh = tf.transpose(tf.reshape(q, [T, H, D]), [1, 0, 2]); // [H, T, D]
-        const kh = tf.transpose(tf.reshape(k, [T, H, D]), [1, 2, 0]); // [H, D, T]
-        const vh = tf.transpose(tf.reshape(v, [T, H, D]), [1, 0, 2]); // [H, T, D]
-        const heads: tf.Tensor2D[] = [];
-        for (let h = 0; h < H; h++) {
-          const idx = tf.tensor1d([h], 'int32');
-          const w = tf.add(tf.matMul(tf.reshape(tf.gather(qh, idx), [T, D]), tf.reshape(tf.gather(kh, idx), [D, T])), mask);
-          heads.push(tf.matMul(tf.softmax(w), tf.reshape(tf.gather(vh, idx), [T, D])));
-        }
-        x = this.finishBlock(b, x, H === 1 ? heads[0] : tf.concat(heads, 1));
       }
-      return { last: tf.gather(x, tf.tensor1d([T - 1], 'int32')) as tf.Tensor2D, ks, vs };
-    });
-    const [logits] = this.lmHead(out.last);
-    out.last.dispose();
-    return { cache: { id, k: out.ks, v: out.vs, length: T }, logits };
+      if (!this.masks.has(T)) mask.dispose();
+    } catch (err) {
+      x.dispose();
+      for (const t of [...ks, ...vs]) t.dispose();
+      throw err;
+    }
+    const last = tf.tidy(() => tf.gather(x, tf.tensor1d([T - 1], 'int32')) as tf.Tensor2D);
+    x.dispose();
+    try {
+      const [logits] = this.lmHead(last);
+      return { cache: { id, k: ks, v: vs, length: T }, logits };
+    } catch (err) {
+      for (const t of [...ks, ...vs]) t.dispose();
+      throw err;
+    } finally {
+      last.dispose();
+    }
   }
 
   /**
@@ -269,40 +289,52 @@ export class Engine implements InferenceEngine {
     if (B === 0) return [];
     const C = this.cs;
     const scale = 1 / Math.sqrt(headSize(this.config));
-    const out = tf.tidy(() => {
-      let x = this.embed(items.map((i) => i.token), tf.gather(this.wpe, tf.tensor1d(items.map((i) => i.cache.length), 'int32')));
-      const newK: tf.Tensor2D[][] = items.map(() => []);
-      const newV: tf.Tensor2D[][] = items.map(() => []);
+    let x = tf.tidy(() => this.embed(items.map((i) => i.token), tf.gather(this.wpe, tf.tensor1d(items.map((i) => i.cache.length), 'int32'))));
+    const newK: tf.Tensor2D[][] = items.map(() => []);
+    const newV: tf.Tensor2D[][] = items.map(() => []);
+    try {
       this.blocks.forEach((b, l) => {
-        const qkv = this.dense(x, b.qkvW, b.qkvB); // [B, 3C]
-        const q = tf.mul(tf.slice(qkv, [0, 0], [B, C]), scale);
-        const k = tf.slice(qkv, [0, C], [B, C]);
-        const v = tf.slice(qkv, [0, 2 * C], [B, C]);
-        const rows: tf.Tensor2D[] = [];
-        for (let i = 0; i < B; i++) {
-          const idx = tf.tensor1d([i], 'int32');
-          const K = tf.concat([items[i].cache.k[l], tf.gather(k, idx)], 0) as tf.Tensor2D; // [T, C]
-          const Vv = tf.concat([items[i].cache.v[l], tf.gather(v, idx)], 0) as tf.Tensor2D;
-          newK[i].push(K);
-          newV[i].push(Vv);
-          const scores = tf.matMul(tf.mul(K, tf.gather(q, idx)), this.s); // [T, H]
-          const p = tf.softmax(tf.transpose(scores)); // [H, T]
-          const weighted = tf.mul(tf.matMul(tf.transpose(p), this.sT), Vv); // [T, C]
-          rows.push(tf.matMul(tf.ones([1, K.shape[0]]), weighted)); // [1, C]
-        }
-        x = this.finishBlock(b, x, B === 1 ? rows[0] : tf.concat(rows, 0));
+        const nx = tf.tidy(() => {
+          const qkv = this.dense(x, b.qkvW, b.qkvB); // [B, 3C]
+          const q = tf.mul(tf.slice(qkv, [0, 0], [B, C]), scale);
+          const k = tf.slice(qkv, [0, C], [B, C]);
+          const v = tf.slice(qkv, [0, 2 * C], [B, C]);
+          const rows: tf.Tensor2D[] = [];
+          for (let i = 0; i < B; i++) {
+            const idx = tf.tensor1d([i], 'int32');
+            const K = tf.keep(tf.concat([items[i].cache.k[l], tf.gather(k, idx)], 0) as tf.Tensor2D); // [T, C]
+            const Vv = tf.keep(tf.concat([items[i].cache.v[l], tf.gather(v, idx)], 0) as tf.Tensor2D);
+            newK[i].push(K);
+            newV[i].push(Vv);
+            // Per sequence: its [T, C] temporaries are freed before the next one's are made.
+            rows.push(tf.tidy(() => {
+              const scores = tf.matMul(tf.mul(K, tf.gather(q, idx)), this.s); // [T, H]
+              const p = tf.softmax(tf.transpose(scores)); // [H, T]
+              const weighted = tf.mul(tf.matMul(tf.transpose(p), this.sT), Vv); // [T, C]
+              return tf.matMul(tf.ones([1, K.shape[0]]), weighted) as tf.Tensor2D; // [1, C]
+            }));
+          }
+          return this.finishBlock(b, x, B === 1 ? rows[0] : tf.concat(rows, 0));
+        });
+        x.dispose();
+        x = nx;
       });
-      return { x, newK, newV };
-    });
+    } catch (err) {
+      x.dispose();
+      for (const t of [...newK.flat(), ...newV.flat()]) t.dispose();
+      throw err;
+    }
     items.forEach((it, i) => {
       disposeCache(it.cache);
-      it.cache.k = out.newK[i];
-      it.cache.v = out.newV[i];
+      it.cache.k = newK[i];
+      it.cache.v = newV[i];
       it.cache.length += 1;
     });
-    const logits = this.lmHead(out.x);
-    out.x.dispose();
-    return logits;
+    try {
+      return this.lmHead(x);
+    } finally {
+      x.dispose();
+    }
   }
 
   private check(): void {
