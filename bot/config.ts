@@ -25,6 +25,12 @@ export const botSchema = z.object({
   BOT_KEY_HELP_TEXT: z
     .string()
     .default('Follow our official account and send "key" (or 密钥) to get the access key, then send it here.'),
+  /**
+   * How chatters are identified. alias: by the contact's remark, which survives re-logins (the web
+   * protocol changes contact ids at every login); the bot gives new friends a remark `nemo-…`
+   * when they have none. contact-id: the puppet's id (stable on some puppets only).
+   */
+  BOT_USER_ID: z.enum(['alias', 'contact-id']).default('alias'),
   /** Accept friend requests (chatters add the bot before they can chat) and greet with the key hint. */
   BOT_ACCEPT_FRIENDS: envBool(true),
   /** Rooms (topics or ids) where the bot answers @-mentions; empty means every room. */

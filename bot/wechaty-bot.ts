@@ -1,6 +1,7 @@
 // The WeChat side: a Wechaty bot that turns puppet events into ChatSession calls and sends the
 // reply parts back in order. Everything WeChat-specific lives here (self messages, message age,
 // de-duplication, non-text messages, groups and @-mentions, login state); the chat rules do not.
+import { randomBytes } from 'node:crypto';
 import qrcodeTerminal from 'qrcode-terminal';
 import { log as wechatyLog, ScanStatus, types, WechatyBuilder, type Wechaty } from 'wechaty';
 import type { Contact, Friendship, Message, Room } from 'wechaty';
@@ -14,6 +15,8 @@ import { mentionsName, stripMentions } from './mentions.js';
 import { KeyedSerialQueue } from './serial.js';
 
 export const WECHAT_CHANNEL = 'wechat';
+/** Remarks the bot gives new friends so they keep their identity across re-logins. */
+export const ALIAS_PREFIX = 'nemo-';
 
 const NON_TEXT = new Set<number>([
   types.Message.Image, types.Message.Audio, types.Message.Video, types.Message.Attachment, types.Message.Emoticon,
@@ -64,6 +67,8 @@ export class WechatyChatBot {
   private lastErrorLog = 0;
   private state: LoginState['state'] = 'logged-out';
   private suppressedErrors = 0;
+  /** Contacts whose remark the bot tried to set (once per process: it is a WeChat API call). */
+  private readonly aliasTried = new Set<string>();
 
   constructor(private readonly options: WechatyChatBotOptions) {
     this.log = options.logger ?? silentLogger;
@@ -198,27 +203,28 @@ export class WechatyChatBot {
 
   private async onPrivateMessage(msg: Message, talker: Contact, done: Done, started: number): Promise<void> {
     const type = msg.type();
-    const base = { channel: WECHAT_CHANNEL, userId: talker.id, displayName: talker.name() };
+    const userId = await this.userIdOf(talker, true);
+    const base = { channel: WECHAT_CHANNEL, userId, displayName: talker.name() };
     if (type !== types.Message.Text) {
-      if (!NON_TEXT.has(type)) return done({ result: 'ignored-type', userId: talker.id, sent: [] });
+      if (!NON_TEXT.has(type)) return done({ result: 'ignored-type', userId, sent: [] });
       const reply = await this.options.session.handleNonText(base);
       const sent = await this.send(reply.parts, (part) => talker.say(part));
-      return done({ result: 'non-text', userId: talker.id, reply, sent });
+      return done({ result: 'non-text', userId, reply, sent });
     }
     const text = msg.text();
-    if (!text.trim()) return done({ result: 'empty', userId: talker.id, sent: [] });
+    if (!text.trim()) return done({ result: 'empty', userId, sent: [] });
     const { reply, settled } = await this.options.session.respond({ ...base, text, context: 'private', isOperator: await this.isOperator(talker) });
     const sent = await this.send(reply.parts, (part) => talker.say(part));
     const latencyMs = performance.now() - started;
     // Memory and usage are written after the reply went out, before this chat's next message.
     await settled;
-    done({ result: reply.kind === 'error' ? 'failed' : 'answered', userId: talker.id, reply, sent, latencyMs });
+    done({ result: reply.kind === 'error' ? 'failed' : 'answered', userId, reply, sent, latencyMs });
   }
 
   private async onRoomMessage(
     msg: Message, talker: Contact, room: Room, done: Done, started: number,
   ): Promise<void> {
-    const ids = { userId: talker.id, roomId: room.id, sent: [] as string[] };
+    const ids = { userId: await this.userIdOf(talker, false), roomId: room.id, sent: [] as string[] };
     // Only text can carry an @-mention; stickers and images in groups are not for us.
     if (msg.type() !== types.Message.Text) return done({ result: 'ignored-type', ...ids });
     const groups = this.options.config.BOT_GROUPS;
@@ -235,7 +241,7 @@ export class WechatyChatBot {
     const text = stripMentions(mentioned && (await msg.mentionSelf()) ? await msg.mentionText() : raw, names);
     if (!text) return done({ result: 'empty', ...ids });
     const { reply, settled } = await this.options.session.respond({
-      channel: WECHAT_CHANNEL, userId: talker.id, displayName: talker.name(), text, context: 'group',
+      channel: WECHAT_CHANNEL, userId: ids.userId, displayName: talker.name(), text, context: 'group',
       isOperator: await this.isOperator(talker),
     });
     // Addressed to the sender: WeChat shows "@name" and notifies them.
@@ -258,6 +264,30 @@ export class WechatyChatBot {
       }
     }
     return sent;
+  }
+
+  /**
+   * The chatter's id for keys, limits, memory and usage. With BOT_USER_ID=alias it is their remark
+   * (`alias:<remark>`), which survives re-logins; a friend without one gets `nemo-<random>` in a
+   * private chat (if the puppet can set remarks), others fall back to the contact id.
+   */
+  private async userIdOf(contact: Contact, assign: boolean): Promise<string> {
+    if (this.options.config.BOT_USER_ID === 'contact-id') return contact.id;
+    const alias = await contact.alias().catch(() => undefined);
+    if (alias) return `alias:${alias}`;
+    if (!assign || this.aliasTried.has(contact.id)) return contact.id;
+    this.aliasTried.add(contact.id);
+    const mine = `${ALIAS_PREFIX}${randomBytes(5).toString('hex')}`;
+    try {
+      await contact.alias(mine);
+      if ((await contact.alias()) === mine) {
+        this.log.info({ id: contact.id, alias: mine }, 'gave a new chatter a stable remark');
+        return `alias:${mine}`;
+      }
+    } catch (err) {
+      this.log.debug({ err: errorMessage(err) }, 'could not set a remark');
+    }
+    return contact.id;
   }
 
   private async isOperator(talker: Contact): Promise<boolean> {

@@ -240,3 +240,36 @@ test('friend requests are accepted and the new friend is told how to get the key
     await h.close();
   }
 });
+
+test('chatters are known by their remark, which survives re-logins that change contact ids', async () => {
+  const h = await BotHarness.start({ ...model });
+  try {
+    const calls: Array<[string, string | undefined]> = [];
+    const puppet = h.puppet as unknown as { contactAlias(id: string, alias?: string): Promise<unknown> };
+    const original = puppet.contactAlias.bind(puppet);
+    puppet.contactAlias = async (id: string, alias?: string) => {
+      if (alias !== undefined) calls.push([id, alias]);
+      return original(id, alias);
+    };
+    const before = h.mocker.createContact({ id: 'wxid-login-1', name: 'Ada', alias: 'nemo-0a1b2c3d4e' });
+    const r = await h.say(before, (await h.keys.current()).key);
+    assert.equal(r.reply?.kind, 'verified');
+    assert.equal(r.userId, 'alias:nemo-0a1b2c3d4e');
+    // After a re-login the same person has a new contact id but the same remark.
+    const after = h.mocker.createContact({ id: 'wxid-login-2', name: 'Ada', alias: 'nemo-0a1b2c3d4e' });
+    assert.equal((await h.say(after, 'remember me?')).reply?.kind, 'reply', 'still authorised');
+    assert.deepEqual(calls, [], 'an existing remark is kept');
+
+    // A friend without a remark is given one (this mock cannot store it, so the id is used).
+    const plain = h.user('wxid-plain');
+    const p = await h.say(plain, 'hi');
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0][0], 'wxid-plain');
+    assert.match(calls[0][1]!, /^nemo-[0-9a-f]{10}$/);
+    assert.equal(p.userId, 'wxid-plain');
+    await h.say(plain, 'hi again');
+    assert.equal(calls.length, 1, 'tried once per process, not per message');
+  } finally {
+    await h.close();
+  }
+});
