@@ -35,7 +35,7 @@ function firstChunk(): { onText: (c: string) => void; started: Promise<void> } {
 }
 
 test('generates in a worker thread; info, countTokens and concurrent requests', async () => {
-  const gen = await createGenerator({ modelDir, maxBatch: 4, maxQueue: 8 });
+  const gen = await createGenerator({ modelDir, maxBatch: 4, maxQueue: 8, threads: 1 });
   try {
     const info = gen.info();
     assert.equal(info.layers, 2);
@@ -101,6 +101,21 @@ test('timeouts: a running request ends with finishReason timeout, a queued one r
     assert.equal((await gen.generate({ prompt: PROMPT, maxNewTokens: 3 })).completionTokens, 3);
   } finally {
     await gen.close();
+  }
+});
+
+test('two model threads (tensor parallel) give the same text as one', async () => {
+  const one = await createGenerator({ modelDir, maxBatch: 4, threads: 1 });
+  const two = await createGenerator({ modelDir, maxBatch: 4, threads: 2 });
+  try {
+    assert.match(two.info().backend, /x2 threads/);
+    const reqs = [1, 2, 3].map((seed) => ({ prompt: PROMPT, maxNewTokens: 16, seed, temperature: 0.9 }));
+    const a = await Promise.all(reqs.map((r) => one.generate(r)));
+    const b = await Promise.all(reqs.map((r) => two.generate(r)));
+    assert.deepEqual(b.map((r) => r.text), a.map((r) => r.text));
+  } finally {
+    await one.close();
+    await two.close();
   }
 });
 
