@@ -71,6 +71,7 @@ async function start() {
   $('greeting').textContent = s.greeting || '';
   $('key-help').textContent = s.keyHelp || '';
   if (s.keyLength) $('key-input').setAttribute('placeholder', '•'.repeat(s.keyLength));
+  if (s.keyNumeric) $('key-input').setAttribute('inputmode', 'numeric');
   if (!s.available) $('chat-status').textContent = 'the model is not loaded';
   if (s.authorised) showChat(s.authorisedUntil);
   else showGate(s.needsNewKey ? 'The access key has changed: enter the new key. 访问密钥已更新，请输入新密钥。' : '');

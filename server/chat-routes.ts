@@ -33,6 +33,8 @@ export interface ChatRouteDeps {
   /** Shared with the shutdown code, which drains it. */
   inflight?: InflightRequests;
   keyLength?: number;
+  /** The key alphabet is digits only (the phone keyboard then shows the number pad). */
+  keyNumeric?: boolean;
   /** Failed key checks allowed per client IP per 15 minutes (on top of the per-user lockout). */
   verifyPerIpLimit?: number;
   /** New chat sessions per client IP per hour. */
@@ -118,6 +120,7 @@ export function chatRoutes(deps: ChatRouteDeps): Router {
         authorisedUntil: auth.until ?? null,
         needsNewKey: auth.needsNewKey,
         keyLength: deps.keyLength ?? null,
+        keyNumeric: deps.keyNumeric ?? false,
         greeting: settings?.webGreeting ?? 'Enter the access key to start chatting.',
         keyHelp: settings?.keyHelpText ?? '',
         available: Boolean(deps.session && deps.keys),

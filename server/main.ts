@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     store, startedAt, config: serverConfig, coreConfig: config, logger: log.child({ part: 'http' }), metrics, generator,
     isStopping: () => stopping,
     admin: { keys, usage, users: { usage, userAdmin }, settings: { settings } },
-    chat: { session: chat?.session, keys, settings, inflight, keyLength: config.KEY_LENGTH },
+    chat: { session: chat?.session, keys, settings, inflight, keyLength: config.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(config.KEY_ALPHABET) },
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));

@@ -94,7 +94,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     metrics,
     generator,
     admin: { keys, usage, users: { usage, userAdmin }, settings: { settings } },
-    chat: { session: chat?.session, keys, settings, inflight, keyLength: coreConfig.KEY_LENGTH },
+    chat: { session: chat?.session, keys, settings, inflight, keyLength: coreConfig.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(coreConfig.KEY_ALPHABET) },
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
