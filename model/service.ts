@@ -58,6 +58,7 @@ interface Pending {
   deadline?: number;
   timer?: NodeJS.Timeout;
   dispatched: boolean;
+  dispatchedAt?: number;
   resolve(r: GenerationResult): void;
   reject(e: Error): void;
   cleanup(): void;
@@ -84,8 +85,11 @@ class WorkerGenerator implements TextGenerator {
     });
   }
 
+  /** Smoothed decode speed of finished requests (tokens/s per request, queueing excluded). */
+  private tokensPerSecond: number | undefined;
+
   info(): ModelInfo {
-    return { ...this.modelInfo };
+    return { ...this.modelInfo, ...(this.tokensPerSecond !== undefined ? { tokensPerSecond: Math.round(this.tokensPerSecond * 10) / 10 } : {}) };
   }
 
   countTokens(text: string): number {
@@ -159,6 +163,7 @@ class WorkerGenerator implements TextGenerator {
     while (this.inFlight.size < this.maxBatch && this.queue.length) {
       const p = this.queue.shift()!;
       p.dispatched = true;
+      p.dispatchedAt = Date.now();
       this.inFlight.set(p.id, p);
       const { prompt, signal: _s, onText: _o, timeoutMs: _t, ...options } = p.req;
       this.post({ type: 'generate', id: p.id, prompt, options, deadline: p.deadline });
@@ -182,7 +187,14 @@ class WorkerGenerator implements TextGenerator {
       if (!p) return;
       this.inFlight.delete(m.id);
       p.cleanup();
-      if (m.type === 'done') p.resolve({ ...m.result, latencyMs: Date.now() - p.started });
+      if (m.type === 'done') {
+        const generatingMs = Date.now() - (p.dispatchedAt ?? p.started);
+        if (m.result.completionTokens >= 4 && generatingMs > 0) {
+          const tps = (m.result.completionTokens * 1000) / generatingMs;
+          this.tokensPerSecond = this.tokensPerSecond === undefined ? tps : 0.8 * this.tokensPerSecond + 0.2 * tps;
+        }
+        p.resolve({ ...m.result, latencyMs: Date.now() - p.started });
+      }
       else p.reject(m.name === 'GenerationRequestError' ? new GenerationRequestError(m.message) : new Error(m.message));
       this.pump();
     }

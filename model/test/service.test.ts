@@ -48,6 +48,7 @@ test('generates in a worker thread; info, countTokens and concurrent requests', 
     assert.equal(r.finishReason, 'length');
     assert.equal(chunks.join(''), r.text);
     assert.ok(r.latencyMs >= 0 && r.promptTokens > 0);
+    assert.ok((gen.info().tokensPerSecond ?? 0) > 0, 'measured speed is reported');
     // Same seed → same text, also when several requests share the batch.
     const many = await Promise.all([1, 2, 3, 1, 2, 3].map((seed) => gen.generate({ prompt: PROMPT, maxNewTokens: 10, seed })));
     assert.equal(many[0].text, many[3].text);
