@@ -161,19 +161,36 @@ async function main(): Promise<void> {
     // Throughput: many in flight, as a busy bot sees them.
     const throughput = await run('throughput', users * perUser, concurrency, (i) => contacts[i % users]);
 
+    // Where the CPU goes: the usage recording alone (core/usage, one MULTI per message), same load.
+    const usageCost = await (async () => {
+      const n = 2000;
+      let i = 0;
+      const c0 = process.cpuUsage();
+      const r0 = await redisCpuSeconds();
+      await Promise.all(Array.from({ length: concurrency }, async () => {
+        while (i < n) {
+          const k = i++;
+          await usage.record({ userId: contacts[k % users].id, channel: 'wechat', tokensIn: 12, tokensOut: 3, latencyMs: 1, outcome: 'ok' });
+        }
+      }));
+      const c = process.cpuUsage(c0);
+      return { nodeCpuUsPerRecord: round((c.user + c.system) / n, 0), redisCpuUsPerRecord: round(((await redisCpuSeconds()) - r0) * 1e6 / n, 0) };
+    })();
+
     let modelTime: Record<string, unknown> | null = null;
     if (modelRuns > 0) modelTime = await measureModel(values.model, modelRuns, session, log);
 
     const result = {
       machine: `${os.cpus().length} vCPU ${os.cpus()[0]?.model ?? ''}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
       note: 'bot path measured with a TRIVIAL generator (model time excluded); model time measured separately',
-      users, latency, throughput, modelTime,
+      users, latency, throughput, usageRecordCost: usageCost, modelTime,
     };
     if (values.json) console.log(JSON.stringify(result, null, 2));
     else {
       log(`latency   (1 in flight):  reply sent p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms; incl. memory+usage writes p50 ${latency.settledP50Ms} ms, p99 ${latency.settledP99Ms} ms (${latency.messagesPerSecond} msg/s)`);
       log(`throughput (${concurrency} in flight): ${throughput.messagesPerSecond} messages/s, p50 ${throughput.p50Ms} ms, p99 ${throughput.p99Ms} ms`);
       log(`CPU per message: node ${throughput.nodeCpuUsPerMessage} µs + redis-server ${throughput.redisCpuUsPerMessage} µs`);
+      log(`  of which usage.record (core/usage): node ${usageCost.nodeCpuUsPerRecord} µs + redis-server ${usageCost.redisCpuUsPerRecord} µs`);
       log(`outcomes: ${JSON.stringify(throughput.outcomes)}`);
       if (modelTime) log(`model time (separate): ${JSON.stringify(modelTime)}`);
       log(`machine: ${result.machine}`);
