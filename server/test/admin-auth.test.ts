@@ -170,3 +170,26 @@ describe('admin authentication', () => {
     assert.match(chart.text.slice(0, 300), /Chart\.js/);
   });
 });
+
+test('two server processes on one Redis share sessions, CSRF tokens and the login limit', async () => {
+  const a = await startHarness({ env: { ADMIN_LOGIN_MAX_ATTEMPTS: '2' } });
+  const b = await startHarness({ env: { ADMIN_LOGIN_MAX_ATTEMPTS: '2' }, store: a.store as never });
+  try {
+    const onA = await a.admin({ 'X-Forwarded-For': '192.0.2.90' });
+    const onB = b.client({ 'X-Forwarded-For': '192.0.2.90' });
+    onB.cookies = onA.cookies;
+    onB.csrf = onA.csrf;
+    assert.equal((await onB.get('/api/admin/session')).status, 200, 'a session made by A works on B');
+    assert.equal((await onB.post('/api/admin/keys/rotate')).status, 200);
+    assert.equal((await onA.post('/api/admin/logout')).status, 200);
+    assert.equal((await onB.get('/api/admin/session')).status, 401, 'logout on A ends it on B');
+
+    const ip = { 'X-Forwarded-For': '192.0.2.91' };
+    assert.equal((await a.client(ip).post('/api/admin/login', { password: 'wrong password 1' })).status, 401);
+    assert.equal((await b.client(ip).post('/api/admin/login', { password: 'wrong password 2' })).status, 401);
+    assert.equal((await a.client(ip).post('/api/admin/login', { password: TEST_PASSWORD })).status, 429, 'failures on A and B add up');
+  } finally {
+    await b.close();
+    await a.close();
+  }
+});
