@@ -92,9 +92,15 @@ describe('web chat', () => {
   test('the right key (full-width digits too) verifies; the reply streams token by token; memory, usage and reset work', async () => {
     const c = await visitor(h, '10.1.0.3');
     const userId = field<string>(await c.get('/api/chat/session'), 'userId');
+    // The greeting set on the Settings page reaches the chat (live, via pub/sub).
+    await h.settings.update({ welcomeText: '欢迎来到 nemo · Welcome aboard' }, 'test');
+    for (let i = 0; i < 50 && !(await h.settings.get()).overridden.includes('welcomeText'); i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100));
     const ok = await c.post('/api/chat/verify', { key: ` ${fullWidth((await h.keys.current()).key)}。` });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.equal(field(ok, 'ok'), true);
+    assert.match(field(ok, 'message'), /^欢迎来到 nemo · Welcome aboard\n/);
+    await h.settings.reset('test');
     assert.equal(field(await c.get('/api/chat/session'), 'authorised'), true);
 
     const r = await say(c, 'hello there, how are you today? 你好 😀');
