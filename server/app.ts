@@ -98,6 +98,11 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(healthRoutes({ store: deps.store, startedAt: deps.startedAt, metrics, generator: deps.generator, botState, isStopping: deps.isStopping, metricsToken: config.METRICS_TOKEN }));
 
+  // API answers carry keys and personal data: no cache may keep them.
+  app.use('/api', (_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
   const json = express.json({ limit: '16kb', strict: true });
   const auth = createAdminAuth({ store: deps.store, config, audit, log: log.child({ part: 'admin' }) });
   app.use('/api/admin', json, auth.router);

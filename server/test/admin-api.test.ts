@@ -23,6 +23,7 @@ describe('admin API', () => {
     assert.equal(cur.status, 200);
     const k1 = cur.body as { key: string; version: number; createdAt: string; expiresAt: string; nextRotationAt: string; graceMinutes: number };
     assert.match(k1.key, /^\d{6}$/);
+    assert.equal(cur.headers.get('cache-control'), 'no-store');
     for (const f of ['version', 'createdAt', 'expiresAt', 'nextRotationAt']) assert.ok(f in k1, f);
     assert.ok(new Date(k1.expiresAt).getTime() - new Date(k1.nextRotationAt).getTime() === k1.graceMinutes * 60_000);
     const rot = await c.post('/api/admin/keys/rotate');
