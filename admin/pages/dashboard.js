@@ -144,12 +144,12 @@ export async function renderDashboard(page) {
   }
 
   await Promise.all([loadBot(), load()]);
-  timer = setInterval(() => {
-    loadBot();
-    load();
-  }, 30_000);
+  timer = setInterval(load, 30_000);
+  // Login QR codes expire within minutes: the bot card refreshes more often.
+  const botTimer = setInterval(loadBot, 10_000);
   return () => {
     clearInterval(timer);
+    clearInterval(botTimer);
     charts.forEach((c) => c.destroy());
   };
 }
