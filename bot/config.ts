@@ -31,6 +31,8 @@ export const botSchema = z.object({
    * when they have none. contact-id: the puppet's id (stable on some puppets only).
    */
   BOT_USER_ID: z.enum(['alias', 'contact-id']).default('alias'),
+  /** Keep the WeChat login session in DATA_DIR/wechaty so a restart needs no new scan. */
+  BOT_KEEP_SESSION: envBool(true),
   /** Accept friend requests (chatters add the bot before they can chat) and greet with the key hint. */
   BOT_ACCEPT_FRIENDS: envBool(true),
   /** Rooms (topics or ids) where the bot answers @-mentions; empty means every room. */

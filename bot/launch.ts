@@ -1,6 +1,8 @@
 // Wiring for `npm start`: builds the shared chat (used by the web chat too) and starts the WeChat
 // bot and the official-account key responder when configured. A puppet that fails to start is
 // reported and the platform keeps running (the admin panel shows the bot as logged out).
+import { chmod, mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { CoreConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
@@ -21,7 +23,7 @@ export interface ChatDeps {
   generator: TextGenerator;
   /** Default: the model's chat format (model/chat-format.ts). */
   format?: ChatPromptFormat;
-  coreConfig: Pick<CoreConfig, 'KEY_LENGTH' | 'KEY_ALPHABET' | 'KEY_ROTATE_TZ' | 'OPERATORS'>;
+  coreConfig: Pick<CoreConfig, 'KEY_LENGTH' | 'KEY_ALPHABET' | 'KEY_ROTATE_TZ' | 'OPERATORS' | 'DATA_DIR'>;
   botConfig: BotConfig;
   logger: Logger;
 }
@@ -43,6 +45,14 @@ export interface RunningBots {
   stop(): Promise<void>;
 }
 
+/** DATA_DIR/wechaty/<name>: the directory is made private (0700), the file holds login cookies. */
+export async function privateSessionFile(dataDir: string, name: string): Promise<string> {
+  const dir = path.resolve(dataDir, 'wechaty');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  return path.join(dir, name);
+}
+
 /** Starts what BOT_ENABLED and WECHATY_PUPPET_OA_* ask for; never rejects on puppet trouble. */
 export async function startBots(deps: ChatDeps & { session: ChatSession; printQrCode?: boolean }): Promise<RunningBots> {
   const log = deps.logger.child({ part: 'bot' });
@@ -54,6 +64,7 @@ export async function startBots(deps: ChatDeps & { session: ChatSession; printQr
       chatBot = new WechatyChatBot({
         store: deps.store, session: deps.session, config: deps.botConfig, puppet: await createChatPuppet(deps.botConfig),
         operators: deps.coreConfig.OPERATORS, logger: log, printQrCode: deps.printQrCode ?? true,
+        sessionFile: deps.botConfig.BOT_KEEP_SESSION ? await privateSessionFile(deps.coreConfig.DATA_DIR, 'chat-bot') : undefined,
       });
       await chatBot.start();
       log.info({ puppet: deps.botConfig.WECHATY_PUPPET }, 'wechat bot started');

@@ -50,6 +50,11 @@ export interface WechatyChatBotOptions {
   /** Contact ids or aliases allowed to use operator commands. */
   operators?: string[];
   logger?: Logger;
+  /**
+   * Where Wechaty keeps the login session (a memory-card file), so a restart can log in again
+   * without a new scan. Holds login cookies: keep it in a private directory. Unset: nothing saved.
+   */
+  sessionFile?: string;
   /** Draw the login QR code in the terminal (npm start). */
   printQrCode?: boolean;
   /** Called after every incoming message is dealt with (tests, benchmark, metrics). */
@@ -76,8 +81,8 @@ export class WechatyChatBot {
     this.operators = new Set(options.operators ?? []);
     // Wechaty and its puppets share one logger; ours (pino) reports what matters.
     wechatyLog.level('silent');
-    // No `name`: no memory-card file is written next to the process.
-    this.wechaty = WechatyBuilder.build({ puppet: options.puppet as never });
+    // Without a session file no memory card is written (tests); with one, restarts keep the login.
+    this.wechaty = WechatyBuilder.build({ puppet: options.puppet as never, ...(options.sessionFile ? { name: options.sessionFile } : {}) });
     this.wechaty.on('scan', (qrcode: string, status: ScanStatus) => void this.onScan(qrcode, status));
     this.wechaty.on('login', (user: Contact) => void this.onLogin(user));
     this.wechaty.on('logout', (user: Contact, reason?: string) => void this.onLogout(user, reason));

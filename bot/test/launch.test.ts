@@ -1,6 +1,9 @@
 // npm start's bot wiring: a puppet that is missing or fails does not take the platform down; the
 // panel sees why the bot is logged out.
 import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { coreSchema } from '../../core/config.js';
 import { parseEnv } from '../../core/env.js';
@@ -9,7 +12,9 @@ import { silentLogger } from '../../core/logger.js';
 import { openTestStore } from '../../core/testing.js';
 import { UsageRecorder } from '../../core/usage/usage-recorder.js';
 import { defaultBotConfig } from '../config.js';
-import { createChat, startBots } from '../launch.js';
+import { mock, PuppetMock } from 'wechaty-puppet-mock';
+import { createChat, privateSessionFile, startBots } from '../launch.js';
+import { WechatyChatBot } from '../wechaty-bot.js';
 import { getLoginState } from '../login-state.js';
 import { testModel } from './model-fixture.js';
 
@@ -40,5 +45,36 @@ test('startBots: a missing puppet or official-account package is reported, the r
     await keys.stop();
     await model.close();
     await store.cleanup();
+  }
+});
+
+test('the WeChat session file lives in a private DATA_DIR/wechaty directory', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'nemo-data-'));
+  const store = await openTestStore('session');
+  const model = await testModel();
+  const core = parseEnv(coreSchema, {});
+  const keys = new KeyService(store, core);
+  try {
+    const file = await privateSessionFile(dataDir, 'chat-bot');
+    assert.equal(file, path.join(dataDir, 'wechaty', 'chat-bot'));
+    assert.equal((await stat(path.dirname(file))).mode & 0o777, 0o700);
+    const botConfig = defaultBotConfig();
+    const { session } = createChat({ store, keys, usage: new UsageRecorder(store, core), generator: model.generator, coreConfig: core, botConfig, logger: silentLogger });
+    const mocker = new mock.Mocker();
+    const bot = new WechatyChatBot({ store, session, config: botConfig, puppet: new PuppetMock({ mocker }), sessionFile: file });
+    const loggedIn = new Promise<void>((r) => bot.wechaty.once('login', () => r()));
+    await bot.start();
+    mocker.login(mocker.createContact({ id: 'bot', name: 'Nemo' }));
+    await loggedIn;
+    // What a real puppet does at login (the mock saves nothing itself): store session data.
+    await bot.wechaty.memory.set('probe', { saved: true });
+    await bot.wechaty.memory.save();
+    await bot.stop();
+    assert.deepEqual(await readdir(path.dirname(file)), ['chat-bot.memory-card.json'], 'Wechaty keeps its session there');
+  } finally {
+    await keys.stop();
+    await model.close();
+    await store.cleanup();
+    await rm(dataDir, { recursive: true, force: true });
   }
 });
