@@ -73,9 +73,15 @@ export async function renderDashboard(page) {
     chartsBox,
   );
 
+  let lastBot = '';
   async function loadBot() {
     try {
-      mount(botBox, botCard(await get('/api/admin/bot')));
+      const state = await get('/api/admin/bot');
+      // Re-render only on change (a new QR code comes with a new "since"), so nothing flickers.
+      const text = JSON.stringify(state);
+      if (text === lastBot) return;
+      lastBot = text;
+      mount(botBox, botCard(state));
     } catch (err) {
       if (err.status !== 401) mount(botBox, card('WeChat bot', errorBox(err)));
     }
