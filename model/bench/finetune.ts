@@ -22,7 +22,7 @@ import { parseFinetuneConfig } from '../finetune/config.js';
 import { labelSpaceOf, labelTargets, readExamples } from '../finetune/data.js';
 import { evaluateExamples, type Metrics } from '../finetune/evaluate.js';
 import { TASKS, type TaskExamples, type TaskName } from '../finetune/tasks.js';
-import { finetune, formatMetrics } from '../finetune/trainer.js';
+import { finetune, formatMetrics, type FinetuneEvent } from '../finetune/trainer.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -147,6 +147,35 @@ interface RunResult {
   seconds: number;
   tokensPerSec: number;
   truncatedTrain: number;
+  /** Task and LM loss of the first and last update (the LM loss tells how well the start model knows the task's text). */
+  loss: { taskFirst: number; taskLast: number; lmFirst?: number; lmLast?: number };
+}
+
+/**
+ * A reference that needs no neural network: multinomial naive Bayes on the tokens of the text
+ * (classification only). Shows whether the training set carries enough signal at this size.
+ */
+function naiveBayes(tokenizer: BpeTokenizer, train: Array<{ text: string }>, trainY: number[], test: Array<{ text: string }>, testY: number[], classes: number): number {
+  const counts = Array.from({ length: classes }, () => new Map<number, number>());
+  const totals = new Array<number>(classes).fill(0);
+  const priors = new Array<number>(classes).fill(0);
+  const vocab = new Set<number>();
+  train.forEach((e, i) => {
+    priors[trainY[i]]++;
+    for (const id of tokenizer.encode(e.text)) {
+      counts[trainY[i]].set(id, (counts[trainY[i]].get(id) ?? 0) + 1);
+      totals[trainY[i]]++;
+      vocab.add(id);
+    }
+  });
+  let right = 0;
+  test.forEach((e, i) => {
+    const ids = tokenizer.encode(e.text);
+    const scores = counts.map((c, k) => Math.log(priors[k] / train.length) +
+      ids.reduce((s, id) => s + Math.log(((c.get(id) ?? 0) + 1) / (totals[k] + vocab.size + 1)), 0));
+    if (scores.indexOf(Math.max(...scores)) === testY[i]) right++;
+  });
+  return right / test.length;
 }
 
 async function main(): Promise<void> {
@@ -174,6 +203,7 @@ async function main(): Promise<void> {
   const results: RunResult[] = [];
   const baselines: Partial<Record<TaskName, number>> = {};
   let zeroShot: number | undefined;
+  let naiveBayesAcc: number | undefined;
   const started = performance.now();
   for (const task of tasks) {
     const train = await readExamples(task, files[task].train);
@@ -181,6 +211,12 @@ async function main(): Promise<void> {
     const test = await readExamples(task, files[task].test);
     const space = labelSpaceOf(task, train);
     baselines[task] = space.kind === 'choice' ? 1 / 4 : majority(labelTargets(space, train), labelTargets(space, test));
+    if (task === 'classification' && space.kind === 'class') {
+      const tok = await BpeTokenizer.load(base);
+      const ex = (d: typeof train) => d.examples as Array<TaskExamples['classification']>;
+      naiveBayesAcc = naiveBayes(tok, ex(train), labelTargets(space, train), ex(test), labelTargets(space, test), space.names.length);
+      log(`classification   naive Bayes on tokens (no network): test accuracy ${(100 * naiveBayesAcc).toFixed(1)} %`);
+    }
     if (task === 'multiple-choice') {
       zeroShot = await zeroShotChoice(base, test.examples as Array<TaskExamples['multiple-choice']>);
       log(`multiple-choice  pre-trained LM alone, no fine-tuning: test accuracy ${(100 * zeroShot).toFixed(1)} %`);
@@ -189,9 +225,13 @@ async function main(): Promise<void> {
       const v = VARIANTS[variant];
       const runDir = path.join(out, 'runs', `${task}-${variant}`);
       const t0 = performance.now();
+      const steps: Array<Extract<FinetuneEvent, { type: 'step' }>> = [];
       const res = await finetune({
         task, baseDir: base, scratch: v.scratch, train, valid, outDir: runDir, restart: true, progress: 'none',
-        config: parseFinetuneConfig({ ...common, lmCoef: v.lmCoef, checkpointEvery: 1_000_000 }),
+        config: parseFinetuneConfig({ ...common, lmCoef: v.lmCoef, checkpointEvery: 1_000_000, logEvery: 1 }),
+        onEvent: (e) => {
+          if (e.type === 'step') steps.push(e);
+        },
       });
       const seconds = (performance.now() - t0) / 1000;
       const { model, tokenizer } = await loadFinetuned(runDir);
@@ -200,19 +240,21 @@ async function main(): Promise<void> {
       const r: RunResult = {
         task, variant, test: evaluated.metrics, valid: res.valid, steps: res.step, tokensSeen: res.tokensSeen, seconds,
         tokensPerSec: res.tokensSeen / (res.elapsedMs / 1000), truncatedTrain: res.truncated.train,
+        loss: { taskFirst: steps[0].taskLoss, taskLast: steps.at(-1)!.taskLoss, lmFirst: steps[0].lmLoss, lmLast: steps.at(-1)!.lmLoss },
       };
       results.push(r);
       // Written after every run, so an interrupted benchmark still leaves what it measured.
       await writeFile(path.join(out, 'results.partial.json'), `${JSON.stringify({ pretraining, results }, null, 2)}\n`);
       log(`${task.padEnd(16)} ${v.label.padEnd(22)} test ${formatMetrics(r.test)} | ${r.steps} updates, ${r.tokensSeen} tokens, ` +
-        `${seconds.toFixed(0)} s (${r.tokensPerSec.toFixed(0)} tok/s train)`);
+        `${seconds.toFixed(0)} s (${r.tokensPerSec.toFixed(0)} tok/s train) | task loss ${r.loss.taskFirst.toFixed(3)} → ${r.loss.taskLast.toFixed(3)}` +
+        (r.loss.lmFirst !== undefined ? `, LM loss ${r.loss.lmFirst.toFixed(3)} → ${r.loss.lmLast!.toFixed(3)}` : ''));
     }
   }
   const totalMinutes = (performance.now() - started) / 60000;
-  const table = markdown(tasks, variants, results, baselines, zeroShot);
+  const table = markdown(tasks, variants, results, baselines, zeroShot, naiveBayesAcc);
   const summary = {
     baseModel: { path: modelSrc, config: cfg, parameters: countParams(cfg), pretraining },
-    budget: { ...dataOpts, ...common }, machine, totalMinutes, baselines, zeroShotMultipleChoice: zeroShot, results, finishedAt: new Date().toISOString(),
+    budget: { ...dataOpts, ...common }, machine, totalMinutes, baselines, zeroShotMultipleChoice: zeroShot, naiveBayesClassification: naiveBayesAcc, results, finishedAt: new Date().toISOString(),
   };
   await writeFile(path.join(out, 'results.json'), `${JSON.stringify(summary, null, 2)}\n`);
   await writeFile(path.join(out, 'results.md'), `${table}\n`);
@@ -220,7 +262,7 @@ async function main(): Promise<void> {
   else console.log(`${table}\n\n${totalMinutes.toFixed(1)} min in all; results in ${path.join(out, 'results.json')}`);
 }
 
-function markdown(tasks: TaskName[], variants: Variant[], results: RunResult[], baselines: Partial<Record<TaskName, number>>, zeroShot?: number): string {
+function markdown(tasks: TaskName[], variants: Variant[], results: RunResult[], baselines: Partial<Record<TaskName, number>>, zeroShot?: number, nb?: number): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}`;
   const head = `| task (test accuracy %) | ${variants.map((v) => VARIANTS[v].label).join(' | ')} | majority / chance |`;
   const sep = `|---|${variants.map(() => '---:').join('|')}|---:|`;
@@ -232,7 +274,14 @@ function markdown(tasks: TaskName[], variants: Variant[], results: RunResult[], 
     });
     return `| ${t}: ${METRIC[t]} | ${cells.join(' | ')} | ${pct(baselines[t] ?? NaN)} |`;
   });
-  const note = zeroShot === undefined ? [] : ['', `Multiple choice with the pre-trained LM alone (highest likelihood of the couplet after the context, no fine-tuning): ${pct(zeroShot)} %.`];
+  const note: string[] = [];
+  if (zeroShot !== undefined) note.push('', `Multiple choice with the pre-trained LM alone (highest likelihood of the couplet after the context, no fine-tuning): ${pct(zeroShot)} %.`);
+  if (nb !== undefined) note.push('', `Classification with naive Bayes on the same tokens and training set (no network): ${pct(nb)} %.`);
+  const lm = tasks.flatMap((t) => variants.filter((v) => VARIANTS[v].lmCoef > 0).map((v) => {
+    const r = results.find((x) => x.task === t && x.variant === v);
+    return r?.loss.lmFirst !== undefined ? `${t} ${v} ${r.loss.lmFirst.toFixed(2)} → ${r.loss.lmLast!.toFixed(2)}` : undefined;
+  })).filter((x) => x !== undefined);
+  if (lm.length) note.push('', `LM loss (nats/token) on the tasks' text, first → last update: ${lm.join('; ')}.`);
   return [head, sep, ...rows, ...note].join('\n');
 }
 
