@@ -230,6 +230,7 @@ async function measureModel(modelDir: string | undefined, runs: number, session:
       model: label, parameters: info.parameters, backend: info.backend, runs,
       maxNewTokens: sampling.maxNewTokens, meanCompletionTokens: round(tokens.reduce((a, b) => a + b, 0) / runs, 1),
       p50Ms: round(pct(times, 50), 1), maxMs: round(times.at(-1) ?? NaN, 1),
+      msPerToken: round(times.reduce((a, b) => a + b, 0) / Math.max(1, tokens.reduce((a, b) => a + b, 0)), 2),
     };
   } finally {
     await generator.close();
