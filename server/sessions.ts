@@ -100,12 +100,6 @@ export class SessionStore {
     return session;
   }
 
-  async update(req: Request, session: SessionData): Promise<void> {
-    const id = parseCookies(req.headers.cookie)[this.options.cookieName];
-    if (!id) return;
-    await guard(() => this.store.redis.set(this.key(id), JSON.stringify(session), 'KEEPTTL', 'XX'));
-  }
-
   /** Ends the request's session in Redis (the cookie stays; it no longer opens anything). */
   async forget(req: Request): Promise<void> {
     const id = parseCookies(req.headers.cookie)[this.options.cookieName];
