@@ -10,7 +10,7 @@ import { finetune, formatMetrics, type FinetuneEvent } from '../finetune/trainer
 import { intArg, numArg, resolveModelDir } from './common.js';
 
 export const taskOption = () =>
-  new Option('--task <task>', `task type: ${TASKS.join(' | ')}`).choices([...TASKS]);
+  new Option('--task <task>', 'task type').choices([...TASKS]);
 
 function describe(e: FinetuneEvent): string | undefined {
   switch (e.type) {
