@@ -33,6 +33,7 @@ Options:
   --concurrency N    messages in flight in the throughput phase (default 64)
   --model DIR        model for the separate model-time measurement (default: model/shipped, else a tiny one)
   --model-runs N     replies generated for the model-time measurement (default 5; 0 skips it)
+  --without-usage    DIAGNOSTIC: skip usage recording, to see what it costs (not a real deployment)
   --json             print the results as JSON
   -h, --help         this help`;
 
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
       model: { type: 'string' },
       'model-runs': { type: 'string', default: '5' },
       json: { type: 'boolean', default: false },
+      'without-usage': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -78,8 +80,9 @@ async function main(): Promise<void> {
   // Defaults of a real deployment (6 messages/minute, 100/day, memory on): each user stays within them.
   const config = defaultBotConfig();
   const generator = new TrivialGenerator();
+  const noUsage = { record: async () => undefined, touchUser: async () => undefined };
   const session = new ChatSession({
-    store, keys, usage, generator, config, keyShape: { length: core.KEY_LENGTH, alphabet: core.KEY_ALPHABET },
+    store, keys, usage: values['without-usage'] ? noUsage : usage, generator, config, keyShape: { length: core.KEY_LENGTH, alphabet: core.KEY_ALPHABET },
     format: {
       buildPrompt: (history, message) => history.map((t) => `User: ${t.user}\nBot: ${t.bot}\n`).join('') + `User: ${message}\nBot:`,
       stop: ['\nUser:'],
@@ -155,6 +158,7 @@ async function main(): Promise<void> {
       };
     };
 
+    if (values['without-usage']) log('DIAGNOSTIC: usage recording is OFF in this run');
     log(`bot path benchmark: ${users} users, trivial generator (model time excluded), Redis at ${store.redis.options.host}:${store.redis.options.port}`);
     // Latency: one message at a time (pure per-message overhead, no queueing behind others).
     const latency = await run('latency   ', users, 1, (i) => contacts[i % users]);
@@ -182,7 +186,8 @@ async function main(): Promise<void> {
 
     const result = {
       machine: `${os.cpus().length} vCPU ${os.cpus()[0]?.model ?? ''}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
-      note: 'bot path measured with a TRIVIAL generator (model time excluded); model time measured separately',
+      note: 'bot path measured with a TRIVIAL generator (model time excluded); model time measured separately'
+        + (values['without-usage'] ? '; DIAGNOSTIC RUN WITHOUT USAGE RECORDING' : ''),
       users, latency, throughput, usageRecordCost: usageCost, modelTime,
     };
     if (values.json) console.log(JSON.stringify(result, null, 2));

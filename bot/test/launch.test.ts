@@ -67,8 +67,9 @@ test('the WeChat session file lives in a private DATA_DIR/wechaty directory', as
     mocker.login(mocker.createContact({ id: 'bot', name: 'Nemo' }));
     await loggedIn;
     // What a real puppet does at login (the mock saves nothing itself): store session data.
-    await bot.wechaty.memory.set('probe', { saved: true });
-    await bot.wechaty.memory.save();
+    const memory = (bot.wechaty as unknown as { memory: { set(k: string, v: unknown): Promise<void>; save(): Promise<void> } }).memory;
+    await memory.set('probe', { saved: true });
+    await memory.save();
     await bot.stop();
     assert.deepEqual(await readdir(path.dirname(file)), ['chat-bot.memory-card.json'], 'Wechaty keeps its session there');
   } finally {
