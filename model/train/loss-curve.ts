@@ -32,12 +32,13 @@ function fmtTokens(n: number): string {
   return String(n);
 }
 
-/** Exponential moving average, for a readable line through noisy per-step losses. */
-export function smooth(points: CurvePoint[], alpha = 0.05): CurvePoint[] {
-  let avg: number | undefined;
-  return points.map((p) => {
-    avg = avg === undefined ? p.loss : avg + alpha * (p.loss - avg);
-    return { tokens: p.tokens, loss: avg };
+/** Trailing moving average over ~4 % of the points: a readable line through noisy per-step losses. */
+export function smooth(points: CurvePoint[], window = Math.max(1, Math.ceil(points.length / 25))): CurvePoint[] {
+  let sum = 0;
+  return points.map((p, i) => {
+    sum += p.loss;
+    if (i >= window) sum -= points[i - window].loss;
+    return { tokens: p.tokens, loss: sum / Math.min(i + 1, window) };
   });
 }
 
