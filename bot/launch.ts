@@ -54,7 +54,16 @@ export async function privateSessionFile(dataDir: string, name: string): Promise
 }
 
 /** Starts what BOT_ENABLED and WECHATY_PUPPET_OA_* ask for; never rejects on puppet trouble. */
-export async function startBots(deps: ChatDeps & { session: ChatSession; printQrCode?: boolean }): Promise<RunningBots> {
+export async function startBots(
+  deps: ChatDeps & {
+    session: ChatSession;
+    printQrCode?: boolean;
+    /** How long to wait for the puppet to start (default 15 s). */
+    startTimeoutMs?: number;
+    /** A puppet instance instead of WECHATY_PUPPET (tests). */
+    puppet?: unknown;
+  },
+): Promise<RunningBots> {
   const log = deps.logger.child({ part: 'bot' });
   let chatBot: WechatyChatBot | null = null;
   let keyResponder: KeyResponderBot | null = null;
@@ -62,12 +71,22 @@ export async function startBots(deps: ChatDeps & { session: ChatSession; printQr
   if (deps.botConfig.BOT_ENABLED) {
     try {
       chatBot = new WechatyChatBot({
-        store: deps.store, session: deps.session, config: deps.botConfig, puppet: await createChatPuppet(deps.botConfig),
+        store: deps.store, session: deps.session, config: deps.botConfig, puppet: deps.puppet ?? (await createChatPuppet(deps.botConfig)),
         operators: deps.coreConfig.OPERATORS, logger: log, printQrCode: deps.printQrCode ?? true,
         sessionFile: deps.botConfig.BOT_KEEP_SESSION ? await privateSessionFile(deps.coreConfig.DATA_DIR, 'chat-bot') : undefined,
       });
-      await chatBot.start();
-      log.info({ puppet: deps.botConfig.WECHATY_PUPPET }, 'wechat bot started');
+      // Some puppets keep connecting for a long time: do not hold up the HTTP server for them.
+      const bot = chatBot;
+      const started = bot.start().then(() => true);
+      const inTime = await Promise.race([started, new Promise<false>((r) => setTimeout(() => r(false), deps.startTimeoutMs ?? 15_000).unref())]);
+      if (inTime) log.info({ puppet: deps.botConfig.WECHATY_PUPPET }, 'wechat bot started');
+      else {
+        log.warn({ puppet: deps.botConfig.WECHATY_PUPPET }, 'the WeChat puppet is still starting; continuing without waiting');
+        started.catch(async (err: Error) => {
+          log.error({ err: err.message }, 'the WeChat bot could not start; the platform keeps running without it');
+          await setLoginState(deps.store, { state: 'logged-out', detail: `puppet failed to start: ${err.message}` }).catch(() => undefined);
+        });
+      }
     } catch (err) {
       log.error({ err: (err as Error).message, puppet: deps.botConfig.WECHATY_PUPPET }, 'the WeChat bot could not start; the platform keeps running without it');
       await setLoginState(deps.store, { state: 'logged-out', detail: `puppet failed to start: ${(err as Error).message}` }).catch(() => undefined);

@@ -79,3 +79,31 @@ test('the WeChat session file lives in a private DATA_DIR/wechaty directory', as
     await rm(dataDir, { recursive: true, force: true });
   }
 });
+
+test('startBots does not hold up start-up for a puppet that takes long to start', async () => {
+  const store = await openTestStore('slow-puppet');
+  const model = await testModel();
+  const core = parseEnv(coreSchema, {});
+  const keys = new KeyService(store, core);
+  class SlowPuppet extends PuppetMock {
+    override async onStart(): Promise<void> {
+      await new Promise((r) => setTimeout(r, 1500));
+      await super.onStart();
+    }
+  }
+  try {
+    const botConfig = defaultBotConfig({ BOT_ENABLED: true, BOT_KEEP_SESSION: false });
+    const deps = { store, keys, usage: new UsageRecorder(store, core), generator: model.generator, coreConfig: core, botConfig, logger: silentLogger };
+    const { session } = createChat(deps);
+    const t0 = Date.now();
+    const bots = await startBots({ ...deps, session, printQrCode: false, startTimeoutMs: 200, puppet: new SlowPuppet({ mocker: new mock.Mocker() }) });
+    assert.ok(Date.now() - t0 < 1200, 'returned before the puppet finished starting');
+    assert.ok(bots.chatBot);
+    await new Promise((r) => setTimeout(r, 1700));
+    await bots.stop();
+  } finally {
+    await keys.stop();
+    await model.close();
+    await store.cleanup();
+  }
+});
