@@ -18,19 +18,30 @@ import type { GptParams } from './params.js';
 import { checkShard, shardFromParams, SINGLE, vocabRange, type ShardSpec } from './shard.js';
 import type { ShardComm } from './shard-comm.js';
 
-/** Per-sequence keys and values for every layer (this shard's heads), each [T, C/n]. */
+/**
+ * Per-sequence keys and values for every layer (this shard's heads). Each layer's rows are a large
+ * block `k`/`v` [Tb, C/n] plus a short tail `kTail`/`vTail` [Tt, C/n] that grows by one row per
+ * step and is merged into the block every TAIL_ROWS steps: appending to the whole cache each step
+ * (a concat copies everything) cost ~1 ms per layer at 400 tokens.
+ */
 export interface KvCache {
   id: number;
   k: tf.Tensor2D[];
   v: tf.Tensor2D[];
+  kTail: Array<tf.Tensor2D | null>;
+  vTail: Array<tf.Tensor2D | null>;
   length: number;
 }
 
+const TAIL_ROWS = 32;
+
+/** Frees a cache's tensors (use engine.release for caches of a tensor-parallel engine). */
 export function disposeCache(c: KvCache): void {
-  for (const t of c.k) t.dispose();
-  for (const t of c.v) t.dispose();
+  for (const t of [...c.k, ...c.v, ...c.kTail, ...c.vTail]) t?.dispose();
   c.k = [];
   c.v = [];
+  c.kTail = [];
+  c.vTail = [];
 }
 
 /** What the batcher needs from an engine (single-thread Engine or the tensor-parallel group). */
@@ -270,7 +281,7 @@ export class Engine implements InferenceEngine {
     x.dispose();
     try {
       const [logits] = this.lmHead(last);
-      return { cache: { id, k: ks, v: vs, length: T }, logits };
+      return { cache: { id, k: ks, v: vs, kTail: ks.map(() => null), vTail: vs.map(() => null), length: T }, logits };
     } catch (err) {
       for (const t of [...ks, ...vs]) t.dispose();
       throw err;
@@ -290,8 +301,14 @@ export class Engine implements InferenceEngine {
     const C = this.cs;
     const scale = 1 / Math.sqrt(headSize(this.config));
     let x = tf.tidy(() => this.embed(items.map((i) => i.token), tf.gather(this.wpe, tf.tensor1d(items.map((i) => i.cache.length), 'int32'))));
-    const newK: tf.Tensor2D[][] = items.map(() => []);
-    const newV: tf.Tensor2D[][] = items.map(() => []);
+    // Replaced cache tensors are disposed only after the whole step succeeded.
+    const old: tf.Tensor[] = [];
+    const made: tf.Tensor[] = [];
+    const D = headSize(this.config);
+    const H = this.hs;
+    /** [H, rows] scores of q [1, C] against keys K [rows, C]: per-head dot products by reduction. */
+    const scoresOf = (K: tf.Tensor2D, q: tf.Tensor2D): tf.Tensor2D =>
+      tf.transpose(tf.reshape(tf.sum(tf.reshape(tf.mul(K, q), [K.shape[0] * H, D]), -1), [K.shape[0], H]));
     try {
       this.blocks.forEach((b, l) => {
         const nx = tf.tidy(() => {
@@ -301,17 +318,25 @@ export class Engine implements InferenceEngine {
           const v = tf.slice(qkv, [0, 2 * C], [B, C]);
           const rows: tf.Tensor2D[] = [];
           for (let i = 0; i < B; i++) {
+            const cache = items[i].cache;
             const idx = tf.tensor1d([i], 'int32');
-            const K = tf.keep(tf.concat([items[i].cache.k[l], tf.gather(k, idx)], 0) as tf.Tensor2D); // [T, C]
-            const Vv = tf.keep(tf.concat([items[i].cache.v[l], tf.gather(v, idx)], 0) as tf.Tensor2D);
-            newK[i].push(K);
-            newV[i].push(Vv);
+            const kt0 = cache.kTail[l];
+            const vt0 = cache.vTail[l];
+            const kt = tf.keep(kt0 ? tf.concat([kt0, tf.gather(k, idx)], 0) : tf.gather(k, idx)) as tf.Tensor2D;
+            const vt = tf.keep(vt0 ? tf.concat([vt0, tf.gather(v, idx)], 0) : tf.gather(v, idx)) as tf.Tensor2D;
+            made.push(kt, vt);
             // Per sequence: its [T, C] temporaries are freed before the next one's are made.
             rows.push(tf.tidy(() => {
-              const scores = tf.matMul(tf.mul(K, tf.gather(q, idx)), this.s); // [T, H]
-              const p = tf.softmax(tf.transpose(scores)); // [H, T]
-              const weighted = tf.mul(tf.matMul(tf.transpose(p), this.sT), Vv); // [T, C]
-              return tf.matMul(tf.ones([1, K.shape[0]]), weighted) as tf.Tensor2D; // [1, C]
+              const qi = tf.gather(q, idx) as tf.Tensor2D;
+              const kb = cache.k[l];
+              const vb = cache.v[l];
+              const tb = kb.shape[0];
+              const p = tf.softmax(tf.concat([scoresOf(kb, qi), scoresOf(kt, qi)], 1)); // [H, T]
+              const pv = tf.add(
+                tf.matMul(tf.slice(p, [0, 0], [H, tb]), vb),
+                tf.matMul(tf.slice(p, [0, tb], [H, kt.shape[0]]), vt),
+              ); // [H, C]: row h holds head h's output in its own columns
+              return tf.sum(tf.mul(pv, this.sT), 0, true) as tf.Tensor2D; // [1, C]
             }));
           }
           return this.finishBlock(b, x, B === 1 ? rows[0] : tf.concat(rows, 0));
@@ -321,15 +346,31 @@ export class Engine implements InferenceEngine {
       });
     } catch (err) {
       x.dispose();
-      for (const t of [...newK.flat(), ...newV.flat()]) t.dispose();
+      for (const t of made) t.dispose();
       throw err;
     }
+    // Commit: new tails replace old ones; full tails are merged into the block.
     items.forEach((it, i) => {
-      disposeCache(it.cache);
-      it.cache.k = newK[i];
-      it.cache.v = newV[i];
-      it.cache.length += 1;
+      const c = it.cache;
+      for (let l = 0; l < this.blocks.length; l++) {
+        // `made` is layer-major: [layer][sequence][k, v]
+        const kt = made[(l * B + i) * 2] as tf.Tensor2D;
+        const vt = made[(l * B + i) * 2 + 1] as tf.Tensor2D;
+        old.push(...[c.kTail[l], c.vTail[l]].filter((t): t is tf.Tensor2D => t !== null));
+        if (kt.shape[0] >= TAIL_ROWS) {
+          old.push(c.k[l], c.v[l], kt, vt);
+          c.k[l] = tf.concat([c.k[l], kt], 0);
+          c.v[l] = tf.concat([c.v[l], vt], 0);
+          c.kTail[l] = null;
+          c.vTail[l] = null;
+        } else {
+          c.kTail[l] = kt;
+          c.vTail[l] = vt;
+        }
+      }
+      c.length += 1;
     });
+    for (const t of old) t.dispose();
     try {
       return this.lmHead(x);
     } finally {
