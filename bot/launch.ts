@@ -71,7 +71,7 @@ export async function startBots(
   if (deps.botConfig.BOT_ENABLED) {
     try {
       chatBot = new WechatyChatBot({
-        store: deps.store, session: deps.session, config: deps.botConfig, puppet: deps.puppet ?? (await createChatPuppet(deps.botConfig)),
+        store: deps.store, session: deps.session, config: deps.botConfig, puppet: deps.puppet ?? (await createChatPuppet(deps.botConfig, log)),
         operators: deps.coreConfig.OPERATORS, logger: log, printQrCode: deps.printQrCode ?? true,
         sessionFile: deps.botConfig.BOT_KEEP_SESSION ? await privateSessionFile(deps.coreConfig.DATA_DIR, 'chat-bot') : undefined,
       });

@@ -1,6 +1,7 @@
 // Puppet selection from configuration. Wechaty would resolve a puppet name itself, but only logs
 // a multi-line hint on a missing module; importing it here gives one clear error instead, and lets
 // optional puppets (the official-account one is ~156 MB) stay out of package.json.
+import { silentLogger, type Logger } from '../core/logger.js';
 import type { BotConfig } from './config.js';
 
 export class PuppetNotInstalledError extends Error {
@@ -29,9 +30,24 @@ export async function loadPuppetClass(moduleName: string, exportName?: string): 
   return candidate as PuppetClass;
 }
 
-/** The chat bot's puppet from WECHATY_PUPPET and its token variables. */
-export async function createChatPuppet(config: BotConfig): Promise<unknown> {
+/**
+ * The chat bot's puppet from WECHATY_PUPPET and its token variables.
+ *
+ * wechat4u (the default puppet's library) installs, when loaded, a process-wide
+ * `uncaughtException` handler that prints with console.log and keeps the process alive — it
+ * relies on that for its own timers (e.g. a restart after stop). The behaviour is kept (a puppet
+ * error must not stop the platform), but the handler is replaced by one that logs properly.
+ */
+export async function createChatPuppet(config: BotConfig, logger: Logger = silentLogger): Promise<unknown> {
+  const before = new Set(process.listeners('uncaughtException'));
   const Puppet = await loadPuppetClass(config.WECHATY_PUPPET);
+  const added = process.listeners('uncaughtException').filter((l) => !before.has(l));
+  if (added.length > 0) {
+    for (const l of added) process.off('uncaughtException', l);
+    process.on('uncaughtException', (err) => {
+      logger.error({ err: err instanceof Error ? err.stack : String(err) }, 'uncaught exception (kept running: the WeChat puppet needs it)');
+    });
+  }
   const options: Record<string, unknown> = {};
   if (config.WECHATY_PUPPET_SERVICE_TOKEN) options.token = config.WECHATY_PUPPET_SERVICE_TOKEN;
   if (config.WECHATY_PUPPET_SERVICE_ENDPOINT) options.endpoint = config.WECHATY_PUPPET_SERVICE_ENDPOINT;
