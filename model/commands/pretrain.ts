@@ -2,14 +2,14 @@
 // from the run folder's checkpoint when there is one; and `npm run model -- export`: a training
 // checkpoint → a compact model folder (HF layout, float16) such as model/shipped/.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../backend.js';
 import { readCheckpoint, saveCheckpoint } from '../checkpoint.js';
 import { loadDataset } from '../data/shards.js';
 import { readTrainConfig } from '../train/config.js';
 import { formatPerplexityMarkdown, formatSamplesMarkdown, generateSamples, perplexityTable, SAMPLE_SETTINGS } from '../train/report.js';
-import { formatDuration, pretrain, type TrainEvent } from '../train/trainer.js';
+import { formatDuration, pretrain, writeCurve, type TrainEvent } from '../train/trainer.js';
 
 function intArg(v: string): number {
   const n = Number(v);
@@ -116,4 +116,11 @@ export async function exportModel(from: string, out: string, dtype: 'f16' | 'f32
   const tokenizerFiles = names.filter((n) => /^(vocab\.json|merges\.txt|tokenizer_config\.json|special_tokens_map\.json)$/.test(n)).map((n) => path.join(from, n));
   await saveCheckpoint(out, host.config, host.arrays, { dtype: dtype === 'f16' ? 'F16' : 'F32', tokenizerFiles });
   if (names.includes('trainer_state.json')) await copyFile(path.join(from, 'trainer_state.json'), path.join(out, 'trainer_state.json'));
+  // A run folder's checkpoint: the loss curve of the run goes along.
+  const runDir = path.dirname(path.resolve(from));
+  if ((await readdir(runDir)).includes('log.jsonl')) {
+    const c = host.config;
+    const state = JSON.parse(await readFile(path.join(from, 'trainer_state.json'), 'utf8').catch(() => '{}')) as { step?: number };
+    await writeCurve(runDir, `pre-training: ${c.nLayer} layers, ${c.nEmbd} dims, vocab ${c.vocabSize}`, path.join(out, 'loss.svg'), state.step ?? Infinity);
+  }
 }

@@ -146,13 +146,15 @@ async function truncateLog(file: string, step: number): Promise<void> {
   await writeFile(file, kept.length ? `${kept.join('\n')}\n` : '');
 }
 
-async function writeCurve(outDir: string, title: string): Promise<void> {
-  const text = await readFile(path.join(outDir, LOG_FILE), 'utf8').catch(() => '');
+/** Renders `runDir`/log.jsonl as an SVG loss curve into `target` (default `runDir`/loss.svg). */
+export async function writeCurve(runDir: string, title: string, target = path.join(runDir, CURVE_FILE), maxStep = Infinity): Promise<void> {
+  const text = await readFile(path.join(runDir, LOG_FILE), 'utf8').catch(() => '');
   const steps: Array<{ tokens: number; loss: number }> = [];
   const vals: Array<{ tokens: number; loss: number }> = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     const e = JSON.parse(line) as TrainEvent;
+    if ('step' in e && e.step > maxStep) continue;
     if (e.type === 'step') steps.push({ tokens: e.tokensSeen, loss: e.loss });
     if (e.type === 'eval') vals.push({ tokens: e.tokensSeen, loss: e.valLoss });
   }
@@ -161,7 +163,7 @@ async function writeCurve(outDir: string, title: string): Promise<void> {
     { label: 'train loss (moving avg)', color: '#08519c', points: smooth(steps) },
     { label: 'validation loss', color: '#d94801', points: vals, dots: true },
   ]);
-  await writeFile(path.join(outDir, CURVE_FILE), svg);
+  await writeFile(target, svg);
 }
 
 const LOCK_FILE = 'LOCK';
