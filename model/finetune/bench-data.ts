@@ -56,8 +56,10 @@ function shuffle<T>(items: T[], rng: Rng): T[] {
 /** Cuts a (shuffled) list into three disjoint parts in proportion to the split sizes. */
 function splitBy<T>(items: T[], o: BenchDataOptions): Record<'train' | 'valid' | 'test', T[]> {
   const total = o.train + o.valid + o.test;
-  const nTest = Math.floor((items.length * o.test) / total);
-  const nValid = Math.floor((items.length * o.valid) / total);
+  // At least one item for every split that wants examples (small groups such as a rare genre).
+  const share = (n: number) => (n > 0 ? Math.max(1, Math.floor((items.length * n) / total)) : 0);
+  const nTest = share(o.test);
+  const nValid = share(o.valid);
   return { test: items.slice(0, nTest), valid: items.slice(nTest, nTest + nValid), train: items.slice(nTest + nValid) };
 }
 
