@@ -9,7 +9,9 @@
 //    (~1.4 GFLOP/s here vs ~20 for a plain 2-D one): attention's q·kᵀ and p·v were 30 % of a
 //    training step. We wrap the wasm BatchMatMul kernel: transposed operands are transposed once
 //    in JS, then every batch entry runs as a plain 2-D matmul on zero-copy views of the heap.
-// 3. tfjs computes matmul gradients with transposed matmuls (`matMul(dy, b, false, true)`), which
+// 3. tfjs copies every tensor it saves for the backward pass (an Identity kernel: ~450 copies,
+//    ~6 % of a step). Tensors are immutable, so the copy can share the buffer, as Reshape does.
+// 4. tfjs computes matmul gradients with transposed matmuls (`matMul(dy, b, false, true)`), which
 //    on wasm miss XNNPACK and run in a scalar loop (measured 6.7x slower training). We re-register
 //    the BatchMatMul gradient so that it transposes explicitly and multiplies plainly.
 import * as tf from '@tensorflow/tfjs';
@@ -159,6 +161,19 @@ export function installTrainingKernels(): void {
   installed = true;
   if (!tf.getKernel('UnsortedSegmentSum', 'wasm')) {
     tf.registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSumWasm as unknown as tf.KernelFunc });
+  }
+  const identity = tf.getKernel('Identity', 'wasm');
+  if (identity) {
+    tf.unregisterKernel('Identity', 'wasm');
+    tf.registerKernel({
+      ...identity,
+      kernelFunc: ((args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: tf.NamedAttrMap }) => {
+        const { x } = args.inputs as { x: tf.TensorInfo };
+        if (x.dtype === 'string') return (identity.kernelFunc as unknown as (a: typeof args) => tf.TensorInfo)(args);
+        (args.backend as { incRef(dataId: object): void }).incRef(x.dataId);
+        return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      }) as unknown as tf.KernelFunc,
+    });
   }
   originalMatMul = tf.getKernel('BatchMatMul', 'wasm');
   if (originalMatMul && process.env.NEMO_TRAIN_PLAIN_MATMUL !== '1') {
