@@ -11,14 +11,35 @@ export function hourIndex(at: Date): number {
 const dayFormatters = new Map<string, Intl.DateTimeFormat>();
 const partFormatters = new Map<string, Intl.DateTimeFormat>();
 
-/** The calendar day of `at` in `tz`, as YYYY-MM-DD. */
-export function dayKey(at: Date, tz: string): string {
+/** The last day looked up per time zone, as an interval, so the hot path (one usage record per
+ * message) skips Intl formatting while the day lasts. */
+const lastDay = new Map<string, { day: string; start: number; end: number }>();
+
+function dayFormatter(tz: string): Intl.DateTimeFormat {
   let f = dayFormatters.get(tz);
   if (!f) {
     f = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' });
     dayFormatters.set(tz, f);
   }
-  return f.format(at);
+  return f;
+}
+
+/** The calendar day of `at` in `tz`, as YYYY-MM-DD. */
+export function dayKey(at: Date, tz: string): string {
+  const t = at.getTime();
+  const last = lastDay.get(tz);
+  if (last && t >= last.start && t < last.end) return last.day;
+  const f = dayFormatter(tz);
+  const day = f.format(at);
+  if (Number.isNaN(t)) return day;
+  const start = dayStart(day, tz).getTime();
+  const end = dayStart(addDays(day, 1), tz).getTime();
+  // Cached only when Intl agrees on both ends (days are contiguous, so on everything between):
+  // a zone whose midnight is skipped by a clock change simply is not cached that day.
+  if (start <= t && t < end && f.format(start) === day && f.format(end - 1) === day && f.format(start - 1) !== day && f.format(end) !== day) {
+    lastDay.set(tz, { day, start, end });
+  }
+  return day;
 }
 
 /** `day` shifted by `delta` calendar days (pure date arithmetic, no time zone involved). */
@@ -41,11 +62,25 @@ function tzOffset(t: number, tz: string): number {
   return local - Math.floor(t / 1000) * 1000;
 }
 
+const dayStarts = new Map<string, number>();
+
 /** The instant local midnight of `day` in `tz` begins. */
 export function dayStart(day: string, tz: string): Date {
+  // Memoised: a 90-day chart asks for 90 of them per request, each two Intl formatToParts calls.
+  const id = `${tz}|${day}`;
+  let start = dayStarts.get(id);
+  if (start === undefined) {
+    start = computeDayStart(day, tz);
+    if (dayStarts.size >= 4096) dayStarts.clear();
+    dayStarts.set(id, start);
+  }
+  return new Date(start);
+}
+
+function computeDayStart(day: string, tz: string): number {
   const [y, m, d] = day.split('-').map(Number);
   const guess = Date.UTC(y, m - 1, d);
   let start = guess - tzOffset(guess, tz);
   start = guess - tzOffset(start, tz); // a second pass settles days where the offset changes (DST)
-  return new Date(start);
+  return start;
 }

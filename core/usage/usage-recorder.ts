@@ -1,6 +1,7 @@
-// Usage statistics in Redis: per-message counters in hourly and daily hashes (one MULTI per
-// message), active users as HyperLogLogs, a fixed-bucket latency histogram, per-user totals and a
-// "users seen" index for the admin panel. Old data goes away by key expiry (USAGE_RETENTION_DAYS).
+// Usage statistics in Redis: per-message counters in hourly and daily hashes (one Lua script call
+// per message), active users as HyperLogLogs, a fixed-bucket latency histogram, per-user totals
+// and a "users seen" index for the admin panel. Old data goes away by key expiry
+// (USAGE_RETENTION_DAYS).
 import type { CoreConfig } from '../config.js';
 import { guard, type Store } from '../redis.js';
 import { LATENCY_BOUNDS_MS, latencyBucket, quantile } from './latency-histogram.js';
@@ -89,6 +90,63 @@ const RANGE_SPEC: Record<UsageRange, { granularity: 'hour' | 'day'; count: numbe
   '90d': { granularity: 'day', count: 90 },
 };
 const ERROR_OUTCOMES = new Set(['error', 'timeout']);
+
+// One message, atomically, in one call: the same commands the former 45-command MULTI ran (tests
+// compare both), without the client-side cost of 45 queued commands.
+// KEYS: hour hash, day hash, hour HLL, day HLL, userday hash, user hash, users zset.
+// ARGV: tokensIn, tokensOut, isError, latency, 'o:<outcome>', 'c:<channel>', 'lat:<bucket>',
+//       hour TTL s, day TTL s, userId, ISO time, channel, user TTL s, time ms.
+const RECORD_SCRIPT = `
+for i = 1, 2 do
+  local k = KEYS[i]
+  redis.call('HINCRBY', k, 'messages', 1)
+  redis.call('HINCRBY', k, 'tokensIn', ARGV[1])
+  redis.call('HINCRBY', k, 'tokensOut', ARGV[2])
+  redis.call('HINCRBY', k, 'errors', ARGV[3])
+  redis.call('HINCRBY', k, 'latencySum', ARGV[4])
+  redis.call('HINCRBY', k, ARGV[5], 1)
+  redis.call('HINCRBY', k, ARGV[6], 1)
+  redis.call('HINCRBY', k, ARGV[7], 1)
+  redis.call('EXPIRE', k, ARGV[7 + i])
+end
+redis.call('PFADD', KEYS[3], ARGV[10])
+redis.call('EXPIRE', KEYS[3], ARGV[8])
+redis.call('PFADD', KEYS[4], ARGV[10])
+redis.call('EXPIRE', KEYS[4], ARGV[9])
+redis.call('HINCRBY', KEYS[5], ARGV[10], 1)
+redis.call('EXPIRE', KEYS[5], ARGV[9])
+local u = KEYS[6]
+redis.call('HINCRBY', u, 'messages', 1)
+redis.call('HINCRBY', u, 'tokensIn', ARGV[1])
+redis.call('HINCRBY', u, 'tokensOut', ARGV[2])
+redis.call('HINCRBY', u, 'errors', ARGV[3])
+redis.call('HSETNX', u, 'firstSeen', ARGV[11])
+redis.call('HSET', u, 'lastSeen', ARGV[11], 'channel', ARGV[12])
+redis.call('EXPIRE', u, ARGV[13])
+redis.call('ZADD', KEYS[7], 'GT', ARGV[14], ARGV[10])
+return 1
+`;
+
+// A whole chart in one call (one reply to decode instead of two per bucket).
+// KEYS: n counter hashes, then their n HLLs. Returns per bucket the hash as a flat field/value
+// list and the HLL count, then the count of the union of all n HLLs.
+const SERIES_SCRIPT = `
+local n = #KEYS / 2
+local out = {}
+local users = {}
+for i = 1, n do
+  out[2 * i - 1] = redis.call('HGETALL', KEYS[i])
+  out[2 * i] = redis.call('PFCOUNT', KEYS[n + i])
+  users[i] = KEYS[n + i]
+end
+out[2 * n + 1] = redis.call('PFCOUNT', unpack(users))
+return out
+`;
+
+interface UsageScripts {
+  nemoUsageRecord(...args: (string | number)[]): Promise<unknown>;
+  nemoUsageSeries(numKeys: number, ...keys: string[]): Promise<Array<string[] | number>>;
+}
 const LABEL = /^[A-Za-z0-9_.-]{1,32}$/;
 const MAX_NAME = 200;
 
@@ -103,9 +161,16 @@ export class UsageRecorder {
     this.retentionDays = config.USAGE_RETENTION_DAYS;
     this.tz = config.USAGE_TZ ?? 'Asia/Shanghai';
     this.now = options.now ?? (() => new Date());
+    // ioredis runs these by EVALSHA and falls back to EVAL when the server lost its script cache.
+    store.redis.defineCommand('nemoUsageRecord', { numberOfKeys: 7, lua: RECORD_SCRIPT });
+    store.redis.defineCommand('nemoUsageSeries', { lua: SERIES_SCRIPT });
   }
 
-  /** Counts one message (any outcome). One MULTI round trip. */
+  private get scripts(): UsageScripts {
+    return this.store.redis as unknown as UsageScripts;
+  }
+
+  /** Counts one message (any outcome). One atomic script call. */
   async record(e: UsageEvent): Promise<void> {
     checkUserId(e.userId);
     const at = e.at ?? this.now();
@@ -118,31 +183,16 @@ export class UsageRecorder {
     const hour = hourIndex(at);
     const day = dayKey(at, this.tz);
     const retentionS = this.retentionDays * 86_400;
-    const hourTtl = Math.max(1, Math.ceil(((hour + 1) * HOUR_MS - this.now().getTime()) / 1000) + retentionS);
-    const dayTtl = Math.max(1, Math.ceil((dayStart(day, this.tz).getTime() + DAY_MS - this.now().getTime()) / 1000) + retentionS);
+    const nowMs = this.now().getTime();
+    const hourTtl = Math.max(1, Math.ceil(((hour + 1) * HOUR_MS - nowMs) / 1000) + retentionS);
+    const dayTtl = Math.max(1, Math.ceil((dayStart(day, this.tz).getTime() + DAY_MS - nowMs) / 1000) + retentionS);
     const isError = ERROR_OUTCOMES.has(outcome) ? 1 : 0;
-    const m = this.store.redis.multi();
-    for (const [key, ttl] of [[this.k('h', hour), hourTtl], [this.k('d', day), dayTtl]] as const) {
-      m.hincrby(key, 'messages', 1)
-        .hincrby(key, 'tokensIn', tokensIn)
-        .hincrby(key, 'tokensOut', tokensOut)
-        .hincrby(key, 'errors', isError)
-        .hincrby(key, 'latencySum', latency)
-        .hincrby(key, `o:${outcome}`, 1)
-        .hincrby(key, `c:${channel}`, 1)
-        .hincrby(key, `lat:${latencyBucket(latency)}`, 1)
-        .expire(key, ttl);
-    }
-    m.pfadd(this.k('uh', hour), e.userId).expire(this.k('uh', hour), hourTtl);
-    m.pfadd(this.k('ud', day), e.userId).expire(this.k('ud', day), dayTtl);
-    m.hincrby(this.k('userday', day), e.userId, 1).expire(this.k('userday', day), dayTtl);
-    const user = this.k('user', e.userId);
-    m.hincrby(user, 'messages', 1)
-      .hincrby(user, 'tokensIn', tokensIn)
-      .hincrby(user, 'tokensOut', tokensOut)
-      .hincrby(user, 'errors', isError);
-    this.touchCommands(m, e.userId, at, channel, undefined);
-    await guard(() => m.exec());
+    const b = this.store.prefix + 'usage:';
+    await guard(() => this.scripts.nemoUsageRecord(
+      b + 'h:' + hour, b + 'd:' + day, b + 'uh:' + hour, b + 'ud:' + day, b + 'userday:' + day, b + 'user:' + e.userId, b + 'users',
+      tokensIn, tokensOut, isError, latency, 'o:' + outcome, 'c:' + channel, 'lat:' + latencyBucket(latency),
+      hourTtl, dayTtl, e.userId, at.toISOString(), channel, retentionS, at.getTime(),
+    ));
   }
 
   /** Notes that a user was seen (display name and channel for the Users page). */
@@ -158,19 +208,16 @@ export class UsageRecorder {
     const spec = RANGE_SPEC[range];
     if (!spec) throw new RangeError(`unknown range ${String(range)}; expected one of ${USAGE_RANGES.join(', ')}`);
     const slots = this.slots(range, now);
-    const p = this.store.redis.pipeline();
-    for (const s of slots) p.hgetall(s.counters).pfcount(s.users);
-    p.pfcount(...slots.map((s) => s.users));
-    const res = await guard(() => p.exec());
-    if (!res) throw new Error('usage query returned nothing');
+    const res = await guard(() => this.scripts.nemoUsageSeries(2 * slots.length, ...slots.map((s) => s.counters), ...slots.map((s) => s.users)));
+    if (!Array.isArray(res) || res.length !== 2 * slots.length + 1) throw new Error('usage query returned an unexpected answer');
     const totalHist = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
     const totals = emptyCounts();
     let latencySum = 0;
     const buckets: UsageBucket[] = slots.map((s, i) => {
-      const h = (res[2 * i][1] ?? {}) as Record<string, string>;
-      const users = Number(res[2 * i + 1][1] ?? 0);
-      const b = countsFrom(h, users);
+      const h = hashFrom(res[2 * i]);
+      const users = Number(res[2 * i + 1] ?? 0);
       const hist = histFrom(h);
+      const b = countsFrom(h, users, hist);
       hist.forEach((c, j) => (totalHist[j] += c));
       latencySum += Number(h.latencySum ?? 0);
       totals.messages += b.messages;
@@ -181,7 +228,7 @@ export class UsageRecorder {
       addInto(totals.channels, b.channels);
       return { start: s.start, ...b };
     });
-    totals.activeUsers = Number(res[res.length - 1][1] ?? 0);
+    totals.activeUsers = Number(res[res.length - 1] ?? 0);
     totals.latencyP50 = quantile(totalHist, 0.5);
     totals.latencyP95 = quantile(totalHist, 0.95);
     totals.latencyAvg = totals.messages ? Math.round(latencySum / totals.messages) : null;
@@ -316,8 +363,15 @@ function histFrom(h: Record<string, string>): number[] {
   return Array.from({ length: LATENCY_BOUNDS_MS.length + 1 }, (_, i) => Number(h[`lat:${i}`] ?? 0));
 }
 
-function countsFrom(h: Record<string, string>, activeUsers: number): UsageCounts {
-  const hist = histFrom(h);
+/** A flat HGETALL reply (field, value, field, value …) as an object. */
+function hashFrom(flat: unknown): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (!Array.isArray(flat)) return h;
+  for (let i = 0; i + 1 < flat.length; i += 2) h[String(flat[i])] = String(flat[i + 1]);
+  return h;
+}
+
+function countsFrom(h: Record<string, string>, activeUsers: number, hist: number[] = histFrom(h)): UsageCounts {
   const messages = Number(h.messages ?? 0);
   const outcomes: Record<string, number> = {};
   const channels: Record<string, number> = {};
