@@ -64,25 +64,73 @@ interface Pending {
   cleanup(): void;
 }
 
+/** A crashed worker is restarted at most this often per RESTART_WINDOW_MS, then the generator gives up. */
+const MAX_RESTARTS = 3;
+const RESTART_WINDOW_MS = 10 * 60_000;
+
 class WorkerGenerator implements TextGenerator {
   private readonly queue: Pending[] = [];
   private readonly inFlight = new Map<string, Pending>();
   private failure: Error | null = null;
   private closing: Promise<void> | null = null;
+  private worker: Worker | null = null;
+  private readonly restarts: number[] = [];
 
   constructor(
-    private readonly worker: Worker,
+    worker: Worker,
+    private readonly init: WorkerInit,
     private readonly modelInfo: ModelInfo,
     private readonly tokenizer: BpeTokenizer,
     private readonly maxBatch: number,
     private readonly maxQueue: number,
     private readonly timeoutMs: number,
   ) {
+    this.attach(worker);
+  }
+
+  private attach(worker: Worker): void {
+    this.worker = worker;
+    let gone = false;
+    const crashed = (why: string) => {
+      if (gone) return;
+      gone = true;
+      if (this.worker === worker) this.worker = null;
+      if (!this.closing) this.onCrash(why);
+    };
     worker.on('message', (m: FromWorker) => this.onMessage(m));
-    worker.on('error', (err) => this.fail(new GeneratorUnavailableError(`model worker crashed: ${err.message}`)));
-    worker.on('exit', (code) => {
-      if (!this.closing) this.fail(new GeneratorUnavailableError(`model worker exited (code ${code})`));
-    });
+    worker.on('error', (err) => crashed(`model worker crashed: ${err.message}`));
+    worker.on('exit', (code) => crashed(`model worker exited (code ${code})`));
+  }
+
+  /**
+   * The worker died (out of memory, a bug): the requests it held fail, queued ones wait, and a new
+   * worker loads the model again — unless that keeps happening.
+   */
+  private onCrash(why: string): void {
+    const lost = new GeneratorUnavailableError(`${why}; the model is restarting, try again shortly`);
+    for (const p of this.inFlight.values()) {
+      p.cleanup();
+      p.reject(lost);
+    }
+    this.inFlight.clear();
+    const now = Date.now();
+    while (this.restarts.length && now - this.restarts[0] > RESTART_WINDOW_MS) this.restarts.shift();
+    if (this.restarts.length >= MAX_RESTARTS) {
+      this.fail(new GeneratorUnavailableError(`${why}; gave up after ${MAX_RESTARTS} restarts in ${RESTART_WINDOW_MS / 60_000} minutes`));
+      return;
+    }
+    this.restarts.push(now);
+    launch(this.init).then(
+      ({ worker }) => {
+        if (this.closing || this.failure) {
+          void worker.terminate();
+          return;
+        }
+        this.attach(worker);
+        this.pump();
+      },
+      (err: Error) => this.fail(err),
+    );
   }
 
   /** Smoothed decode speed of finished requests (tokens/s per request, queueing excluded). */
@@ -160,6 +208,7 @@ class WorkerGenerator implements TextGenerator {
   }
 
   private pump(): void {
+    if (!this.worker) return; // restarting: the queue waits
     while (this.inFlight.size < this.maxBatch && this.queue.length) {
       const p = this.queue.shift()!;
       p.dispatched = true;
@@ -171,7 +220,7 @@ class WorkerGenerator implements TextGenerator {
   }
 
   private post(m: ToWorker): void {
-    this.worker.postMessage(m);
+    this.worker?.postMessage(m);
   }
 
   private onMessage(m: FromWorker): void {
@@ -221,10 +270,15 @@ class WorkerGenerator implements TextGenerator {
         clearTimeout(kill);
         resolve();
       };
+      const worker = this.worker;
+      if (!worker) {
+        resolve();
+        return;
+      }
       // Give the worker a moment to finish its requests as 'aborted', then make sure it is gone.
-      const kill = setTimeout(() => void this.worker.terminate(), 5000);
-      this.worker.once('exit', done);
-      if (this.failure) void this.worker.terminate();
+      const kill = setTimeout(() => void worker.terminate(), 5000);
+      worker.once('exit', done);
+      if (this.failure) void worker.terminate();
       else this.post({ type: 'close' });
     });
     return this.closing;
@@ -235,30 +289,8 @@ function startWorker(init: WorkerInit): Worker {
   return startTsWorker(new URL('./worker.ts', import.meta.url), init);
 }
 
-/**
- * Starts the generation worker, loads the model there (once) and resolves when it is ready to
- * generate. Rejects with GeneratorUnavailableError (message names the file) when the model
- * cannot be loaded.
- */
-export async function createGenerator(opts: GeneratorOptions = {}): Promise<TextGenerator> {
-  const modelDir = path.resolve(opts.modelDir ?? DEFAULT_MODEL_DIR);
-  const maxBatch = opts.maxBatch ?? 8;
-  const maxQueue = opts.maxQueue ?? 32;
-  const timeoutMs = opts.timeoutMs ?? 60_000;
-  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new GenerationRequestError(`maxBatch must be a positive integer (got ${maxBatch})`);
-  if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new GenerationRequestError(`maxQueue must be an integer >= 0 (got ${maxQueue})`);
-  if (!existsSync(modelDir)) throw new GeneratorUnavailableError(`model directory ${modelDir} does not exist`);
-  let tokenizer: BpeTokenizer;
-  try {
-    const cfgFile = path.join(modelDir, 'config.json');
-    tokenizer = await loadTokenizerFor(modelDir, existsSync(cfgFile) ? await readConfigFile(cfgFile) : undefined);
-  } catch (err) {
-    throw new GeneratorUnavailableError((err as Error).message);
-  }
-  const threads = opts.threads ?? defaultThreads();
-  if (!Number.isInteger(threads) || threads < 1 || threads > 4) throw new GenerationRequestError(`threads must be 1 to 4 (got ${threads})`);
-  const batch = Math.min(maxBatch, MAX_BATCH_ROWS);
-  const init: WorkerInit = { modelDir, maxBatch: batch, backend: opts.backend, threads };
+/** Starts a generation worker and waits until its model is loaded. */
+async function launch(init: WorkerInit): Promise<{ worker: Worker; info: ModelInfo }> {
   const worker = startWorker(init);
   const info = await new Promise<ModelInfo>((resolve, reject) => {
     const onMessage = (m: FromWorker) => {
@@ -290,5 +322,33 @@ export async function createGenerator(opts: GeneratorOptions = {}): Promise<Text
     await worker.terminate();
     throw err;
   });
-  return new WorkerGenerator(worker, info, tokenizer, batch, maxQueue, timeoutMs);
+  return { worker, info };
+}
+
+/**
+ * Starts the generation worker, loads the model there (once) and resolves when it is ready to
+ * generate. Rejects with GeneratorUnavailableError (message names the file) when the model
+ * cannot be loaded.
+ */
+export async function createGenerator(opts: GeneratorOptions = {}): Promise<TextGenerator> {
+  const modelDir = path.resolve(opts.modelDir ?? DEFAULT_MODEL_DIR);
+  const maxBatch = opts.maxBatch ?? 8;
+  const maxQueue = opts.maxQueue ?? 32;
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new GenerationRequestError(`maxBatch must be a positive integer (got ${maxBatch})`);
+  if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new GenerationRequestError(`maxQueue must be an integer >= 0 (got ${maxQueue})`);
+  if (!existsSync(modelDir)) throw new GeneratorUnavailableError(`model directory ${modelDir} does not exist`);
+  let tokenizer: BpeTokenizer;
+  try {
+    const cfgFile = path.join(modelDir, 'config.json');
+    tokenizer = await loadTokenizerFor(modelDir, existsSync(cfgFile) ? await readConfigFile(cfgFile) : undefined);
+  } catch (err) {
+    throw new GeneratorUnavailableError((err as Error).message);
+  }
+  const threads = opts.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1 || threads > 4) throw new GenerationRequestError(`threads must be 1 to 4 (got ${threads})`);
+  const batch = Math.min(maxBatch, MAX_BATCH_ROWS);
+  const init: WorkerInit = { modelDir, maxBatch: batch, backend: opts.backend, threads };
+  const { worker, info } = await launch(init);
+  return new WorkerGenerator(worker, init, info, tokenizer, batch, maxQueue, timeoutMs);
 }

@@ -120,6 +120,24 @@ test('two model threads (tensor parallel) give the same text as one', async () =
   }
 });
 
+test('a crashed model worker fails its requests, restarts, and serves the queue', async () => {
+  const gen = await createGenerator({ modelDir, maxBatch: 1, maxQueue: 4, threads: 1 });
+  try {
+    const a = firstChunk();
+    const running = gen.generate({ prompt: PROMPT, maxNewTokens: 500, minNewTokens: 500, onText: a.onText });
+    const queued = gen.generate({ prompt: PROMPT, maxNewTokens: 4, minNewTokens: 4 });
+    await a.started;
+    // Simulate a crash (e.g. out of memory) of the worker thread.
+    await (gen as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await assert.rejects(running, (e: Error) => e instanceof GeneratorUnavailableError && /restarting/.test(e.message));
+    const r = await queued;
+    assert.equal(r.completionTokens, 4);
+    assert.equal((await gen.generate({ prompt: PROMPT, maxNewTokens: 2, minNewTokens: 2 })).completionTokens, 2);
+  } finally {
+    await gen.close();
+  }
+});
+
 test('a missing or corrupt model gives GeneratorUnavailableError naming the file', async () => {
   await assert.rejects(createGenerator({ modelDir: path.join(dir, 'absent') }), (e: Error) => e instanceof GeneratorUnavailableError && /does not exist/.test(e.message));
   const bad = path.join(dir, 'bad');
