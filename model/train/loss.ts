@@ -1,6 +1,7 @@
 // The language-model objective: mean cross-entropy of next-token logits against the targets,
 // with a hand-written gradient (softmax − one-hot) / N. Autograd through logSoftmax + gather would
-// build several [N, V] intermediates and need `gather`'s gradient; this needs one softmax.
+// build several [N, V] intermediates; here the forward pass reads the target logits with one
+// gather and the backward pass is one softmax, one scale and a scatter of N entries.
 import * as tf from '@tensorflow/tfjs';
 
 /**
@@ -9,21 +10,31 @@ import * as tf from '@tensorflow/tfjs';
  */
 export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
   const [n, v] = logits.shape;
+  // Row-major positions of the target logits, and the same as (row, column) pairs.
+  const t = targets.dataSync();
+  const flat = new Int32Array(n);
+  const pairs = new Int32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    flat[i] = i * v + t[i];
+    pairs[2 * i] = i;
+    pairs[2 * i + 1] = t[i];
+  }
+
   const fn = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const lg = args[0] as tf.Tensor2D;
     const save = args[1] as tf.GradSaveFunc;
-    // int32 one-hot, then cast: wasm's OneHot kernel ignores the dtype argument and writes int32
-    // bits into a float32 tensor (every "1" reads as 1.4e-45), which made the loss go negative.
-    const oneHot = tf.cast(tf.oneHot(targets, v), 'float32');
-    const lse = tf.logSumExp(lg, 1); // [N]
-    const picked = tf.sum(tf.mul(lg, oneHot), 1); // [N]
-    const value = tf.mean(tf.sub(lse, picked)) as tf.Scalar;
-    save([lg, oneHot]);
+    const flatIdx = tf.tensor1d(flat, 'int32');
+    const picked = tf.gather(tf.reshape(lg, [-1]), flatIdx); // [N]
+    const value = tf.mean(tf.sub(tf.logSumExp(lg, 1), picked)) as tf.Scalar;
+    save([lg, flatIdx]); // saved tensors outlive the forward pass's scope
     return {
       value,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [l, oh] = saved;
-        return [tf.mul(tf.sub(tf.softmax(l, -1), oh), tf.div(dy as tf.Tensor, n))];
+        const scale = tf.div(dy as tf.Tensor, n); // scalar
+        const g = tf.mul(tf.softmax(saved[0], -1), scale); // softmax / N
+        // − 1/N at each row's target: one scatter of N values instead of an [N, V] one-hot.
+        const at = tf.sub(tf.gather(tf.reshape(g, [-1]), saved[1]), scale);
+        return [tf.tensorScatterUpdate(g, tf.tensor2d(pairs, [n, 2], 'int32'), at)];
       },
     };
   });
