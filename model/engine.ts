@@ -8,7 +8,7 @@
 //    the last position's logits are computed;
 //  - decode attention of one query against T cached keys uses a head-indicator matrix S [C, H]:
 //    scores[T,H] = (K ⊙ q) S, and the weighted values are 1ᵀ((pᵀ Sᵀ) ⊙ V) — all plain 2-D ops;
-//  - prefill attention loops over heads with 2-D matmuls.
+//  - prefill attention loops over heads with 2-D matmuls; a prompt can be fed in chunks (extend).
 // An Engine can be one shard of a tensor-parallel group (shard.ts): it then owns some heads, part
 // of the MLP and a vocabulary range, and sums partial results with its peers through `comm`.
 import * as tf from '@tensorflow/tfjs';
@@ -48,6 +48,8 @@ export function disposeCache(c: KvCache): void {
 export interface InferenceEngine {
   readonly config: GptConfig;
   prefill(ids: number[]): { cache: KvCache; logits: Float32Array };
+  /** Feeds several more tokens to an existing cache (chunked prefill); logits of the last one. */
+  extend(cache: KvCache, ids: number[]): Float32Array;
   step(items: Array<{ cache: KvCache; token: number }>): Float32Array[];
   release(cache: KvCache): void;
   warmUp(): void;
@@ -92,7 +94,6 @@ export class Engine implements InferenceEngine {
   /** head indicator [Cs, Hs] and its transpose */
   private readonly s: tf.Tensor2D;
   private readonly sT: tf.Tensor2D;
-  private readonly masks = new Map<number, tf.Tensor2D>();
   private readonly all: tf.Tensor[] = [];
   private nextId = 1;
   private disposed = false;
@@ -157,18 +158,6 @@ export class Engine implements InferenceEngine {
     disposeCache(cache);
   }
 
-  private mask(T: number): tf.Tensor2D {
-    let m = this.masks.get(T);
-    if (!m) {
-      const a = new Float32Array(T * T);
-      for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) a[i * T + j] = -1e9;
-      m = tf.tensor2d(a, [T, T]);
-      // Cached (kept beyond the caller's tidy) for the common lengths only.
-      if (this.masks.size < 64) this.masks.set(T, tf.keep(m));
-    }
-    return m;
-  }
-
   private layerNorm(x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D): tf.Tensor2D {
     const { mean, variance } = tf.moments(x, -1, true);
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.config.layerNormEpsilon))), g), b);
@@ -218,9 +207,13 @@ export class Engine implements InferenceEngine {
    * Runs the prompt; returns a new cache (caller releases it) and the logits of the last position.
    * `ids` must fit the context. `id` names the cache (tensor-parallel peers use the same id).
    */
-  validatePrefill(ids: number[]): void {
+  validatePrefill(ids: number[], cache?: KvCache): void {
     this.check();
     checkIds(this.config, [ids]);
+    const T0 = cache?.length ?? 0;
+    if (T0 + ids.length > this.config.nPositions) {
+      throw new Error(`${T0} cached + ${ids.length} new tokens exceed the context of ${this.config.nPositions}`);
+    }
   }
 
   validateStep(items: Array<{ cache: KvCache; token: number }>): void {
@@ -232,62 +225,99 @@ export class Engine implements InferenceEngine {
     }
   }
 
+  /**
+   * Runs the prompt; returns a new cache (caller releases it) and the logits of the last position.
+   * `ids` must fit the context. `id` names the cache (tensor-parallel peers use the same id).
+   */
   prefill(ids: number[], id = this.nextId++): { cache: KvCache; logits: Float32Array } {
     this.validatePrefill(ids);
+    const cache: KvCache = { id, k: [], v: [], kTail: [], vTail: [], length: 0 };
+    const logits = this.run(cache, ids);
+    return { cache, logits };
+  }
+
+  /** Feeds `ids` after the cached tokens (chunked prefill); returns the last position's logits. */
+  extend(cache: KvCache, ids: number[]): Float32Array {
+    this.validatePrefill(ids, cache);
+    return this.run(cache, ids);
+  }
+
+  /**
+   * The multi-token pass: new tokens attend to the cached ones and causally to each other.
+   * Attention loops over heads with plain 2-D matmuls. The cache is updated only on success.
+   */
+  private run(cache: KvCache, ids: number[]): Float32Array {
     const { nEmbd } = this.config;
     const D = headSize(this.config);
     const H = this.hs;
     const C = this.cs;
     const T = ids.length;
+    const T0 = cache.length;
+    const S = T0 + T;
     const scale = 1 / Math.sqrt(D);
+    // Row i (position T0 + i) sees columns 0..T0+i.
+    const maskData = new Float32Array(T * S);
+    for (let i = 0; i < T; i++) maskData.fill(-1e9, i * S + T0 + i + 1, (i + 1) * S);
     // One tidy per layer (and per head): only the running activations, not every intermediate of
     // the whole pass, are alive at once — the wasm heap grows to the peak and never shrinks.
-    let x = tf.tidy(() => this.embed(ids, tf.slice(this.wpe, [0, 0], [T, nEmbd])));
+    let x = tf.tidy(() => this.embed(ids, tf.slice(this.wpe, [T0, 0], [T, nEmbd])));
+    const mask = tf.tensor2d(maskData, [T, S]);
     const ks: tf.Tensor2D[] = [];
     const vs: tf.Tensor2D[] = [];
     try {
-      const mask = tf.tidy(() => this.mask(T));
-      for (const b of this.blocks) {
-        const [nx, k, v] = tf.tidy(() => {
+      this.blocks.forEach((b, l) => {
+        const [nx, kAll, vAll] = tf.tidy(() => {
           const qkv = this.dense(x, b.qkvW, b.qkvB); // [T, 3C]
           const q = tf.mul(tf.slice(qkv, [0, 0], [T, C]), scale);
-          const k = tf.slice(qkv, [0, C], [T, C]) as tf.Tensor2D;
-          const v = tf.slice(qkv, [0, 2 * C], [T, C]) as tf.Tensor2D;
+          const kNew = tf.slice(qkv, [0, C], [T, C]) as tf.Tensor2D;
+          const vNew = tf.slice(qkv, [0, 2 * C], [T, C]) as tf.Tensor2D;
+          const past = (a: tf.Tensor2D | undefined, tail: tf.Tensor2D | null | undefined) => [a, tail].filter((t): t is tf.Tensor2D => !!t);
+          const k = T0 ? tf.concat([...past(cache.k[l], cache.kTail[l]), kNew], 0) as tf.Tensor2D : kNew; // [S, C]
+          const v = T0 ? tf.concat([...past(cache.v[l], cache.vTail[l]), vNew], 0) as tf.Tensor2D : vNew;
           const qh = tf.transpose(tf.reshape(q, [T, H, D]), [1, 0, 2]); // [H, T, D]
-          const kh = tf.transpose(tf.reshape(k, [T, H, D]), [1, 2, 0]); // [H, D, T]
-          const vh = tf.transpose(tf.reshape(v, [T, H, D]), [1, 0, 2]); // [H, T, D]
+          const kh = tf.transpose(tf.reshape(k, [S, H, D]), [1, 2, 0]); // [H, D, S]
+          const vh = tf.transpose(tf.reshape(v, [S, H, D]), [1, 0, 2]); // [H, S, D]
           const heads: tf.Tensor2D[] = [];
           for (let h = 0; h < H; h++) {
             heads.push(tf.tidy(() => {
               const idx = tf.tensor1d([h], 'int32');
-              const w = tf.add(tf.matMul(tf.reshape(tf.gather(qh, idx), [T, D]), tf.reshape(tf.gather(kh, idx), [D, T])), mask);
-              return tf.matMul(tf.softmax(w), tf.reshape(tf.gather(vh, idx), [T, D]));
+              const w = tf.add(tf.matMul(tf.reshape(tf.gather(qh, idx), [T, D]), tf.reshape(tf.gather(kh, idx), [D, S])), mask);
+              return tf.matMul(tf.softmax(w), tf.reshape(tf.gather(vh, idx), [S, D]));
             }));
           }
           return [this.finishBlock(b, x, H === 1 ? heads[0] : tf.concat(heads, 1)), k, v] as const;
         });
         x.dispose();
         x = nx;
-        ks.push(k);
-        vs.push(v);
-      }
-      if (!this.masks.has(T)) mask.dispose();
+        ks.push(kAll);
+        vs.push(vAll);
+      });
     } catch (err) {
       x.dispose();
       for (const t of [...ks, ...vs]) t.dispose();
       throw err;
+    } finally {
+      mask.dispose();
     }
     const last = tf.tidy(() => tf.gather(x, tf.tensor1d([T - 1], 'int32')) as tf.Tensor2D);
     x.dispose();
+    let logits: Float32Array;
     try {
-      const [logits] = this.lmHead(last);
-      return { cache: { id, k: ks, v: vs, kTail: ks.map(() => null), vTail: vs.map(() => null), length: T }, logits };
+      [logits] = this.lmHead(last);
     } catch (err) {
       for (const t of [...ks, ...vs]) t.dispose();
       throw err;
     } finally {
       last.dispose();
     }
+    // Commit: the whole sequence becomes the cache block.
+    for (const t of [...cache.k, ...cache.v, ...cache.kTail, ...cache.vTail]) t?.dispose();
+    cache.k = ks;
+    cache.v = vs;
+    cache.kTail = ks.map(() => null);
+    cache.vTail = vs.map(() => null);
+    cache.length = S;
+    return logits;
   }
 
   /**
@@ -387,7 +417,6 @@ export class Engine implements InferenceEngine {
     this.disposed = true;
     this.s.dispose();
     this.sT.dispose();
-    for (const m of this.masks.values()) m.dispose();
     for (const t of this.all) t.dispose();
   }
 }

@@ -95,6 +95,12 @@ export class ParallelEngine implements InferenceEngine {
     return this.local.prefill(ids, id);
   }
 
+  extend(cache: KvCache, ids: number[]): Float32Array {
+    this.local.validatePrefill(ids, cache);
+    this.post({ op: 'extend', id: cache.id, ids });
+    return this.local.extend(cache, ids);
+  }
+
   step(items: Array<{ cache: KvCache; token: number }>): Float32Array[] {
     if (items.length > MAX_BATCH_ROWS) throw new Error(`at most ${MAX_BATCH_ROWS} sequences per step`);
     this.local.validateStep(items);

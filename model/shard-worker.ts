@@ -1,5 +1,5 @@
 // A peer thread of the tensor-parallel engine (parallel.ts): holds one shard of the weights and
-// mirrors every prefill/step/release of shard 0, exchanging partial sums through shared memory.
+// mirrors every prefill/extend/step/release of shard 0, exchanging partial sums through shared memory.
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from './backend.js';
 import { Engine, type KvCache } from './engine.js';
@@ -16,6 +16,7 @@ export interface ShardWorkerInit {
 
 export type ToShard =
   | { op: 'prefill'; id: number; ids: number[] }
+  | { op: 'extend'; id: number; ids: number[] }
   | { op: 'step'; items: Array<{ id: number; token: number }> }
   | { op: 'release'; id: number }
   | { op: 'close' };
@@ -37,6 +38,10 @@ try {
     try {
       if (m.op === 'prefill') {
         caches.set(m.id, engine.prefill(m.ids, m.id).cache);
+      } else if (m.op === 'extend') {
+        const cache = caches.get(m.id);
+        if (!cache) throw new Error(`unknown sequence ${m.id}`);
+        engine.extend(cache, m.ids);
       } else if (m.op === 'step') {
         engine.step(m.items.map((it) => {
           const cache = caches.get(it.id);

@@ -74,6 +74,27 @@ test('long decodes (KV tails merged into the cache block) still equal the refere
   engine.dispose();
 });
 
+test('chunked prefill (extend after cached tokens and a KV tail) equals the reference', async () => {
+  const engine = await engineFrom(hfDir);
+  const ids = [3, 14, 15];
+  const { cache } = engine.prefill(ids);
+  for (const t of [9, 26]) {
+    ids.push(t);
+    engine.step([{ cache, token: t }]);
+  }
+  const chunk = [5, 35, 8, 9, 7];
+  ids.push(...chunk);
+  const l = engine.extend(cache, chunk);
+  assert.equal(cache.length, ids.length);
+  assert.ok(maxAbsDiff(l, lastRow(referenceLogits(cfg, arrays, ids))) < 1e-4);
+  ids.push(11);
+  const [l2] = engine.step([{ cache, token: 11 }]);
+  assert.ok(maxAbsDiff(l2, lastRow(referenceLogits(cfg, arrays, ids))) < 1e-4);
+  assert.throws(() => engine.extend(cache, new Array(cfg.nPositions).fill(1)), /exceed the context/);
+  engine.release(cache);
+  engine.dispose();
+});
+
 test('batched decoding of sequences of different lengths equals one-at-a-time decoding', async () => {
   const engine = await engineFrom(hfDir);
   const prompts = [[1, 2, 3], [50], [9, 8, 7, 6, 5, 4, 3]];
@@ -182,6 +203,10 @@ test('tensor-parallel engine (2 threads) equals the single-thread engine', async
       const lb = par.step(b.map((r, i) => ({ cache: r.cache, token: (s * 13 + i * 7) % cfg.vocabSize })));
       la.forEach((l, i) => assert.ok(maxAbsDiff(l, lb[i]) < 1e-4, `step ${s} seq ${i}`));
     }
+    // Chunked prefill on both.
+    const ea = single.extend(a[1].cache, [1, 2, 3]);
+    const eb = par.extend(b[1].cache, [1, 2, 3]);
+    assert.ok(maxAbsDiff(ea, eb) < 1e-4, 'extend');
     // Bad input is refused before any thread starts computing: the group stays usable.
     assert.throws(() => par.prefill([1, 999]), /outside the vocabulary/);
     const again = par.prefill([1, 2, 3]);
