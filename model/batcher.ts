@@ -1,5 +1,6 @@
 // Continuous batching: every active request advances by one token in ONE engine step (the
-// weights are read once for all of them); new requests join between steps after their prefill,
+// weights are read once for all of them); new requests join between steps after their prefill
+// (fed in chunks between steps, so running streams keep going),
 // finished, cancelled or timed-out ones leave between steps. Runs on whichever thread owns the
 // engine (the generation worker, or the CLI's main thread).
 import type { InferenceEngine, KvCache } from './engine.js';
@@ -31,14 +32,22 @@ export interface BatcherStats {
 export class Batcher {
   private readonly pending: BatchJob[] = [];
   private readonly active: Active[] = [];
+  /** The job whose prompt is being fed, a chunk per iteration, while the others keep decoding. */
+  private filling: { job: BatchJob; cache: KvCache | null; fed: number } | null = null;
   private running = false;
   private closed = false;
   private steps = 0;
   private tokens = 0;
 
+  /**
+   * `prefillChunk`: prompt tokens fed per iteration while other requests are decoding, so a long
+   * prompt delays them by one chunk per token instead of by its whole prefill (GPT-1 on one wasm
+   * thread: ~0.5 s per 64 tokens). Alone, a prompt is fed in one go.
+   */
   constructor(
     private readonly engine: InferenceEngine,
     private readonly maxBatch: number,
+    private readonly prefillChunk = 64,
   ) {}
 
   add(job: BatchJob): void {
@@ -59,17 +68,30 @@ export class Batcher {
       job.onDone(job.seq.result());
       return;
     }
+    if (this.filling?.job.id === id) {
+      this.dropFilling(reason);
+      return;
+    }
     const a = this.active.findIndex((x) => x.job.id === id);
     if (a >= 0) this.retire(a, reason);
   }
 
+  private dropFilling(reason: FinishReason): void {
+    const f = this.filling!;
+    this.filling = null;
+    if (f.cache) this.engine.release(f.cache);
+    f.job.seq.finish(reason);
+    f.job.onDone(f.job.seq.result());
+  }
+
   stats(): BatcherStats {
-    return { active: this.active.length, pending: this.pending.length, steps: this.steps, tokens: this.tokens };
+    return { active: this.active.length + (this.filling ? 1 : 0), pending: this.pending.length, steps: this.steps, tokens: this.tokens };
   }
 
   close(): void {
     this.closed = true;
     for (const j of this.pending.splice(0)) j.onError(new Error('generator closed'));
+    if (this.filling) this.dropFilling('aborted');
     while (this.active.length) this.retire(0, 'aborted');
   }
 
@@ -89,9 +111,11 @@ export class Batcher {
   private loop(): void {
     try {
       this.expire();
-      // At most one prefill per iteration: a long prompt delays the running streams by one
-      // prefill, not by the whole queue's.
-      if (this.active.length < this.maxBatch && this.pending.length) this.admit(this.pending.shift()!);
+      // One prompt at a time is fed, a chunk per iteration, between batched decode steps.
+      if (!this.filling && this.active.length < this.maxBatch && this.pending.length) {
+        this.filling = { job: this.pending.shift()!, cache: null, fed: 0 };
+      }
+      if (this.filling) this.feed();
       if (this.active.length) this.step();
     } catch (err) {
       // An engine failure (e.g. out of memory) fails the requests in flight, not the process.
@@ -101,7 +125,7 @@ export class Batcher {
         a.job.onError(e);
       }
     }
-    if (this.active.length || this.pending.length) setImmediate(() => this.loop());
+    if (this.active.length || this.pending.length || this.filling) setImmediate(() => this.loop());
     else this.running = false;
   }
 
@@ -119,25 +143,36 @@ export class Batcher {
       const d = this.active[i].job.deadline;
       if (d !== undefined && now >= d) this.retire(i, 'timeout');
     }
+    const fd = this.filling?.job.deadline;
+    if (fd !== undefined && now >= fd) this.dropFilling('timeout');
   }
 
-  private admit(job: BatchJob): void {
-    let cache: KvCache | undefined;
+  private feed(): void {
+    const f = this.filling!;
+    const ids = f.job.seq.promptIds;
+    const n = this.active.length ? this.prefillChunk : ids.length;
+    const chunk = ids.slice(f.fed, f.fed + n);
+    let logits: Float32Array;
     try {
-      const r = this.engine.prefill(job.seq.promptIds);
-      cache = r.cache;
-      const next = job.seq.accept(r.logits);
-      this.tokens++;
-      if (next === null) {
-        this.engine.release(cache);
-        job.onDone(job.seq.result());
-        return;
-      }
-      this.active.push({ job, cache, next });
+      if (f.cache) logits = this.engine.extend(f.cache, chunk);
+      else ({ cache: f.cache, logits } = this.engine.prefill(chunk));
     } catch (err) {
-      if (cache) this.engine.release(cache);
-      job.onError(err instanceof Error ? err : new Error(String(err)));
+      this.filling = null;
+      if (f.cache) this.engine.release(f.cache);
+      f.job.onError(err instanceof Error ? err : new Error(String(err)));
+      return;
     }
+    f.fed += chunk.length;
+    if (f.fed < ids.length) return;
+    this.filling = null;
+    const next = f.job.seq.accept(logits);
+    this.tokens++;
+    if (next === null) {
+      this.engine.release(f.cache);
+      f.job.onDone(f.job.seq.result());
+      return;
+    }
+    this.active.push({ job: f.job, cache: f.cache, next });
   }
 
   private step(): void {

@@ -160,3 +160,22 @@ test('requests decoded together give the same text as one at a time', async () =
   const together = await Promise.all(opts.map((o, i) => run(o, prompts[i])));
   together.forEach((r, i) => assert.deepEqual(r.ids, alone[i].ids, `request ${i}`));
 });
+
+test('prompts fed in chunks between decode steps give the same text', async () => {
+  const chunked = new Batcher(rt.engine, 4, 3); // 3-token chunks whenever another request is decoding
+  try {
+    const opts = [1, 2, 3].map((seed) => ({ seed, temperature: 1, maxNewTokens: 15, minNewTokens: 15 }));
+    const prompts = [PROMPT, 'User: tell me a story about a cat.\nBot:', '今天天气很好，我们去公园散步吧。'];
+    const alone: Run[] = [];
+    for (let i = 0; i < 3; i++) alone.push(await run(opts[i], prompts[i]));
+    const together = await Promise.all(opts.map((o, i) => new Promise<Run>((resolve, reject) => {
+      const chunks: string[] = [];
+      const seq = new Sequence(rt.tokenizer, rt.config, prompts[i], o, (c) => chunks.push(c));
+      chunked.add({ id: String(i), seq, onDone: (r) => resolve({ ...r, chunks, ids: seq.generated }), onError: reject });
+    })));
+    together.forEach((r, i) => assert.deepEqual(r.ids, alone[i].ids, `request ${i}`));
+    assert.ok(chunked.stats().steps > 0);
+  } finally {
+    chunked.close();
+  }
+});
