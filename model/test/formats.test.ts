@@ -1,11 +1,16 @@
 // File formats and conversions below the checkpoint loader: float16/bfloat16, safetensors and npy
 // edge cases, backend selection errors.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { test } from 'node:test';
 import { BackendError, initBackend } from '../backend.js';
+import { makeConfig } from '../config.js';
 import { CheckpointError } from '../errors.js';
 import { bfloat16ToFloat32, float32ToHalf, halfToFloat32 } from '../float16.js';
 import { parseNpy } from '../npy.js';
+import { paramSpecs } from '../params.js';
 import { parseSafetensors } from '../safetensors.js';
 
 function safetensors(header: object, data: Buffer): Buffer {
@@ -80,4 +85,17 @@ test('npy: float16/float64 read, Fortran order and bad dtypes refused', () => {
 
 test('an unknown TFJS_BACKEND value is a clear error', async () => {
   await assert.rejects(initBackend('gpu'), (e: Error) => e instanceof BackendError && /TFJS_BACKEND must be node, wasm or cpu/.test(e.message));
+});
+
+test('the original release\'s params_shapes.json matches our parameter order and shapes', async (t) => {
+  const file = path.resolve('..', 'shared', 'gpt1', 'params_shapes.json');
+  if (!existsSync(file)) {
+    t.skip(`${file} is absent (the GPT-1 release files live outside the project)`);
+    return;
+  }
+  const shapes = JSON.parse(await readFile(file, 'utf8')) as number[][];
+  const specs = paramSpecs(makeConfig());
+  assert.equal(shapes.length, specs.length);
+  // Conv weights are stored [1, in, out]; the loader squeezes the leading 1.
+  shapes.forEach((s, i) => assert.deepEqual(s.length === 3 ? s.slice(1) : s, specs[i].shape, specs[i].name));
 });
