@@ -162,16 +162,15 @@ export class ChatSession {
       }
     }
     const latencyMs = performance.now() - started;
-    const settled = (async () => {
-      if (remember) {
-        try {
-          await this.memory.append(msg.userId, remember);
-        } catch (err) {
+    // Memory and usage are independent writes: sent together, they share one round trip.
+    const settled = Promise.all([
+      remember
+        ? this.memory.append(msg.userId, remember).catch((err: unknown) => {
           this.log.warn({ err: (err as Error).message, userId: msg.userId }, 'turn not remembered');
-        }
-      }
-      await this.record(msg, reply, latencyMs);
-    })();
+        })
+        : undefined,
+      this.record(msg, reply, latencyMs),
+    ]).then(() => undefined);
     return { reply, settled };
   }
 

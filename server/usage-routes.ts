@@ -38,18 +38,18 @@ export async function buildUsageView(usage: UsageSource, keys: KeyService | unde
   const [series, daily, failed] = await Promise.all([
     usage.series(range),
     dailyRange === range ? null : usage.series(dailyRange),
-    keys ? keys.failedAttemptsByHour(HOURS[range]) : Promise.resolve([]),
+    keys ? keys.failedAttemptsHourly(HOURS[range]) : Promise.resolve({ startMs: 0, counts: [] as number[] }),
   ]);
   const starts = series.buckets.map((b) => new Date(b.start).getTime());
   const bucketMs = starts.length > 1 ? starts[1] - starts[0] : 3_600_000;
   // Spread hourly failed attempts into the series' buckets (hours or days).
   const failedPer = new Array<number>(starts.length).fill(0);
   let j = 0;
-  for (const f of failed) {
-    const t = new Date(f.start).getTime();
+  failed.counts.forEach((count, i) => {
+    const t = failed.startMs + i * 3_600_000;
     while (j + 1 < starts.length && starts[j + 1] <= t) j++;
-    if (starts.length && t >= starts[0] && t < starts[starts.length - 1] + bucketMs) failedPer[j] += f.count;
-  }
+    if (starts.length && t >= starts[0] && t < starts[starts.length - 1] + bucketMs) failedPer[j] += count;
+  });
   // Only what the charts draw (per-bucket outcome and channel tables would double the payload).
   const buckets = series.buckets.map((b, i) => ({
     start: b.start, messages: b.messages, tokensIn: b.tokensIn, tokensOut: b.tokensOut, errors: b.errors,

@@ -97,3 +97,19 @@ if n >= tonumber(ARGV[5]) then
 end
 return {'wrong', tonumber(ARGV[5]) - n}
 `;
+
+/**
+ * A user's authorisation state, read as one consistent snapshot (the bot asks on every message:
+ * one script call instead of a four-command MULTI). KEYS: current, previous, user.
+ * Returns {current version, previous version, previous retiredAtMs, user's version, user's at}
+ * (nil where absent).
+ */
+export const AUTH_LUA = `
+return {
+  redis.call('HGET', KEYS[1], 'version'),
+  redis.call('HGET', KEYS[2], 'version'),
+  redis.call('HGET', KEYS[2], 'retiredAtMs'),
+  redis.call('HGET', KEYS[3], 'v'),
+  redis.call('HGET', KEYS[3], 'at'),
+}
+`;

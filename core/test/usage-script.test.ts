@@ -48,6 +48,17 @@ async function recordByMulti(store: Store, e: UsageEvent, nowMs: number): Promis
   await m.exec();
 }
 
+/** The pre-script touchUser() (the reference). */
+async function touchByMulti(store: Store, u: { userId: string; displayName?: string; channel?: string; at: Date }): Promise<void> {
+  const user = store.key('usage', 'user', u.userId);
+  const iso = u.at.toISOString();
+  const m = store.redis.multi().hsetnx(user, 'firstSeen', iso).hset(user, 'lastSeen', iso);
+  if (u.channel) m.hset(user, 'channel', /^[A-Za-z0-9_.-]{1,32}$/.test(u.channel) ? u.channel : 'other');
+  if (u.displayName !== undefined) m.hset(user, 'displayName', u.displayName.slice(0, 200));
+  m.expire(user, RETENTION_DAYS * 86_400).zadd(store.key('usage', 'users'), 'GT', u.at.getTime(), u.userId);
+  await m.exec();
+}
+
 /** Everything under the store's usage prefix, by key name without the prefix. */
 async function dump(store: Store): Promise<Map<string, { type: string; ttl: number; value: unknown }>> {
   const names = (await store.redis.keys(`${store.prefix}usage:*`)).sort();
@@ -84,7 +95,7 @@ function events(nowMs: number): UsageEvent[] {
   return list;
 }
 
-test('record() by script writes exactly what the former MULTI wrote (counts, HLLs, histogram, index, TTLs)', async () => {
+test('record() and touchUser() by script write exactly what the former MULTIs wrote (counts, HLLs, histogram, index, TTLs)', async () => {
   const nowMs = Date.parse('2026-03-10T15:59:30Z'); // 23:59:30 in Shanghai: next events cross midnight
   const viaScript = await openTestStore('usage-script');
   const viaMulti = await openTestStore('usage-multi');
@@ -94,6 +105,16 @@ test('record() by script writes exactly what the former MULTI wrote (counts, HLL
     for (const e of list) {
       await usage.record(e);
       await recordByMulti(viaMulti, e, nowMs);
+    }
+    const touches = [
+      { userId: 'wxid_1', displayName: '新名字 🙂', channel: 'wechat', at: new Date(nowMs - 5 * DAY_MS) }, // older: index keeps the newer score
+      { userId: 'wxid_2', displayName: '', at: new Date(nowMs) }, // empty name is still a name; no channel given
+      { userId: 'wxid_3', channel: 'odd channel!', at: new Date(nowMs + 1000) },
+      { userId: 'fresh', displayName: 'x'.repeat(500), channel: 'web', at: new Date(nowMs) },
+    ];
+    for (const t of touches) {
+      await usage.touchUser(t);
+      await touchByMulti(viaMulti, t);
     }
     const [a, b] = await Promise.all([dump(viaScript), dump(viaMulti)]);
     assert.ok(a.size > 50, `expected many keys, got ${a.size}`);

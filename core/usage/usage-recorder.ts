@@ -127,6 +127,18 @@ redis.call('ZADD', KEYS[7], 'GT', ARGV[14], ARGV[10])
 return 1
 `;
 
+// A user seen (name, channel), in one call. KEYS: user hash, users zset. ARGV: ISO time, channel
+// ('' = leave as is), '1' to set the display name, display name, user TTL s, time ms.
+const TOUCH_SCRIPT = `
+redis.call('HSETNX', KEYS[1], 'firstSeen', ARGV[1])
+redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'channel', ARGV[2]) end
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'displayName', ARGV[4]) end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], 'GT', ARGV[6], ARGV[7])
+return 1
+`;
+
 // A whole chart in one call (one reply to decode instead of two per bucket).
 // KEYS: n counter hashes, then their n HLLs. Returns per bucket the hash as a flat field/value
 // list and the HLL count, then the count of the union of all n HLLs.
@@ -143,8 +155,15 @@ out[2 * n + 1] = redis.call('PFCOUNT', unpack(users))
 return out
 `;
 
+interface Slot {
+  start: string;
+  counters: string;
+  users: string;
+}
+
 interface UsageScripts {
   nemoUsageRecord(...args: (string | number)[]): Promise<unknown>;
+  nemoUsageTouch(...args: (string | number)[]): Promise<unknown>;
   nemoUsageSeries(numKeys: number, ...keys: string[]): Promise<Array<string[] | number>>;
 }
 const LABEL = /^[A-Za-z0-9_.-]{1,32}$/;
@@ -155,6 +174,7 @@ export class UsageRecorder {
   private readonly retentionDays: number;
   private readonly tz: string;
   private readonly now: () => Date;
+  private readonly slotCache = new Map<UsageRange, { anchor: string; slots: readonly Slot[] }>();
 
   constructor(store: Store, config: UsageConfig, options: UsageRecorderOptions = {}) {
     this.store = store;
@@ -163,6 +183,7 @@ export class UsageRecorder {
     this.now = options.now ?? (() => new Date());
     // ioredis runs these by EVALSHA and falls back to EVAL when the server lost its script cache.
     store.redis.defineCommand('nemoUsageRecord', { numberOfKeys: 7, lua: RECORD_SCRIPT });
+    store.redis.defineCommand('nemoUsageTouch', { numberOfKeys: 2, lua: TOUCH_SCRIPT });
     store.redis.defineCommand('nemoUsageSeries', { lua: SERIES_SCRIPT });
   }
 
@@ -199,9 +220,12 @@ export class UsageRecorder {
   async touchUser(u: { userId: string; displayName?: string; channel?: string; at?: Date }): Promise<void> {
     checkUserId(u.userId);
     const at = u.at ?? this.now();
-    const m = this.store.redis.multi();
-    this.touchCommands(m, u.userId, at, u.channel === undefined ? undefined : label(u.channel), u.displayName);
-    await guard(() => m.exec());
+    const named = u.displayName !== undefined;
+    await guard(() => this.scripts.nemoUsageTouch(
+      this.k('user', u.userId), this.k('users'),
+      at.toISOString(), u.channel === undefined ? '' : label(u.channel), named ? '1' : '0', named ? u.displayName!.slice(0, MAX_NAME) : '',
+      this.retentionDays * 86_400, at.getTime(), u.userId,
+    ));
   }
 
   async series(range: UsageRange, now: Date = this.now()): Promise<UsageSeries> {
@@ -296,16 +320,6 @@ export class UsageRecorder {
     return this.store.key('usage', ...parts);
   }
 
-  private touchCommands(m: ReturnType<Store['redis']['multi']>, userId: string, at: Date, channel: string | undefined, displayName: string | undefined): void {
-    const user = this.k('user', userId);
-    const iso = at.toISOString();
-    m.hsetnx(user, 'firstSeen', iso).hset(user, 'lastSeen', iso);
-    if (channel) m.hset(user, 'channel', channel);
-    if (displayName !== undefined) m.hset(user, 'displayName', displayName.slice(0, MAX_NAME));
-    m.expire(user, this.retentionDays * 86_400);
-    m.zadd(this.k('users'), 'GT', at.getTime(), userId);
-  }
-
   /** Drops index entries for users whose hash expired. */
   private async pruneUsers(): Promise<void> {
     const cutoff = this.now().getTime() - this.retentionDays * DAY_MS;
@@ -338,20 +352,27 @@ export class UsageRecorder {
     return out;
   }
 
-  private slots(range: UsageRange, now: Date): Array<{ start: string; counters: string; users: string }> {
+  /** The buckets of a range ending at `now`; the same until the hour (or day) changes, so kept. */
+  private slots(range: UsageRange, now: Date): readonly Slot[] {
     const spec = RANGE_SPEC[range];
+    const anchor = spec.granularity === 'hour' ? String(hourIndex(now)) : dayKey(now, this.tz);
+    const cached = this.slotCache.get(range);
+    if (cached?.anchor === anchor) return cached.slots;
+    let slots: Slot[];
     if (spec.granularity === 'hour') {
-      const last = hourIndex(now);
-      return Array.from({ length: spec.count }, (_, i) => {
+      const last = Number(anchor);
+      slots = Array.from({ length: spec.count }, (_, i) => {
         const h = last - spec.count + 1 + i;
         return { start: new Date(h * HOUR_MS).toISOString(), counters: this.k('h', h), users: this.k('uh', h) };
       });
+    } else {
+      slots = Array.from({ length: spec.count }, (_, i) => {
+        const d = addDays(anchor, i - spec.count + 1);
+        return { start: dayStart(d, this.tz).toISOString(), counters: this.k('d', d), users: this.k('ud', d) };
+      });
     }
-    const today = dayKey(now, this.tz);
-    return Array.from({ length: spec.count }, (_, i) => {
-      const d = addDays(today, i - spec.count + 1);
-      return { start: dayStart(d, this.tz).toISOString(), counters: this.k('d', d), users: this.k('ud', d) };
-    });
+    this.slotCache.set(range, { anchor, slots });
+    return slots;
   }
 }
 
