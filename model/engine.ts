@@ -6,8 +6,9 @@
 //    transposed matmuls fall back to a slow scalar loop on wasm);
 //  - the tied LM head uses the transposed token embedding [C, V] (also used for lookups), and only
 //    the last position's logits are computed;
-//  - decode attention of one query against T cached keys uses a head-indicator matrix S [C, H]:
-//    scores[T,H] = (K ⊙ q) S, and the weighted values are 1ᵀ((pᵀ Sᵀ) ⊙ V) — all plain 2-D ops;
+//  - decode attention of one query against T cached keys: per-head scores by a reduction,
+//    scores[h, t] = Σ_d (K ⊙ q)[t, h·D + d]; then p [H, T] · V [T, C] and a head mask Sᵀ [H, C]
+//    keeps each head's own columns — plain 2-D ops, no per-head loop;
 //  - prefill attention loops over heads with 2-D matmuls; a prompt can be fed in chunks (extend).
 // An Engine can be one shard of a tensor-parallel group (shard.ts): it then owns some heads, part
 // of the MLP and a vocabulary range, and sums partial results with its peers through `comm`.
@@ -91,8 +92,7 @@ export class Engine implements InferenceEngine {
   /** local heads, local width */
   private readonly hs: number;
   private readonly cs: number;
-  /** head indicator [Cs, Hs] and its transpose */
-  private readonly s: tf.Tensor2D;
+  /** head mask [Hs, Cs]: row h is 1 on head h's columns (decode attention) */
   private readonly sT: tf.Tensor2D;
   private readonly all: tf.Tensor[] = [];
   private nextId = 1;
@@ -136,10 +136,9 @@ export class Engine implements InferenceEngine {
     this.hs = config.nHead / shard.count;
     this.cs = config.nEmbd / shard.count;
     const D = headSize(config);
-    const ind = new Float32Array(this.cs * this.hs);
-    for (let c = 0; c < this.cs; c++) ind[c * this.hs + Math.floor(c / D)] = 1;
-    this.s = tf.tensor2d(ind, [this.cs, this.hs]);
-    this.sT = tf.tidy(() => tf.transpose(this.s) as tf.Tensor2D);
+    const mask = new Float32Array(this.hs * this.cs);
+    for (let c = 0; c < this.cs; c++) mask[Math.floor(c / D) * this.cs + c] = 1;
+    this.sT = tf.tensor2d(mask, [this.hs, this.cs]);
   }
 
   /** A single-thread engine from in-memory parameters (copies them; `params` stay the caller's). */
@@ -415,7 +414,6 @@ export class Engine implements InferenceEngine {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.s.dispose();
     this.sT.dispose();
     for (const t of this.all) t.dispose();
   }
