@@ -14,6 +14,8 @@ import { parseTrainConfig, TrainConfigError, type TrainConfigInput } from '../tr
 import { pretrain, TrainingError, type TrainEvent } from '../train/trainer.js';
 import { WindowSampler } from '../train/batches.js';
 import { learningRate } from '../train/schedule.js';
+import { unigramLoss } from '../train/report.js';
+import { exportModel } from '../commands/pretrain.js';
 
 const VOCAB = 40;
 
@@ -224,6 +226,34 @@ test('two trainers on one run folder: the second is refused while the first runs
     const res = await pretrain({ config, data, outDir: out, untilStep: 3 });
     assert.equal(res.step, 3);
   });
+});
+
+test('export: a float16 model folder that loads with the checkpoint loader and carries the loss curve', async () => {
+  await withTmp(async (dir) => {
+    await makeData(path.join(dir, 'data'));
+    const data = await loadDataset(path.join(dir, 'data'));
+    await pretrain({ config: parseTrainConfig(tiny), data, outDir: path.join(dir, 'run'), untilStep: 4 });
+    await exportModel(path.join(dir, 'run', 'checkpoint'), path.join(dir, 'model'));
+    const a = await loadCheckpoint(path.join(dir, 'run', 'checkpoint'));
+    const b = await loadCheckpoint(path.join(dir, 'model'));
+    assert.deepEqual(b.config, a.config);
+    const wa = await a.params.tokensEmbed.data();
+    const wb = await b.params.tokensEmbed.data();
+    let maxRel = 0;
+    for (let i = 0; i < wa.length; i++) maxRel = Math.max(maxRel, Math.abs(wa[i] - wb[i]) / Math.max(1e-3, Math.abs(wa[i])));
+    assert.ok(maxRel < 1e-3, `float16 rounding only (max relative error ${maxRel})`);
+    const st = await readFile(path.join(dir, 'model', 'model.safetensors'));
+    assert.ok(st.length < (await readFile(path.join(dir, 'run', 'checkpoint', 'model.safetensors'))).length * 0.6, 'about half the size');
+    assert.match(await readFile(path.join(dir, 'model', 'loss.svg'), 'utf8'), /<svg/);
+    assert.equal(JSON.parse(await readFile(path.join(dir, 'model', 'trainer_state.json'), 'utf8')).step, 4);
+  });
+});
+
+test('unigram baseline: add-one smoothed training frequencies', () => {
+  const train = Uint16Array.from([0, 0, 0, 1]);
+  // counts 4, 2, 1 over 3 symbols → total 7
+  assert.ok(Math.abs(unigramLoss(train, 3, [0]) - -Math.log(4 / 7)) < 1e-12);
+  assert.ok(Math.abs(unigramLoss(train, 3, [1, 2]) - (-Math.log(2 / 7) - Math.log(1 / 7)) / 2) < 1e-12);
 });
 
 test('the window sampler visits every window once per epoch and continues from a saved position', () => {
