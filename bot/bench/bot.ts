@@ -165,7 +165,7 @@ async function main(): Promise<void> {
     // Throughput: many in flight, as a busy bot sees them.
     const throughput = await run('throughput', users * perUser, concurrency, (i) => contacts[i % users]);
 
-    // Where the CPU goes: the usage recording alone (core/usage, one MULTI per message), same load.
+    // Where the CPU goes: the usage recording alone (core/usage, one Lua script call per message), same load.
     const usageCost = await (async () => {
       const n = 2000;
       let i = 0;
