@@ -1,6 +1,6 @@
 // `npm run chat -- --model DIR`: a terminal chat with the model, replies streamed as they are
 // generated. Uses the same prompt format (chat-format.ts) and generation service as the bot.
-import { createInterface } from 'node:readline/promises';
+import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import { buildChatPrompt, cleanReply, type ChatTurn } from './chat-format.js';
 import { collect, intArg, numArg, resolveModelDir } from './commands/common.js';
@@ -41,19 +41,14 @@ async function main(): Promise<void> {
     else rl.close();
   });
   try {
-    for (;;) {
-      let line: string;
-      try {
-        line = await rl.question('you> ');
-      } catch {
-        break; // input closed
-      }
+    // The async iterator queues lines typed (or piped) while a reply is being generated.
+    process.stdout.write('you> ');
+    for await (const line of rl) {
       const text = line.trim();
-      if (!text) continue;
       if (text === '/quit' || text === '/exit') break;
-      if (text === '/reset') {
-        history.length = 0;
-        console.log('(history cleared)');
+      if (text === '/reset') history.length = 0;
+      if (!text || text === '/reset') {
+        process.stdout.write(text ? '(history cleared)\nyou> ' : 'you> ');
         continue;
       }
       const { prompt, stop } = buildChatPrompt(history.slice(-o.history * 2), text);
@@ -72,13 +67,16 @@ async function main(): Promise<void> {
         signal: current.signal,
         onText: (chunk) => {
           // The reply conventionally starts after a space: do not print it.
-          process.stdout.write(first ? chunk.replace(/^\s+/, '') : chunk);
+          const out = first ? chunk.replace(/^\s+/, '') : chunk;
+          if (!out) return;
+          process.stdout.write(out);
           first = false;
         },
       });
       current = null;
       process.stdout.write(r.finishReason === 'aborted' ? ' [stopped]\n' : '\n');
       history.push({ role: 'user', text }, { role: 'bot', text: cleanReply(r.text) });
+      process.stdout.write('you> ');
     }
   } finally {
     rl.close();

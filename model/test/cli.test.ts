@@ -41,3 +41,15 @@ test('logits prints one row per position; info describes the model; bad input is
   const help = (await cli('generate', '--help')).stdout;
   assert.match(help, /--top-p/);
 });
+
+test('the chat REPL answers every line, piped input included, and keeps going after /reset', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'model/chat-repl.ts', '--model', dir, '--max-tokens', '5', '--seed', '1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdin.end('hello\n/reset\nhow are you?\n');
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 0);
+  assert.equal(out.match(/bot> /g)?.length, 2, out);
+  assert.match(out, /\(history cleared\)/);
+});
