@@ -1,7 +1,7 @@
 // The bot's own settings (BOT_*, WECHATY_*), parsed with zod like every part's schema.
 // The chat limits and memory bounds here are shared by the WeChat bot and the web chat.
 import { z } from 'zod';
-import { envBool, envInt, envList, envNumber, loadDotenvOnce, parseEnv } from '../core/env.js';
+import { envBool, envInt, envList, envNumber, isTimeZone, loadDotenvOnce, parseEnv } from '../core/env.js';
 
 export const botSchema = z.object({
   /** Start the WeChat bot with `npm start`. */
@@ -66,15 +66,6 @@ export const botSchema = z.object({
 });
 
 export type BotConfig = z.infer<typeof botSchema>;
-
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export function loadBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
   loadDotenvOnce();

@@ -2,7 +2,7 @@
 // Parts with settings of their own (bot, admin, model) extend this with their own schema.
 import { z } from 'zod';
 import { validate as validateCron } from 'node-cron';
-import { envInt, envList, loadDotenvOnce, parseEnv } from './env.js';
+import { envInt, envList, isTimeZone, loadDotenvOnce, parseEnv } from './env.js';
 
 export const coreSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -47,15 +47,6 @@ export const coreSchema = z.object({
 });
 
 export type CoreConfig = z.infer<typeof coreSchema>;
-
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export function loadCoreConfig(env: NodeJS.ProcessEnv = process.env): CoreConfig {
   loadDotenvOnce();

@@ -35,6 +35,17 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv 
   throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
 }
 
+/** True for an IANA time zone name this runtime knows (e.g. Asia/Shanghai). */
+export function isTimeZone(tz: string): boolean {
+  if (!tz || tz.length > 64) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Common field helpers so every part's schema reads the same way. */
 export const envInt = (def: number, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce

@@ -10,7 +10,8 @@ import { silentLogger, type Logger } from '../logger.js';
 import { guard, toStoreError, type Store } from '../redis.js';
 import { AUTH_LUA, ROTATE_LUA, VERIFY_LUA } from './key-scripts.js';
 import { normaliseAttempt, type KeyShape } from './normalise.js';
-import { InvalidScheduleError, isTimeZone, latestSlot, nextRuns, validateSchedule, type Schedule } from './schedule.js';
+import { InvalidScheduleError, latestSlot, nextRuns, validateSchedule, type Schedule } from './schedule.js';
+import { isTimeZone } from '../env.js';
 
 export { InvalidScheduleError, type Schedule };
 

@@ -3,6 +3,7 @@
 // and the panel can show the next run times.
 import { CronExpressionParser } from 'cron-parser';
 import { validate as validateCron } from 'node-cron';
+import { isTimeZone } from '../env.js';
 
 /** A rotation schedule: a node-cron expression (optional seconds field) and an IANA time zone. */
 export interface Schedule {
@@ -19,16 +20,6 @@ export class InvalidScheduleError extends Error {
 }
 
 const MAX_CRON_LENGTH = 200;
-
-export function isTimeZone(tz: string): boolean {
-  if (!tz || tz.length > 64) return false;
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Trims and checks a schedule; returns the cleaned schedule or throws InvalidScheduleError. */
 export function validateSchedule(cron: unknown, tz: unknown): Schedule {
