@@ -4,7 +4,7 @@
 // the same range share one computation, so a wall of dashboards costs Redis one query.
 import express, { type Router } from 'express';
 import type { KeyService } from '../core/keys/key-service.js';
-import type { UsageBucket, UsageRange, UsageRecorder } from '../core/usage/usage-recorder.js';
+import type { UsageBucket, UsageCounts, UsageRange, UsageRecorder } from '../core/usage/usage-recorder.js';
 import { handle, HttpError } from './http-errors.js';
 
 /** What the dashboard needs from core/usage's UsageRecorder. */
@@ -14,14 +14,7 @@ export interface UsageView {
   range: UsageRange;
   bucketSeconds: number;
   buckets: (Pick<UsageBucket, 'start' | 'messages' | 'tokensIn' | 'tokensOut' | 'errors' | 'activeUsers' | 'latencyP50' | 'latencyP95'> & { failedKeyAttempts: number })[];
-  totals: {
-    messages: number;
-    tokensIn: number;
-    tokensOut: number;
-    errors: number;
-    activeUsers: number;
-    latencyP50: number | null;
-    latencyP95: number | null;
+  totals: Pick<UsageCounts, 'messages' | 'tokensIn' | 'tokensOut' | 'errors' | 'activeUsers' | 'latencyP50' | 'latencyP95'> & {
     failedKeyAttempts: number;
   };
   daily: { buckets: { start: string; messages: number; activeUsers: number }[] };

@@ -5,7 +5,7 @@ import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
 import type { UserAdmin } from '../bot/user-admin.js';
 import type { KeyService } from '../core/keys/key-service.js';
-import type { UsageRecorder } from '../core/usage/usage-recorder.js';
+import type { UsageRecorder, UserSummary } from '../core/usage/usage-recorder.js';
 import { actorOf } from './admin-auth.js';
 import type { AuditLog } from './audit-log.js';
 import { handle, HttpError } from './http-errors.js';
@@ -17,15 +17,8 @@ export interface UsersDeps {
   audit: AuditLog;
 }
 
-export interface UserRow {
-  userId: string;
-  displayName: string | null;
-  channel: string | null;
-  firstSeen: string | null;
-  lastSeen: string | null;
-  messagesToday: number;
-  messages: number;
-  tokensOut: number;
+export interface UserRow
+  extends Pick<UserSummary, 'userId' | 'displayName' | 'channel' | 'firstSeen' | 'lastSeen' | 'messagesToday' | 'messages' | 'tokensOut'> {
   authorised: boolean;
   /** null with authorised=true: until the key rotates. */
   authorisedUntil: string | null;
