@@ -5,7 +5,7 @@ import { envBool, envInt, envList, envNumber, isTimeZone, loadDotenvOnce, parseE
 
 export const botSchema = z.object({
   /** Start the WeChat bot with `npm start`. */
-  BOT_ENABLED: envBool(false),
+  BOT_ENABLED: envBool(true),
   /** Puppet module name; Wechaty's default web protocol when unset. */
   WECHATY_PUPPET: z.string().min(1).default('wechaty-puppet-wechat4u'),
   WECHATY_PUPPET_SERVICE_TOKEN: z.string().optional(),

@@ -94,7 +94,7 @@ export async function startBots(
       chatBot = null;
     }
   } else {
-    log.info('WeChat bot disabled (set BOT_ENABLED=true to start it)');
+    log.info('WeChat bot disabled by BOT_ENABLED=false');
   }
 
   if (officialAccountConfigured(deps.botConfig)) {

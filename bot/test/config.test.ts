@@ -5,7 +5,7 @@ import { loadBotConfig } from '../config.js';
 
 test('bot settings: defaults, lists, and one clear error naming each bad variable', () => {
   const c = loadBotConfig({});
-  assert.equal(c.BOT_ENABLED, false);
+  assert.equal(c.BOT_ENABLED, true);
   assert.equal(c.BOT_RATE_LIMIT, 6);
   assert.equal(c.BOT_DAILY_QUOTA, 100);
   assert.equal(c.WECHATY_PUPPET, 'wechaty-puppet-wechat4u');
