@@ -257,7 +257,7 @@ async function main(): Promise<void> {
   const table = markdown(ids, variants, results, baselines, zeroShot, naiveBayesAcc);
   const summary = {
     baseModel: { path: modelSrc, config: cfg, parameters: countParams(cfg), pretraining },
-    budget: { ...dataOpts, ...common }, machine, totalMinutes, baselines, zeroShotMultipleChoice: zeroShot, naiveBayesClassification: naiveBayesAcc, results, finishedAt: new Date().toISOString(),
+    budget: { train: dataOpts.train, valid: dataOpts.valid, test: dataOpts.test, dataSeed: dataOpts.seed, ...common }, machine, totalMinutes, baselines, zeroShotMultipleChoice: zeroShot, naiveBayesClassification: naiveBayesAcc, results, finishedAt: new Date().toISOString(),
   };
   await writeFile(path.join(out, 'results.json'), `${JSON.stringify(summary, null, 2)}\n`);
   await writeFile(path.join(out, 'results.md'), `${table}\n`);
