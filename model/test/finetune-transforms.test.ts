@@ -194,3 +194,15 @@ test('metrics: accuracy, macro-F1, Pearson, Spearman with ties', async () => {
   assert.ok(Number.isNaN(pearson([1, 1, 1], [1, 2, 3])));
   assert.throws(() => accuracy([], []), RangeError);
 });
+
+test('fine-tuning schedule: linear warm-up, then linear decay to zero', async () => {
+  const { learningRate } = await import('../train/schedule.js');
+  const c = { lr: 1e-3, warmupSteps: 2, steps: 12, minLrRatio: 0, decay: 'linear' as const };
+  assert.ok(Math.abs(learningRate(0, c) - 5e-4) < 1e-15);
+  assert.ok(Math.abs(learningRate(2, c) - 1e-3) < 1e-15);
+  assert.ok(Math.abs(learningRate(7, c) - 5e-4) < 1e-15);
+  assert.equal(learningRate(12, c), 0);
+  // Without `decay` the pre-training cosine stays the default.
+  assert.ok(Math.abs(learningRate(7, { ...c, decay: undefined }) - 5e-4) < 1e-15, 'cosine is also half-way at the midpoint');
+  assert.ok(learningRate(4, { ...c, decay: undefined }) > learningRate(4, c));
+});
