@@ -150,7 +150,7 @@ test('saving and loading reproduces predictions; the special tokens are recorded
       out.push(token);
     }
     assert.equal(typeof rt.tokenizer.decode(out), 'string');
-    tf.dispose([...cache.k, ...cache.v]);
+    rt.engine.release(cache);
   } finally {
     rt.engine.dispose();
   }
