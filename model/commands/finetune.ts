@@ -8,6 +8,7 @@ import { readExamples, TASK_FIELDS } from '../finetune/data.js';
 import { TASKS, type TaskName } from '../finetune/tasks.js';
 import { finetune, formatMetrics, type FinetuneEvent } from '../finetune/trainer.js';
 import { intArg, numArg, resolveModelDir } from './common.js';
+import { abortOnStopSignals } from './stop-signals.js';
 
 export const taskOption = () =>
   new Option('--task <task>', 'task type').choices([...TASKS]);
@@ -77,18 +78,11 @@ export function register(program: Command): void {
       const valid = await readExamples(o.task, o.valid);
       const baseDir = resolveModelDir(o.model);
       await initBackend(o.backend);
-      const controller = new AbortController();
-      const stop = (sig: string) => {
-        if (controller.signal.aborted) process.exit(130);
-        process.stderr.write(`\n${sig}: saving a checkpoint at the end of this step (again to quit at once)\n`);
-        controller.abort();
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
+      const signal = abortOnStopSignals();
       const res = await finetune({
         task: o.task, baseDir, scratch: o.scratch, train, valid, outDir: path.resolve(o.out), config, untilStep: o.untilStep, restart: o.restart,
         progress: o.progress && process.stderr.isTTY ? 'bar' : 'lines',
-        signal: controller.signal,
+        signal,
         onEvent: (e) => {
           const line = describe(e);
           if (line) process.stderr.write(`${line}\n`);

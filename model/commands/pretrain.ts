@@ -10,6 +10,7 @@ import { loadDataset } from '../data/shards.js';
 import { readTrainConfig } from '../train/config.js';
 import { formatPerplexityMarkdown, formatSamplesMarkdown, generateSamples, perplexityTable, SAMPLE_SETTINGS } from '../train/report.js';
 import { formatDuration, pretrain, writeCurve, type TrainEvent } from '../train/trainer.js';
+import { abortOnStopSignals } from './stop-signals.js';
 
 function intArg(v: string): number {
   const n = Number(v);
@@ -49,14 +50,7 @@ export function register(program: Command): void {
       const config = await readTrainConfig(o.config);
       const backend = await initBackend(o.backend);
       const data = await loadDataset(path.resolve(o.data));
-      const controller = new AbortController();
-      const stop = (sig: string) => {
-        if (controller.signal.aborted) process.exit(130);
-        process.stderr.write(`\n${sig}: saving a checkpoint at the end of this step (again to quit at once)\n`);
-        controller.abort();
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
+      const signal = abortOnStopSignals();
       const bar = o.progress && process.stderr.isTTY;
       const res = await pretrain({
         config,
@@ -65,7 +59,7 @@ export function register(program: Command): void {
         untilStep: o.untilStep,
         restart: o.restart,
         progress: bar ? 'bar' : 'lines',
-        signal: controller.signal,
+        signal,
         onEvent: (e) => {
           const line = describe(e);
           if (line) process.stderr.write(`${bar ? '\n' : ''}[${new Date().toISOString()}] ${line}\n`);
