@@ -102,16 +102,30 @@ export class Sampler {
   /**
    * Picks the next token. `logits` is modified in place. `context` is every token the model has
    * seen (prompt + generated); `banned` are never chosen (e.g. an end token before min length).
+   * `allowed`, when given, are the only tokens that may be chosen (the rest of a UTF-8 character);
+   * it is a hard rule: if `banned` and the n-gram rule remove every allowed token, they yield.
    */
-  pick(logits: Float32Array, context: readonly number[], banned: Iterable<number> = []): number {
+  pick(logits: Float32Array, context: readonly number[], banned: Iterable<number> = [], allowed?: ArrayLike<number>): number {
     if (this.repetitionPenalty !== 1) {
       for (const id of new Set(context)) {
         const l = logits[id];
         logits[id] = l > 0 ? l / this.repetitionPenalty : l * this.repetitionPenalty;
       }
     }
+    let kept: Float32Array | null = null;
+    if (allowed) {
+      kept = new Float32Array(allowed.length);
+      for (let j = 0; j < allowed.length; j++) kept[j] = logits[allowed[j]];
+      logits.fill(-Infinity);
+      for (let j = 0; j < allowed.length; j++) logits[allowed[j]] = kept[j];
+    }
     for (const id of banned) logits[id] = -Infinity;
     for (const id of bannedByNgram(context, this.noRepeatNgramSize)) logits[id] = -Infinity;
+    if (allowed && kept) {
+      let open = false;
+      for (let j = 0; j < allowed.length && !open; j++) open = logits[allowed[j]] > -Infinity;
+      if (!open) for (let j = 0; j < allowed.length; j++) logits[allowed[j]] = kept[j];
+    }
     if (this.temperature === 0) return argmax(logits);
 
     // Candidates: the top-k (or, for top-p alone, a growing top set until it holds p of the mass).
