@@ -3,9 +3,10 @@
 // EXCLUDED here by a trivial generator (labelled as such) and measured separately with the real
 // generation service on the shipped (or a tiny) model.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { mock, PuppetMock } from 'wechaty-puppet-mock';
@@ -43,6 +44,19 @@ function pct(sorted: number[], p: number): number {
 }
 
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+/**
+ * Nanoseconds a thread has spent waiting for a CPU while runnable (Linux schedstat, field 2), or
+ * null elsewhere. It tells a slow message that was doing work from one that was ready but not
+ * scheduled (a busy machine), which the latency alone cannot.
+ */
+function runQueueWaitNs(pid: number): number | null {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]);
+  } catch {
+    return null;
+  }
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -104,6 +118,15 @@ async function main(): Promise<void> {
       const get = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
       return get('used_cpu_sys') + get('used_cpu_user');
     };
+    // redis-server's pid, when it runs on this machine (its run-queue waits are part of a reply).
+    const redisPid = await (async () => {
+      const pid = Number(/^process_id:(\d+)/m.exec(await store.redis.info('server'))?.[1]);
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('redis') ? pid : null;
+      } catch {
+        return null;
+      }
+    })();
     const { key } = await keys.current();
     const contacts = Array.from({ length: users }, (_, i) => mocker.createContact({ id: `user-${i}`, name: `User ${i}` }));
     // Authorise everyone up front (the key flow itself is covered by bench:keys).
@@ -111,6 +134,21 @@ async function main(): Promise<void> {
 
     const run = async (label: string, total: number, inFlight: number, pick: (i: number) => typeof contacts[number]) => {
       const latencies: number[] = [];
+      // Tail diagnosis: GC pauses in the phase and, with one message in flight (so the time between
+      // two replies belongs to one message), how long node and redis-server waited for a CPU.
+      const gcPauses: { start: number; end: number }[] = [];
+      const gcObserver = new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) gcPauses.push({ start: e.startTime, end: e.startTime + e.duration });
+      });
+      gcObserver.observe({ entryTypes: ['gc'] });
+      const perMessage: { start: number; end: number; latency: number; waitMs: number | null }[] = [];
+      const waitNow = () => {
+        if (inFlight !== 1) return null;
+        const a = runQueueWaitNs(process.pid);
+        const b = redisPid ? runQueueWaitNs(redisPid) : 0;
+        return a === null || b === null ? null : a + b;
+      };
+      let lastWait = waitNow();
       const settled: number[] = [];
       const kinds = new Map<string, number>();
       const bar = values.json ? null : new cliProgress.SingleBar({ format: `${label} |{bar}| {value}/{total} msgs` }, cliProgress.Presets.shades_classic);
@@ -128,6 +166,10 @@ async function main(): Promise<void> {
         };
         onHandled = (h) => {
           latencies.push(h.latencyMs);
+          const now = performance.now();
+          const w = waitNow();
+          perMessage.push({ start: now - h.latencyMs, end: now, latency: h.latencyMs, waitMs: w !== null && lastWait !== null ? (w - lastWait) / 1e6 : null });
+          lastWait = w;
           settled.push(h.settledMs);
           const kind = h.reply?.kind ?? h.result;
           kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
@@ -139,11 +181,23 @@ async function main(): Promise<void> {
         for (let i = 0; i < Math.min(inFlight, total); i++) sendNext();
       });
       const seconds = (performance.now() - t0) / 1000;
+      gcObserver.disconnect();
       const cpu = process.cpuUsage(cpu0);
       const redisCpu = (await redisCpuSeconds()) - redisCpu0;
       bar?.stop();
       latencies.sort((a, b) => a - b);
       settled.sort((a, b) => a - b);
+      const slowest = [...perMessage].sort((a, b) => b.latency - a.latency).slice(0, Math.max(1, Math.ceil(total / 100)));
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+      const waits = slowest.map((m) => m.waitMs).filter((x): x is number => x !== null);
+      const tail = {
+        messages: slowest.length,
+        meanMs: round(mean(slowest.map((m) => m.latency)), 2),
+        // Runnable but not running: node's main thread + redis-server (1 in flight, Linux only).
+        meanCpuWaitMs: waits.length === slowest.length ? round(mean(waits), 2) : null,
+        withGcPause: slowest.filter((m) => gcPauses.some((g) => g.start < m.end && g.end > m.start)).length,
+      };
+      const gc = { pauses: gcPauses.length, maxMs: round(Math.max(0, ...gcPauses.map((g) => g.end - g.start)), 1) };
       return {
         messages: total, concurrency: inFlight, seconds: round(seconds, 3), messagesPerSecond: round(total / seconds, 0),
         // Receipt → last reply part sent (what the chatter waits for).
@@ -155,6 +209,8 @@ async function main(): Promise<void> {
         nodeCpuUsPerMessage: round((cpu.user + cpu.system) / total, 0),
         redisCpuUsPerMessage: round((redisCpu * 1e6) / total, 0),
         outcomes: Object.fromEntries(kinds),
+        // Why the slowest 1 % were slow (see the latency line of the report).
+        slowest1Percent: tail, gc,
       };
     };
 
@@ -193,6 +249,8 @@ async function main(): Promise<void> {
     if (values.json) console.log(JSON.stringify(result, null, 2));
     else {
       log(`latency   (1 in flight):  reply sent p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms; incl. memory+usage writes p50 ${latency.settledP50Ms} ms, p99 ${latency.settledP99Ms} ms (${latency.messagesPerSecond} msg/s)`);
+      const t = latency.slowest1Percent;
+      log(`  slowest 1% (${t.messages}): mean ${t.meanMs} ms; ${t.meanCpuWaitMs === null ? 'CPU wait n/a' : `of which ${t.meanCpuWaitMs} ms waiting for a CPU (node + redis-server run queue)`}; ${t.withGcPause} overlapped a GC pause (${latency.gc.pauses} pauses in the phase, longest ${latency.gc.maxMs} ms)`);
       log(`throughput (${concurrency} in flight): ${throughput.messagesPerSecond} messages/s, p50 ${throughput.p50Ms} ms, p99 ${throughput.p99Ms} ms`);
       log(`CPU per message: node ${throughput.nodeCpuUsPerMessage} µs + redis-server ${throughput.redisCpuUsPerMessage} µs`);
       log(`  of which usage.record (core/usage): node ${usageCost.nodeCpuUsPerRecord} µs + redis-server ${usageCost.redisCpuUsPerRecord} µs`);
