@@ -2,14 +2,14 @@
 // from the run folder's checkpoint when there is one; and `npm run model -- export`: a training
 // checkpoint → a compact model folder (HF layout, float16) such as model/shipped/.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../backend.js';
 import { readCheckpoint, saveCheckpoint } from '../checkpoint.js';
 import { loadDataset } from '../data/shards.js';
 import { readTrainConfig } from '../train/config.js';
 import { formatPerplexityMarkdown, formatSamplesMarkdown, generateSamples, perplexityTable, SAMPLE_SETTINGS } from '../train/report.js';
-import { formatDuration, pretrain, writeCurve, type TrainEvent } from '../train/trainer.js';
+import { compactLog, EXPORTED_LOG_FILE, formatDuration, pretrain, writeCurve, type TrainEvent } from '../train/trainer.js';
 import { abortOnStopSignals } from './stop-signals.js';
 
 function intArg(v: string): number {
@@ -44,9 +44,12 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'run folder: checkpoint/, log.jsonl, loss.svg')
     .option('--until-step <n>', 'stop after this many updates in total (default: the config\'s steps)', intArg)
     .option('--restart', 'discard an existing checkpoint in --out and start from scratch')
+    .option('--continue-from <dir>', 'when --out has no checkpoint: start from this model folder (e.g. model/shipped); ' +
+      'if it was exported from a run of this config and data, continue that run\'s schedule, data position and log ' +
+      '(optimizer moments restart from zero)')
     .addOption(new Option('--backend <name>', 'tfjs backend (default: $TFJS_BACKEND, else node → wasm → cpu)').choices(['node', 'wasm', 'cpu']))
     .option('--no-progress', 'plain log lines instead of a progress bar')
-    .action(async (o: { config: string; data: string; out: string; untilStep?: number; restart?: boolean; backend?: string; progress: boolean }) => {
+    .action(async (o: { config: string; data: string; out: string; untilStep?: number; restart?: boolean; continueFrom?: string; backend?: string; progress: boolean }) => {
       const config = await readTrainConfig(o.config);
       const backend = await initBackend(o.backend);
       const data = await loadDataset(path.resolve(o.data));
@@ -58,6 +61,7 @@ export function register(program: Command): void {
         outDir: path.resolve(o.out),
         untilStep: o.untilStep,
         restart: o.restart,
+        continueFrom: o.continueFrom ? path.resolve(o.continueFrom) : undefined,
         progress: bar ? 'bar' : 'lines',
         signal,
         onEvent: (e) => {
@@ -116,5 +120,7 @@ export async function exportModel(from: string, out: string, dtype: 'f16' | 'f32
     const c = host.config;
     const state = JSON.parse(await readFile(path.join(from, 'trainer_state.json'), 'utf8').catch(() => '{}')) as { step?: number };
     await writeCurve(runDir, `pre-training: ${c.nLayer} layers, ${c.nEmbd} dims, vocab ${c.vocabSize}`, path.join(out, 'loss.svg'), state.step ?? Infinity);
+    // The curve's data goes along too, so `pretrain --continue-from` can carry the run on later.
+    await writeFile(path.join(out, EXPORTED_LOG_FILE), await compactLog(runDir, state.step ?? Infinity));
   }
 }

@@ -249,6 +249,60 @@ test('export: a float16 model folder that loads with the checkpoint loader and c
   });
 });
 
+test('continue from an exported model: schedule, data position and log carry on; a resume of that run is still exact', async () => {
+  await withTmp(async (dir) => {
+    await makeData(path.join(dir, 'data'));
+    const data = await loadDataset(path.join(dir, 'data'));
+    const config = parseTrainConfig(tiny);
+    const straight: TrainEvent[] = [];
+    await pretrain({ config, data, outDir: path.join(dir, 'straight'), untilStep: 8, onEvent: (e) => straight.push(e) });
+    await pretrain({ config, data, outDir: path.join(dir, 'run'), untilStep: 4 });
+    await exportModel(path.join(dir, 'run', 'checkpoint'), path.join(dir, 'model'));
+    const model = path.join(dir, 'model');
+    // A later session: no run folder, only the exported model.
+    const events: TrainEvent[] = [];
+    await pretrain({ config, data, outDir: path.join(dir, 'cont'), untilStep: 8, continueFrom: model, onEvent: (e) => events.push(e) });
+    const start = events.find((e) => e.type === 'start') as Extract<TrainEvent, { type: 'start' }>;
+    assert.equal(start.step, 4);
+    assert.equal(start.resumedFrom, model);
+    const st = JSON.parse(await readFile(path.join(dir, 'cont', 'checkpoint', 'trainer_state.json'), 'utf8'));
+    const ss = JSON.parse(await readFile(path.join(dir, 'straight', 'checkpoint', 'trainer_state.json'), 'utf8'));
+    assert.deepEqual(st.position, ss.position);
+    assert.equal(st.tokensSeen, ss.tokensSeen);
+    assert.equal(st.optimizerStep, 4, 'the moments have seen the 4 updates since step 4');
+    const steps = (await readFile(path.join(dir, 'cont', 'log.jsonl'), 'utf8')).trim().split('\n')
+      .map((l) => JSON.parse(l)).filter((e) => e.type === 'step').map((e) => e.step);
+    assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8]);
+    // Fresh moments change the path a little, not the destination.
+    const last = (ev: TrainEvent[]) => (ev.filter((e) => e.type === 'step').at(-1) as Extract<TrainEvent, { type: 'step' }>).loss;
+    const first = (straight.find((e) => e.type === 'step') as Extract<TrainEvent, { type: 'step' }>).loss;
+    assert.ok(last(events) < first, `continued run still learns (${last(events)} vs first ${first})`);
+    assert.ok(Math.abs(last(events) - last(straight)) < 0.5, `close to the uninterrupted run (${last(events)} vs ${last(straight)})`);
+
+    // That continued run resumes exactly from its own checkpoint (bias correction included).
+    await pretrain({ config, data, outDir: path.join(dir, 'cont2'), untilStep: 6, continueFrom: model });
+    await pretrain({ config, data, outDir: path.join(dir, 'cont2'), untilStep: 8 });
+    for (const f of ['model.safetensors', 'optimizer.safetensors']) {
+      const a = await readFile(path.join(dir, 'cont', 'checkpoint', f));
+      const b = await readFile(path.join(dir, 'cont2', 'checkpoint', f));
+      assert.ok(a.equals(b), `${f} differs between the continued run and its resumed copy`);
+    }
+
+    // Another recipe (seed) on the same shape: the weights are used, the schedule starts at 0.
+    const other: TrainEvent[] = [];
+    await pretrain({ config: parseTrainConfig({ ...tiny, seed: 99 }), data, outDir: path.join(dir, 'other'), untilStep: 1, continueFrom: model, onEvent: (e) => other.push(e) });
+    assert.equal((other.find((e) => e.type === 'start') as Extract<TrainEvent, { type: 'start' }>).step, 0);
+    const fromModel = (other.find((e) => e.type === 'step') as Extract<TrainEvent, { type: 'step' }>).loss;
+    assert.ok(fromModel < first - 0.1, `starts from the trained weights (${fromModel} vs random ${first})`);
+
+    // A different shape is refused with both shapes named.
+    await assert.rejects(
+      pretrain({ config: parseTrainConfig({ ...tiny, model: { ...tiny.model, nEmbd: 16 } }), data, outDir: path.join(dir, 'bad'), continueFrom: model }),
+      (e: Error) => e instanceof TrainingError && /32 dims/.test(e.message) && /16 dims/.test(e.message),
+    );
+  });
+});
+
 test('unigram baseline: add-one smoothed training frequencies', () => {
   const train = Uint16Array.from([0, 0, 0, 1]);
   // counts 4, 2, 1 over 3 symbols → total 7

@@ -18,6 +18,11 @@ export interface TrainerState {
   version: 1;
   /** Completed optimizer updates. */
   step: number;
+  /**
+   * Updates the optimizer's moments have seen (Adam's bias correction), when not `step`: a run
+   * continued from an exported model starts its moments afresh.
+   */
+  optimizerStep?: number;
   position: DataPosition;
   tokensSeen: number;
   /** Training wall time over all sessions (ms). */

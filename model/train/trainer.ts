@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { makeConfig, type GptConfig } from '../config.js';
 import { forward } from '../gpt.js';
 import { initParamArrays, namedParams, paramSpecs, toVariables, type GptParams } from '../params.js';
-import { paramsFromArrays } from '../checkpoint.js';
+import { paramsFromArrays, readCheckpoint } from '../checkpoint.js';
 import type { Dataset } from '../data/shards.js';
 import { AdamW } from './adamw.js';
 import { evalWindows, WindowSampler, type Batch } from './batches.js';
@@ -20,7 +20,7 @@ import { installTrainingKernels } from './kernels.js';
 import { crossEntropy } from './loss.js';
 import { renderLossCurve, smooth } from './loss-curve.js';
 import { learningRate } from './schedule.js';
-import { findCheckpoint, loadTrainingCheckpoint, saveTrainingCheckpoint, type TrainerState } from './state.js';
+import { findCheckpoint, loadTrainingCheckpoint, saveTrainingCheckpoint, TRAINER_STATE_FILE, type TrainerState } from './state.js';
 
 /** Training cannot go on (NaN loss, bad resume); the last good checkpoint is left as it was. */
 export class TrainingError extends Error {
@@ -43,6 +43,14 @@ export interface PretrainOptions {
   untilStep?: number;
   /** Ignore an existing checkpoint in outDir and start from scratch (refused if one exists unless true). */
   restart?: boolean;
+  /**
+   * A model folder to start from when outDir has no checkpoint (or with `restart`), e.g. the
+   * exported `model/shipped` of an earlier session: its weights, and, when its trainer_state.json
+   * was made with this config and data, its schedule step, data position, counters and log. The
+   * optimizer's moments are not exported, so they start again from zero: close to, but not
+   * bit-identical with, an uninterrupted run.
+   */
+  continueFrom?: string;
   /** 'bar' (TTY), 'lines' (logs), or 'none'. */
   progress?: 'bar' | 'lines' | 'none';
   onEvent?: (e: TrainEvent) => void;
@@ -166,6 +174,62 @@ export async function writeCurve(runDir: string, title: string, target = path.jo
   await writeFile(target, svg);
 }
 
+/** The run log as exported next to a model: only what the loss curve needs (small enough to commit). */
+export const EXPORTED_LOG_FILE = 'train-log.jsonl';
+
+export async function compactLog(runDir: string, maxStep: number): Promise<string> {
+  const text = await readFile(path.join(runDir, LOG_FILE), 'utf8').catch(() => '');
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    const e = JSON.parse(line) as TrainEvent;
+    if (!('step' in e) || e.step > maxStep) continue;
+    if (e.type === 'step') out.push(JSON.stringify({ type: e.type, step: e.step, tokensSeen: e.tokensSeen, loss: +e.loss.toFixed(4) }));
+    if (e.type === 'eval') out.push(JSON.stringify({ type: e.type, step: e.step, tokensSeen: e.tokensSeen, valLoss: +e.valLoss.toFixed(4) }));
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
+}
+
+/** Starting state for `continueFrom` (see PretrainOptions). */
+async function continueFromModel(
+  dir: string,
+  config: TrainConfig,
+  modelConfig: GptConfig,
+  data: Dataset,
+  outDir: string,
+): Promise<{ state: TrainerState; host: Map<string, { shape: number[]; data: Float32Array }> }> {
+  const ck = await readCheckpoint(dir);
+  const shape = (c: GptConfig) => `${c.nLayer} layers, ${c.nEmbd} dims, ${c.nHead} heads, context ${c.nPositions}, vocabulary ${c.vocabSize}`;
+  if (shape(ck.config) !== shape(modelConfig)) {
+    throw new TrainingError(`--continue-from ${dir}: the model has ${shape(ck.config)}; this config and data set need ${shape(modelConfig)}`);
+  }
+  // Same ids must mean the same tokens.
+  const [a, b] = await Promise.all([dir, data.tokenizerDir].map((d) => readFile(path.join(d, 'vocab.json'), 'utf8').catch(() => undefined)));
+  if (a !== b) throw new TrainingError(`--continue-from ${dir}: its vocab.json differs from the data set's tokenizer (${data.tokenizerDir})`);
+  const saved = JSON.parse(await readFile(path.join(dir, TRAINER_STATE_FILE), 'utf8').catch(() => 'null')) as TrainerState | null;
+  const same = (x: unknown, y: unknown) => JSON.stringify(x) === JSON.stringify(y);
+  const continues = saved?.version === 1 && Number.isInteger(saved.step) && saved.position &&
+    same(saved.config?.model, config.model) && saved.config.batchSize === config.batchSize &&
+    saved.config.gradAccum === config.gradAccum && saved.config.seed === config.seed &&
+    saved.data?.trainTokens === data.train.length && saved.data?.vocabSize === data.meta.vocabSize;
+  const host = new Map([...ck.arrays].map(([k, v]) => [k, { shape: [...v.shape], data: Float32Array.from(v.data) }]));
+  if (continues) {
+    const exported = await readFile(path.join(dir, EXPORTED_LOG_FILE), 'utf8').catch(() => '');
+    await writeFile(path.join(outDir, LOG_FILE), exported);
+    await truncateLog(path.join(outDir, LOG_FILE), saved.step);
+    // Fresh moments: bias correction restarts with them.
+    return { state: { ...saved, config, optimizerStep: 0, savedAt: new Date().toISOString() }, host };
+  }
+  await writeFile(path.join(outDir, LOG_FILE), '');
+  return {
+    state: {
+      version: 1, step: 0, position: { epoch: 0, cursor: 0 }, tokensSeen: 0, elapsedMs: 0, config,
+      data: { trainTokens: data.train.length, vocabSize: data.meta.vocabSize }, savedAt: new Date().toISOString(),
+    },
+    host,
+  };
+}
+
 const LOCK_FILE = 'LOCK';
 
 /**
@@ -247,6 +311,8 @@ async function pretrainLocked(opts: PretrainOptions): Promise<PretrainResult> {
     host = ck.weights;
     optimizerArrays = ck.optimizer;
     await truncateLog(path.join(outDir, LOG_FILE), state.step);
+  } else if (opts.continueFrom) {
+    ({ state, host } = await continueFromModel(opts.continueFrom, config, modelConfig, data, outDir));
   } else {
     state = {
       version: 1,
@@ -273,7 +339,7 @@ async function pretrainLocked(opts: PretrainOptions): Promise<PretrainResult> {
   const varList = vars.map(([, v]) => v);
   const optimizer = new AdamW(vars, config);
   try {
-    if (optimizerArrays) optimizer.loadState(optimizerArrays, state.step, found!);
+    if (optimizerArrays) optimizer.loadState(optimizerArrays, state.optimizerStep ?? state.step, found!);
   } catch (err) {
     optimizer.dispose();
     tf.dispose(varList);
@@ -281,7 +347,8 @@ async function pretrainLocked(opts: PretrainOptions): Promise<PretrainResult> {
   }
   const tokFiles = await tokenizerFiles(data.tokenizerDir);
   const nParams = paramSpecs(modelConfig).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
-  await emit({ type: 'start', step: state.step, resumedFrom: found && !opts.restart ? found : undefined, parameters: nParams, backend: tf.getBackend(), trainTokens: data.train.length });
+  const resumedFrom = found && !opts.restart ? found : opts.continueFrom;
+  await emit({ type: 'start', step: state.step, resumedFrom, parameters: nParams, backend: tf.getBackend(), trainTokens: data.train.length });
 
   const tokensPerStep = B * T * accum;
   const bar = opts.progress === 'bar'
@@ -300,6 +367,7 @@ async function pretrainLocked(opts: PretrainOptions): Promise<PretrainResult> {
 
   const save = async () => {
     state.position = { ...sampler.position };
+    if (state.optimizerStep !== undefined || optimizer.step !== state.step) state.optimizerStep = optimizer.step;
     state.savedAt = new Date().toISOString();
     checkpointDir = await saveTrainingCheckpoint(outDir, modelConfig, params, await optimizer.stateArrays(), state, tokFiles);
     lastSavedStep = state.step;
