@@ -69,6 +69,8 @@ export class Store {
   readonly logger: Logger;
   private readonly options: StoreOptions;
   private readonly extra: Redis[] = [];
+  private pipelinedClient: Redis | null = null;
+  private closed = false;
   private lastState: 'up' | 'down' | 'init' = 'init';
 
   constructor(options: StoreOptions) {
@@ -120,6 +122,31 @@ export class Store {
     return this.redis.status === 'ready';
   }
 
+  /**
+   * A second connection with ioredis auto-pipelining on, for hot paths with many concurrent
+   * independent commands (key verification): commands issued in the same tick share one write.
+   * It is opened in the background on the first call; until it is ready (and whenever it is not)
+   * this returns the plain `redis` connection, so callers never wait for it. Custom commands
+   * (defineCommand) must be defined on the returned connection as well.
+   *
+   * The shared `redis` connection deliberately stays without auto-pipelining: with one command in
+   * flight every command becomes a Pipeline object whose garbage survives young-generation GCs
+   * and lengthens their pauses (measured by `npm run bench:bot`, see README, Performance).
+   */
+  pipelined(): Redis {
+    if (!this.pipelinedClient && !this.closed) {
+      const client = this.redis.duplicate({ enableAutoPipelining: true, lazyConnect: true });
+      client.on('error', () => {
+        /* reconnects by itself; the main connection logs */
+      });
+      this.extra.push(client);
+      this.pipelinedClient = client;
+      client.connect().catch(() => undefined);
+    }
+    const c = this.pipelinedClient;
+    return c && !this.closed && c.status === 'ready' ? c : this.redis;
+  }
+
   /** A separate connection with the same settings (subscribers, blocking commands). */
   async duplicate(): Promise<Redis> {
     const dup = this.redis.duplicate({ enableOfflineQueue: true, lazyConnect: true });
@@ -134,6 +161,7 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const c of [...this.extra, this.redis]) {
       try {
         if (c.status === 'ready') await c.quit();

@@ -117,9 +117,9 @@ export interface KeyServiceOptions {
    */
   safetyIntervalMs?: number;
   /**
-   * Turn on ioredis auto-pipelining for the store's connection (default true): verifications
-   * issued in the same tick share one write, roughly doubling throughput under load. Replies and
-   * errors stay per command, so other users of the connection see no difference.
+   * Verify key attempts over the store's auto-pipelined connection (Store.pipelined; default
+   * true): verifications issued in the same tick share one write, roughly doubling throughput
+   * under load. The shared connection (every other command) is left without auto-pipelining.
    */
   autoPipelining?: boolean;
 }
@@ -142,6 +142,13 @@ type RedisWithScripts = Redis & {
   nemoKeyVerify(...args: (string | number)[]): Promise<[string, number | string | undefined, string | undefined]>;
   nemoKeyAuth(current: string, previous: string, user: string): Promise<(string | null)[]>;
 };
+
+function defineKeyScripts(redis: Redis): void {
+  if (typeof (redis as RedisWithScripts).nemoKeyRotate === 'function') return;
+  redis.defineCommand('nemoKeyRotate', { numberOfKeys: 4, lua: ROTATE_LUA });
+  redis.defineCommand('nemoKeyVerify', { numberOfKeys: 9, lua: VERIFY_LUA });
+  redis.defineCommand('nemoKeyAuth', { numberOfKeys: 3, lua: AUTH_LUA });
+}
 
 export class KeyService {
   private readonly store: Store;
@@ -170,6 +177,7 @@ export class KeyService {
   private started = false;
   private lastNotifiedVersion = 0;
   private lastBreakerWarning = 0;
+  private readonly autoPipelining: boolean;
   private readonly rotateListeners = new Set<(e: RotationEvent) => unknown>();
   private readonly scheduleListeners = new Set<(s: ScheduleInfo) => unknown>();
 
@@ -186,13 +194,20 @@ export class KeyService {
     this.channel = store.key('keys', 'events');
     this.base = store.key('keys', '');
     this.schedule = { cron: config.KEY_ROTATE_CRON, tz: config.KEY_ROTATE_TZ };
-    if (options.autoPipelining ?? true) store.redis.options.enableAutoPipelining = true;
-    const redis = store.redis as RedisWithScripts;
-    if (typeof redis.nemoKeyRotate !== 'function') {
-      redis.defineCommand('nemoKeyRotate', { numberOfKeys: 4, lua: ROTATE_LUA });
-      redis.defineCommand('nemoKeyVerify', { numberOfKeys: 9, lua: VERIFY_LUA });
-      redis.defineCommand('nemoKeyAuth', { numberOfKeys: 3, lua: AUTH_LUA });
-    }
+    this.autoPipelining = options.autoPipelining ?? true;
+    defineKeyScripts(store.redis);
+  }
+
+  /**
+   * The connection for verify(): the store's auto-pipelined one (bursts of key attempts share
+   * writes) unless autoPipelining is off. Everything else, including the per-message
+   * authorisation(), uses the plain shared connection (see Store.pipelined).
+   */
+  private verifyConnection(): RedisWithScripts {
+    if (!this.autoPipelining) return this.store.redis as RedisWithScripts;
+    const c = this.store.pipelined();
+    defineKeyScripts(c);
+    return c as RedisWithScripts;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -355,7 +370,7 @@ export class KeyService {
       const prevHourWeight = 1 - (nowMs % HOUR) / HOUR;
       // The hot path: key names by concatenation and no extra closure (this runs ~10k times/s).
       const b = this.base;
-      const res = await (this.store.redis as RedisWithScripts)
+      const res = await this.verifyConnection()
         .nemoKeyVerify(
           b + 'current', b + 'previous', b + 'user:' + userId, b + 'fails:' + userId, b + 'lock:' + userId,
           b + 'newfail:' + hour, b + 'newfail:' + (hour - 1), b + 'failed:total', b + 'failed:h:' + hour,

@@ -51,3 +51,31 @@ test('open() on a dead address rejects with a clear RedisUnavailableError', asyn
   await assert.rejects(store.open(), (err: unknown) => err instanceof RedisUnavailableError && /Cannot connect to Redis/.test(err.message));
   await store.close();
 });
+
+test('pipelined() is a separate auto-pipelined connection; the shared one and key checks through KeyService stay plain', async () => {
+  const { KeyService } = await import('../keys/key-service.js');
+  const { coreSchema } = await import('../config.js');
+  const { parseEnv } = await import('../env.js');
+  const store = await openTestStore('pipelined');
+  const keys = new KeyService(store, parseEnv(coreSchema, {}));
+  try {
+    // Until the second connection is up, callers get the shared one (never a connection that fails).
+    assert.equal(store.pipelined(), store.redis);
+    const deadline = Date.now() + 3000;
+    while (store.pipelined() === store.redis && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const fast = store.pipelined();
+    assert.notEqual(fast, store.redis);
+    assert.equal(fast.options.enableAutoPipelining, true);
+    assert.equal(store.redis.options.enableAutoPipelining, false, 'the shared connection is not auto-pipelined');
+    // Verification runs its script over it (defined there on first use) and gives the same answers.
+    const { key } = await keys.current();
+    assert.equal((await keys.verify('u1', key)).ok, true);
+    assert.equal((await keys.authorisation('u1')).authorised, true);
+    assert.equal(typeof (fast as unknown as { nemoKeyVerify?: unknown }).nemoKeyVerify, 'function');
+    assert.equal(store.redis.options.enableAutoPipelining, false);
+  } finally {
+    await keys.stop();
+    await store.cleanup();
+  }
+  assert.equal(store.pipelined(), store.redis, 'no new connection after close');
+});
