@@ -77,11 +77,25 @@ export interface ChatReply {
   /** What happened, for logs and tests. */
   kind:
     | 'ignored' | 'banned' | 'rate-limited' | 'quota' | 'how-to-get-key' | 'wrong-key' | 'locked' | 'key-changed'
-    | 'verified' | 'verify-in-private' | 'non-text' | 'command' | 'reply' | 'unavailable' | 'busy' | 'timeout' | 'error';
+    | 'verified' | 'verify-in-private' | 'non-text' | 'command' | 'reply' | 'unavailable' | 'busy' | 'timeout' | 'error'
+    | 'interrupted';
   /** The generation behind a 'reply'. */
   generation?: GenerationResult;
   /** The exact prompt sent to the model (tests compare with the generator's own output). */
   prompt?: string;
+  /**
+   * 'interrupted' (the generation was cancelled: shutdown, the web visitor left): the text
+   * generated until then. It is never remembered as the bot's turn and costs no quota.
+   */
+  partial?: string;
+}
+
+/** A generation that ended before its turn did (cancelled, or its deadline passed mid-reply). */
+class GenerationInterrupted extends Error {
+  constructor(readonly partial: string) {
+    super('generation interrupted');
+    this.name = 'GenerationInterrupted';
+  }
 }
 
 export interface ChatSessionDeps {
@@ -145,7 +159,7 @@ export class ChatSession {
     if (!raw) return { reply: { parts: [], outcome: 'ok', kind: 'ignored' }, settled: Promise.resolve() };
     const { text, cut } = truncateInput(raw, this.deps.config.BOT_MAX_INPUT_CHARS);
     let reply: ChatReply;
-    let remember: Turn | null = null;
+    let remember: { turn: Turn; epoch: string } | null = null;
     let quotaTaken = false;
     try {
       const routed = await this.route(msg, text, () => {
@@ -165,7 +179,7 @@ export class ChatSession {
     // Memory and usage are independent writes: sent together, they share one round trip.
     const settled = Promise.all([
       remember
-        ? this.memory.append(msg.userId, remember).catch((err: unknown) => {
+        ? this.memory.append(msg.userId, remember.turn, remember.epoch).catch((err: unknown) => {
           this.log.warn({ err: (err as Error).message, userId: msg.userId }, 'turn not remembered');
         })
         : undefined,
@@ -192,8 +206,10 @@ export class ChatSession {
     return reply;
   }
 
-  private async route(msg: IncomingChat, text: string, tookQuota: () => void): Promise<{ reply: ChatReply; remember?: Turn }> {
-    const reply = (r: ChatReply): { reply: ChatReply; remember?: Turn } => ({ reply: r });
+  private async route(
+    msg: IncomingChat, text: string, tookQuota: () => void,
+  ): Promise<{ reply: ChatReply; remember?: { turn: Turn; epoch: string } }> {
+    const reply = (r: ChatReply): { reply: ChatReply } => ({ reply: r });
     const { keys, config } = this.deps;
     // Independent reads in parallel: one round trip instead of two.
     const [banned, auth] = await Promise.all([this.bans.isBanned(msg.userId), keys.authorisation(msg.userId)]);
@@ -232,11 +248,12 @@ export class ChatSession {
     }
 
     // The history read is harmless if the limit then says no: both in one round trip.
-    const [limited, history] = await Promise.all([this.limits.hit(msg.userId, true), this.memory.history(msg.userId)]);
+    // The memory's epoch goes with the turn: a #reset / clear during generation wins (see conversation.ts).
+    const [limited, memory] = await Promise.all([this.limits.hit(msg.userId, true), this.memory.read(msg.userId)]);
     if (!limited.allowed) return reply(this.limitedReply(limited));
     if (config.BOT_DAILY_QUOTA > 0) tookQuota();
 
-    const prompt = this.deps.format.buildPrompt(history, text);
+    const prompt = this.deps.format.buildPrompt(memory.turns, text);
     const generation = await this.deps.generator.generate({
       prompt,
       ...this.sampling(),
@@ -244,13 +261,16 @@ export class ChatSession {
       onText: msg.onText,
       signal: msg.signal,
     });
-    if (generation.finishReason === 'timeout') throw new GeneratorTimeoutError();
     const format = this.deps.format;
     const answer = (format.clean ? format.clean(generation.text) : cutAtStop(generation.text, format.stop)).trim();
+    // A cut-off reply is not a turn of the conversation: neither it nor the message that asked for
+    // it is remembered (the chatter is asked to send the message again), and the quota comes back.
+    if (generation.finishReason === 'timeout') throw new GeneratorTimeoutError();
+    if (generation.finishReason === 'aborted') throw new GenerationInterrupted(answer);
     if (!answer) return reply({ parts: [this.texts.emptyReply()], outcome: 'ok', kind: 'reply', generation, prompt });
     return {
       reply: { parts: splitReply(answer, config.BOT_REPLY_PART_CHARS), outcome: 'ok', kind: 'reply', generation, prompt },
-      remember: { user: text, bot: answer },
+      remember: { turn: { user: text, bot: answer }, epoch: memory.epoch },
     };
   }
 
@@ -323,6 +343,7 @@ export class ChatSession {
     const tryAgain = [this.texts.tryAgainShortly()];
     if (err instanceof GeneratorBusyError) return { parts: tryAgain, outcome: 'busy', kind: 'busy' };
     if (err instanceof GeneratorTimeoutError) return { parts: tryAgain, outcome: 'timeout', kind: 'timeout' };
+    if (err instanceof GenerationInterrupted) return { parts: tryAgain, outcome: 'error', kind: 'interrupted', partial: err.partial };
     if (err instanceof RedisUnavailableError) {
       this.log.warn({ userId: msg.userId, channel: msg.channel }, 'redis unavailable while handling a chat message');
       return { parts: tryAgain, outcome: 'error', kind: 'unavailable' };

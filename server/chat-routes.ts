@@ -57,6 +57,7 @@ const KIND_STATUS: Record<string, [number, string]> = {
   unavailable: [503, 'unavailable'],
   busy: [503, 'busy'],
   timeout: [504, 'timeout'],
+  interrupted: [503, 'interrupted'],
   error: [500, 'error'],
 };
 
@@ -244,7 +245,8 @@ async function streamReply(
       outcome: 'error',
       code: 'restarting',
       status: 503,
-      partial: reply.parts.join('\n\n'),
+      // What was generated before the cut (not remembered: the visitor sends the message again).
+      partial: reply.partial ?? '',
       message: 'The server is restarting; please send your message again in a moment. 服务器正在重启，请稍后重发。',
     });
   } else if (reply.kind === 'reply' || reply.kind === 'command') {

@@ -72,3 +72,26 @@ test('a damaged entry is skipped, and maxTurns 0 turns memory off', async () => 
     await store.cleanup();
   }
 });
+
+test('an exchange read before a clear() is not appended after it (a reset wins over a reply in flight)', async () => {
+  const store = await openTestStore('mem-epoch');
+  try {
+    const mem = new ConversationMemory(store, { maxTurns: 5, maxTokens: 100, idleMs: 60_000, countTokens: words });
+    await mem.append('u', { user: 'one', bot: 'first' });
+    const before = await mem.read('u');
+    assert.deepEqual(before.turns, [{ user: 'one', bot: 'first' }]);
+    // Nothing cleared meanwhile: stored.
+    assert.equal(await mem.append('u', { user: 'two', bot: 'second' }, before.epoch), 2);
+    const stale = await mem.read('u');
+    assert.equal(await mem.clear('u'), true);
+    assert.equal(await mem.append('u', { user: 'three', bot: 'third' }, stale.epoch), -1, 'read before the clear: refused');
+    assert.deepEqual(await mem.history('u'), []);
+    assert.equal(await mem.clear('u'), false, 'nothing left to forget');
+    const fresh = await mem.read('u');
+    assert.notEqual(fresh.epoch, stale.epoch);
+    assert.equal(await mem.append('u', { user: 'four', bot: 'fourth' }, fresh.epoch), 1, 'read after the clear: stored');
+    assert.ok((await store.redis.pttl(`${store.prefix}bot:mem-epoch:u`)) > 86_400_000, 'the epoch outlives any reply in flight');
+  } finally {
+    await store.cleanup();
+  }
+});

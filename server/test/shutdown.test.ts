@@ -13,6 +13,7 @@ import { parseEnv } from '../../core/env.js';
 import { KeyService } from '../../core/keys/key-service.js';
 import { RuntimeSettings, defaultChatSettings } from '../../core/settings/runtime-settings.js';
 import { defaultBotConfig } from '../../bot/config.js';
+import { conversationKey } from '../../bot/conversation.js';
 import { openTestStore, TEST_REDIS_URL } from '../../core/testing.js';
 import { Client } from './harness.js';
 
@@ -104,12 +105,17 @@ describe('graceful shutdown of npm start', () => {
   test('SIGTERM with no grace: the streaming reply is cancelled with a notice, new connections are refused, exit 0', async () => {
     const s = await startServer({ ADMIN_PASSWORD: 'shutdown-test-password', REDIS_PREFIX: store.prefix, MODEL_DIR: modelDir, SHUTDOWN_GRACE_SECONDS: '0' });
     const c = await verifiedVisitor(s.url, key);
+    const userId = ((await c.get('/api/chat/session')).body as { userId: string }).userId;
     const stream = await openStream(c, 'tell me a very long story');
     s.child.kill('SIGTERM');
     const text = await stream.rest;
     assert.match(text, /event: notice/);
     assert.match(text, /"code":"restarting"/);
+    assert.match(text, /"kind":"interrupted"/);
+    assert.match(text, /"partial":"[^"]/, 'what was generated before the cut is reported with the notice');
     assert.equal(await s.exit, 0, s.lines.join(''));
+    // The cut-off reply is not a turn of the conversation.
+    assert.equal(await store.redis.exists(conversationKey(store, userId)), 0, 'nothing remembered');
     await assert.rejects(fetch(`${s.url}/healthz`), 'no longer accepting connections');
     const log = s.lines.join('');
     assert.match(log, /"msg":"shutting down"/);
