@@ -1,10 +1,12 @@
 // Picks the tfjs backend at run time: tfjs-node (native; optional — its install downloads
 // libtensorflow, so it is not in package.json: `npm install @tensorflow/tfjs-node` on machines with
 // internet), else wasm (XNNPACK, SIMD; one thread under Node), else the plain-JS cpu backend.
-// TFJS_BACKEND=node|wasm|cpu forces one.
+// TFJS_BACKEND=node|wasm|cpu forces one. On wasm, matmuls run on the native addon
+// (model/native) when it is built, unless NEMO_NATIVE=0.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { installNativeKernels } from './native/kernels.js';
 
 export type BackendName = 'node' | 'wasm' | 'cpu';
 
@@ -48,6 +50,7 @@ async function select(wanted: string | undefined): Promise<string> {
     const ok = name === 'node' ? await tryNode() : name === 'wasm' ? await tryWasm() : await tf.setBackend('cpu');
     if (ok) {
       await tf.ready();
+      if (tf.getBackend() === 'wasm') installNativeKernels();
       return tf.getBackend();
     }
   }

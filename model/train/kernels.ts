@@ -14,7 +14,10 @@
 // 4. tfjs computes matmul gradients with transposed matmuls (`matMul(dy, b, false, true)`), which
 //    on wasm miss XNNPACK and run in a scalar loop (measured 6.7x slower training). We re-register
 //    the BatchMatMul gradient so that it transposes explicitly and multiplies plainly.
+// When the native matmul kernels are active (model/native: they handle transposes and batches
+// themselves), 2. is not installed and 4. passes the transpose flags instead of transposing.
 import * as tf from '@tensorflow/tfjs';
+import { nativeMatMulActive } from '../native/kernels.js';
 
 interface WasmModuleLike {
   cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
@@ -175,8 +178,9 @@ export function installTrainingKernels(): void {
       }) as unknown as tf.KernelFunc,
     });
   }
+  const native = nativeMatMulActive();
   originalMatMul = tf.getKernel('BatchMatMul', 'wasm');
-  if (originalMatMul && process.env.NEMO_TRAIN_PLAIN_MATMUL !== '1') {
+  if (originalMatMul && !native && process.env.NEMO_TRAIN_PLAIN_MATMUL !== '1') {
     tf.unregisterKernel('BatchMatMul', 'wasm');
     tf.registerKernel({ ...originalMatMul, kernelFunc: batchMatMulWasm as unknown as tf.KernelFunc });
   }
@@ -191,6 +195,13 @@ export function installTrainingKernels(): void {
       const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
       const sameBatch = a.rank === b.rank && a.shape.slice(0, -2).every((s, i) => s === b.shape[i]);
       if (!sameBatch) return original.gradFunc(dy, saved, attrs);
+      if (native) {
+        // The same products with transpose flags (free in the native kernel, no copies).
+        if (!transposeA && !transposeB) return { a: () => tf.matMul(d, b, false, true), b: () => tf.matMul(a, d, true, false) };
+        if (!transposeA && transposeB) return { a: () => tf.matMul(d, b), b: () => tf.matMul(d, a, true, false) };
+        if (transposeA && !transposeB) return { a: () => tf.matMul(b, d, false, true), b: () => tf.matMul(a, d) };
+        return { a: () => tf.matMul(b, d, true, true), b: () => tf.matMul(d, a, true, true) };
+      }
       if (!transposeA && !transposeB) return { a: () => tf.matMul(d, t(b)), b: () => tf.matMul(t(a), d) };
       if (!transposeA && transposeB) return { a: () => tf.matMul(d, b), b: () => tf.matMul(t(d), a) };
       if (transposeA && !transposeB) return { a: () => tf.matMul(b, t(d)), b: () => tf.matMul(a, d) };

@@ -1,0 +1,76 @@
+// The optional native matmul addon (model/native/src, built by `npm run build:native` or the
+// root postinstall). loadNative() returns it, with its thread pool sized, or undefined when it is
+// not built or disabled; nativeStatus() says which and why, in one line, for `model info` and logs.
+//   NEMO_NATIVE=0           do not load it (wasm kernels only)
+//   NEMO_NATIVE_THREADS=n   threads of its pool (default: os.availableParallelism())
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeAddon {
+  /**
+   * out[batch][M][N] = act(op(a) · op(b) + bias); a/b entries `strideA`/`strideB` floats apart
+   * (0: one shared matrix). act 0 = linear, 1 = relu. packedB 1: b is packB's copy (M <=
+   * gemvMaxRows, one B). Synchronous; uses the pool.
+   */
+  matmul(a: Float32Array, b: Float32Array, out: Float32Array, bias: Float32Array | null, batch: number, M: number, K: number, N: number,
+    strideA: number, strideB: number, transA: number, transB: number, act: number, packedB: number): void;
+  /** `out` (K · N rounded up to packWidth columns) = one B ([K, N], or [N, K] when transB) in the streaming kernel's layout. */
+  packB(b: Float32Array, out: Float32Array, K: number, N: number, transB: number): void;
+  setThreads(n: number): void;
+  /** gemvMaxRows: matmuls with at most this many rows stream B (and can use a packed B) */
+  info(): { threads: number; isa: string; gemvMaxRows: number; packWidth: number };
+}
+
+export interface NativeStatus {
+  active: boolean;
+  threads?: number;
+  isa?: string;
+  /** one line: what is used and why */
+  reason: string;
+}
+
+export const ADDON_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), 'build', 'Release', 'nemo_native.node');
+
+let addon: NativeAddon | undefined;
+let status: NativeStatus | undefined;
+
+/** NEMO_NATIVE_THREADS, else the machine's available parallelism. */
+export function nativeThreadsSetting(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.NEMO_NATIVE_THREADS;
+  if (raw === undefined || raw === '') return os.availableParallelism();
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`NEMO_NATIVE_THREADS must be an integer from 1 to 256 (got ${JSON.stringify(raw)})`);
+  return n;
+}
+
+/** The addon (loaded once per thread), or undefined; see nativeStatus() for why. */
+export function loadNative(): NativeAddon | undefined {
+  if (status) return addon;
+  if (process.env.NEMO_NATIVE === '0') {
+    status = { active: false, reason: 'native matmul off (NEMO_NATIVE=0): wasm kernels' };
+    return undefined;
+  }
+  if (!existsSync(ADDON_PATH)) {
+    status = { active: false, reason: 'native matmul not built (run `npm run build:native`): wasm kernels' };
+    return undefined;
+  }
+  const threads = nativeThreadsSetting();
+  try {
+    const a = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    a.setThreads(threads);
+    addon = a;
+    const info = a.info();
+    status = { active: true, threads: info.threads, isa: info.isa, reason: `native matmul on (${info.isa}, ${info.threads} thread${info.threads === 1 ? '' : 's'})` };
+  } catch (err) {
+    status = { active: false, reason: `native matmul failed to load (${(err as Error).message.split('\n')[0]}): wasm kernels` };
+  }
+  return addon;
+}
+
+export function nativeStatus(): NativeStatus {
+  loadNative();
+  return status!;
+}

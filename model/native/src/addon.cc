@@ -1,0 +1,140 @@
+// N-API entry points of nemo's native matmul (see matmul.cc). Context-aware: Node worker threads
+// may each load it; they share one process-wide thread pool.
+#include <node_api.h>
+
+#include <cstdint>
+#include <string>
+
+#include "matmul.h"
+
+namespace {
+
+napi_value Throw(napi_env env, const std::string& msg) {
+  napi_throw_error(env, nullptr, msg.c_str());
+  return nullptr;
+}
+
+bool GetF32(napi_env env, napi_value v, float** data, size_t* length) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  void* p = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, length, &p, &ab, &offset) != napi_ok) return false;
+  if (type != napi_float32_array) return false;
+  *data = static_cast<float*>(p);
+  return true;
+}
+
+bool GetInt(napi_env env, napi_value v, int64_t* out) {
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+// matmul(a, b, out, bias | null, batch, M, K, N, strideA, strideB, transA, transB, act, packedB)
+napi_value MatMul(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 14) return Throw(env, "matmul: expected 14 arguments");
+  float *a, *b, *out, *bias = nullptr;
+  size_t la, lb, lo, lbias = 0;
+  if (!GetF32(env, argv[0], &a, &la) || !GetF32(env, argv[1], &b, &lb) || !GetF32(env, argv[2], &out, &lo)) {
+    return Throw(env, "matmul: a, b and out must be Float32Arrays");
+  }
+  napi_valuetype t;
+  napi_typeof(env, argv[3], &t);
+  if (t != napi_null && t != napi_undefined && !GetF32(env, argv[3], &bias, &lbias)) {
+    return Throw(env, "matmul: bias must be a Float32Array or null");
+  }
+  int64_t n[10];
+  for (int i = 0; i < 10; i++) {
+    if (!GetInt(env, argv[4 + i], &n[i])) return Throw(env, "matmul: dimensions must be numbers");
+  }
+  nemo::MatMulArgs x;
+  x.a = a;
+  x.b = b;
+  x.out = out;
+  x.bias = bias;
+  x.batch = n[0];
+  x.M = n[1];
+  x.K = n[2];
+  x.N = n[3];
+  x.strideA = n[4];
+  x.strideB = n[5];
+  x.transA = n[6] != 0;
+  x.transB = n[7] != 0;
+  x.act = static_cast<int>(n[8]);
+  x.packedB = n[9] != 0;
+  if (x.packedB && (x.strideB != 0 || x.M > nemo::gemvMaxRows())) return Throw(env, "matmul: packed B needs one B and M <= gemvMaxRows");
+  if (x.batch < 0 || x.M < 0 || x.K < 0 || x.N < 0 || x.strideA < 0 || x.strideB < 0 || x.act < 0 || x.act > 1) {
+    return Throw(env, "matmul: bad dimensions");
+  }
+  // Bounds: every element read or written must lie inside the given arrays.
+  const int64_t lastA = x.batch > 0 ? (x.batch - 1) * x.strideA : 0;
+  const int64_t lastB = x.batch > 0 ? (x.batch - 1) * x.strideB : 0;
+  if (x.batch > 0 && x.M > 0 && x.N > 0) {
+    if (static_cast<int64_t>(la) < lastA + x.M * x.K) return Throw(env, "matmul: a is too short");
+    const int64_t needB = x.packedB ? nemo::packedSize(x.K, x.N) : lastB + x.K * x.N;
+    if (static_cast<int64_t>(lb) < needB) return Throw(env, "matmul: b is too short");
+    if (static_cast<int64_t>(lo) < x.batch * x.M * x.N) return Throw(env, "matmul: out is too short");
+    if (bias && static_cast<int64_t>(lbias) < x.N) return Throw(env, "matmul: bias is too short");
+  }
+  nemo::matmul(x);
+  return nullptr;
+}
+
+// packB(b, out, K, N, transB): out = b in the streaming kernel's layout (packedSize(K, N) floats:
+// K * N rounded up to whole strips of packWidth columns).
+napi_value PackB(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float *b, *out;
+  size_t lb, lo;
+  int64_t K, N, transB;
+  if (argc != 5 || !GetF32(env, argv[0], &b, &lb) || !GetF32(env, argv[1], &out, &lo) || !GetInt(env, argv[2], &K) ||
+      !GetInt(env, argv[3], &N) || !GetInt(env, argv[4], &transB) || K < 0 || N < 0) {
+    return Throw(env, "packB: expected (Float32Array, Float32Array, K, N, transB)");
+  }
+  if (static_cast<int64_t>(lb) < K * N || static_cast<int64_t>(lo) < nemo::packedSize(K, N)) return Throw(env, "packB: arrays too short");
+  nemo::packB(b, out, K, N, transB != 0);
+  return nullptr;
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int64_t n = 0;
+  if (argc != 1 || !GetInt(env, argv[0], &n) || n < 1 || n > 256) return Throw(env, "setThreads: expected 1..256");
+  nemo::setThreads(static_cast<int>(n));
+  return nullptr;
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value o, th, isa, rows, pw;
+  napi_create_object(env, &o);
+  napi_create_int64(env, nemo::packedSize(1, 1), &pw);
+  napi_set_named_property(env, o, "packWidth", pw);
+  napi_create_int32(env, nemo::gemvMaxRows(), &rows);
+  napi_set_named_property(env, o, "gemvMaxRows", rows);
+  napi_create_int32(env, nemo::threads(), &th);
+  napi_create_string_utf8(env, nemo::isa(), NAPI_AUTO_LENGTH, &isa);
+  napi_set_named_property(env, o, "threads", th);
+  napi_set_named_property(env, o, "isa", isa);
+  return o;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+      {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"packB", nullptr, PackB, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
