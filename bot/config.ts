@@ -1,11 +1,20 @@
 // The bot's own settings (BOT_*, WECHATY_*), parsed with zod like every part's schema.
 // The chat limits and memory bounds here are shared by the WeChat bot and the web chat.
 import { z } from 'zod';
+import { BOT_NAME_PATTERN, DEFAULT_BOT_NAME } from './login-state.js';
 import { envBool, envInt, envList, envNumber, isTimeZone, loadDotenvOnce, parseEnv } from '../core/env.js';
 
 export const botSchema = z.object({
   /** Start the WeChat bot with `npm start`. */
   BOT_ENABLED: envBool(true),
+  /**
+   * This bot instance's name: its login state and QR code in the panel, its lease (one running
+   * process per name) and its session file. One name per WeChat account.
+   */
+  BOT_NAME: z
+    .string()
+    .regex(BOT_NAME_PATTERN, { message: "expected 1-32 letters, digits, '-' or '_' (e.g. main, sales-2)" })
+    .default(DEFAULT_BOT_NAME),
   /** Puppet module name; Wechaty's default web protocol when unset. */
   WECHATY_PUPPET: z.string().min(1).default('wechaty-puppet-wechat4u'),
   WECHATY_PUPPET_SERVICE_TOKEN: z.string().optional(),

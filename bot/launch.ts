@@ -10,7 +10,8 @@ import type { TextGenerator } from '../model/generator.js';
 import { ChatSession, replyTokenBudget, type ChatPromptFormat, type KeyGate, type UsageSink } from './chat-session.js';
 import type { BotConfig } from './config.js';
 import { KeyResponderBot, type CurrentKeySource } from './key-responder.js';
-import { setLoginState } from './login-state.js';
+import { BotNameInUseError, InstanceLease } from './instance-lease.js';
+import { DEFAULT_BOT_NAME, setLoginState, STOPPED_STATE_TTL_MS } from './login-state.js';
 import { modelChatFormat } from './prompt-format.js';
 import { createChatPuppet, createOfficialAccountPuppet, officialAccountConfigured } from './puppet.js';
 import { UserAdmin } from './user-admin.js';
@@ -69,28 +70,47 @@ export async function startBots(
   let keyResponder: KeyResponderBot | null = null;
 
   if (deps.botConfig.BOT_ENABLED) {
+    const name = deps.botConfig.BOT_NAME;
+    // The name first: a second process with this BOT_NAME must not touch its state or session.
+    const lease = new InstanceLease(deps.store, name, { logger: log, onLost: () => void chatBot?.stop(0, 'another process took over this bot name') });
+    const failed = async (err: unknown) => {
+      const detail = `puppet failed to start: ${(err as Error).message}`;
+      if (chatBot) await chatBot.stop(0, detail).catch(() => undefined);
+      else if (lease.held) {
+        await setLoginState(deps.store, { state: 'logged-out', detail }, name, STOPPED_STATE_TTL_MS).catch(() => undefined);
+        await lease.release();
+      }
+    };
     try {
+      await lease.acquire();
       chatBot = new WechatyChatBot({
         store: deps.store, session: deps.session, config: deps.botConfig, puppet: deps.puppet ?? (await createChatPuppet(deps.botConfig, log)),
-        operators: deps.coreConfig.OPERATORS, logger: log, printQrCode: deps.printQrCode ?? true,
-        sessionFile: deps.botConfig.BOT_KEEP_SESSION ? await privateSessionFile(deps.coreConfig.DATA_DIR, 'chat-bot') : undefined,
+        operators: deps.coreConfig.OPERATORS, logger: log, printQrCode: deps.printQrCode ?? true, lease,
+        // One session per bot name (the first bot keeps the file name it always had).
+        sessionFile: deps.botConfig.BOT_KEEP_SESSION
+          ? await privateSessionFile(deps.coreConfig.DATA_DIR, name === DEFAULT_BOT_NAME ? 'chat-bot' : `chat-bot-${name}`)
+          : undefined,
       });
       // Some puppets keep connecting for a long time: do not hold up the HTTP server for them.
       const bot = chatBot;
       const started = bot.start().then(() => true);
       const inTime = await Promise.race([started, new Promise<false>((r) => setTimeout(() => r(false), deps.startTimeoutMs ?? 15_000).unref())]);
-      if (inTime) log.info({ puppet: deps.botConfig.WECHATY_PUPPET }, 'wechat bot started');
+      if (inTime) log.info({ puppet: deps.botConfig.WECHATY_PUPPET, bot: name }, 'wechat bot started');
       else {
-        log.warn({ puppet: deps.botConfig.WECHATY_PUPPET }, 'the WeChat puppet is still starting; continuing without waiting');
+        log.warn({ puppet: deps.botConfig.WECHATY_PUPPET, bot: name }, 'the WeChat puppet is still starting; continuing without waiting');
         started.catch(async (err: Error) => {
-          log.error({ err: err.message }, 'the WeChat bot could not start; the platform keeps running without it');
-          await setLoginState(deps.store, { state: 'logged-out', detail: `puppet failed to start: ${err.message}` }).catch(() => undefined);
+          log.error({ err: err.message, bot: name }, 'the WeChat bot could not start; the platform keeps running without it');
+          await failed(err);
         });
       }
     } catch (err) {
-      log.error({ err: (err as Error).message, puppet: deps.botConfig.WECHATY_PUPPET }, 'the WeChat bot could not start; the platform keeps running without it');
-      await setLoginState(deps.store, { state: 'logged-out', detail: `puppet failed to start: ${(err as Error).message}` }).catch(() => undefined);
-      await chatBot?.stop(0).catch(() => undefined);
+      if (err instanceof BotNameInUseError) {
+        // Refused: the other process keeps the name, its login state and its QR code.
+        log.error({ err: err.message, bot: name, holder: err.holder }, 'the WeChat bot was not started: its name is in use; the platform keeps running without it');
+      } else {
+        log.error({ err: (err as Error).message, puppet: deps.botConfig.WECHATY_PUPPET, bot: name }, 'the WeChat bot could not start; the platform keeps running without it');
+        await failed(err);
+      }
       chatBot = null;
     }
   } else {

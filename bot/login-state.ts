@@ -1,5 +1,7 @@
-// The bot's WeChat login state and QR code, kept in Redis so the admin panel (another module, maybe
-// another process) can show whether the bot is online and the code to scan.
+// Each bot instance's WeChat login state and QR code, kept in Redis so the admin panel (another
+// module, maybe another process) can show whether every bot is online and the code to scan.
+// Instances are told apart by BOT_NAME (default "main"): one record per name, plus an index of
+// the names and each running instance's lease (bot/instance-lease.ts).
 import { guard, type Store } from '../core/redis.js';
 
 export type LoginStateName = 'logged-out' | 'waiting-for-scan' | 'logged-in';
@@ -15,25 +17,103 @@ export interface LoginState {
   detail?: string;
 }
 
-export const loginStateKey = (store: Store) => store.key('bot', 'login');
+/** One bot instance as the panel shows it. */
+export interface BotInstanceState extends LoginState {
+  name: string;
+  /** A process holds this name's lease now (the state is live, not left behind by a dead process). */
+  running: boolean;
+  /** The process holding the lease. */
+  host?: string;
+  pid?: number;
+}
+
+export const DEFAULT_BOT_NAME = 'main';
+/** Letters, digits, '-' and '_', 1–32 characters, starting with a letter or digit. */
+export const BOT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+
+export const loginStateKey = (store: Store, name = DEFAULT_BOT_NAME) => store.key('bot', 'login', name);
+/** A set of every bot name that wrote a login state (pruned when a record has expired). */
+export const botIndexKey = (store: Store) => store.key('bot', 'instances');
+export const botLeaseKey = (store: Store, name = DEFAULT_BOT_NAME) => store.key('bot', 'lease', name);
+
+/** A stopped bot's last state is kept this long, then the panel forgets the instance. */
+export const STOPPED_STATE_TTL_MS = 30 * 86_400_000;
 
 const LOGGED_OUT: Omit<LoginState, 'since'> = { state: 'logged-out' };
 
-/** The current login state; `logged-out` (since the epoch) when the bot never ran. */
-export async function getLoginState(store: Store): Promise<LoginState> {
-  const raw = await guard(() => store.redis.get(loginStateKey(store)));
-  if (!raw) return { ...LOGGED_OUT, since: new Date(0).toISOString() };
-  try {
-    const parsed = JSON.parse(raw) as LoginState;
-    if (parsed.state === 'logged-out' || parsed.state === 'waiting-for-scan' || parsed.state === 'logged-in') return parsed;
-  } catch {
-    // fall through: a damaged value reads as logged out
+function parseState(raw: string | null): LoginState {
+  if (raw) {
+    try {
+      const parsed = JSON.parse(raw) as LoginState;
+      if (parsed.state === 'logged-out' || parsed.state === 'waiting-for-scan' || parsed.state === 'logged-in') return parsed;
+    } catch {
+      // fall through: a damaged value reads as logged out
+    }
   }
   return { ...LOGGED_OUT, since: new Date(0).toISOString() };
 }
 
-export async function setLoginState(store: Store, state: Omit<LoginState, 'since'> & { since?: string }): Promise<LoginState> {
+/** One instance's login state; `logged-out` (since the epoch) when it never ran. */
+export async function getLoginState(store: Store, name = DEFAULT_BOT_NAME): Promise<LoginState> {
+  return parseState(await guard(() => store.redis.get(loginStateKey(store, name))));
+}
+
+/**
+ * Saves an instance's state. Only the process holding the name's lease should call it (the bot
+ * does), so two processes never overwrite each other's QR code. `expireMs`: for a stopped bot.
+ */
+export async function setLoginState(
+  store: Store, state: Omit<LoginState, 'since'> & { since?: string }, name = DEFAULT_BOT_NAME, expireMs?: number,
+): Promise<LoginState> {
   const full: LoginState = { ...state, since: state.since ?? new Date().toISOString() };
-  await guard(() => store.redis.set(loginStateKey(store), JSON.stringify(full)));
+  const json = JSON.stringify(full);
+  await guard(() => {
+    const m = store.redis.multi();
+    if (expireMs) m.set(loginStateKey(store, name), json, 'PX', expireMs);
+    else m.set(loginStateKey(store, name), json);
+    return m.sadd(botIndexKey(store), name).exec();
+  });
   return full;
+}
+
+/** Every known instance, by name, with whether a process runs it now. */
+export async function listBotInstances(store: Store): Promise<BotInstanceState[]> {
+  const names = (await guard(() => store.redis.smembers(botIndexKey(store)))).sort();
+  if (names.length === 0) return [];
+  const [states, leases] = await guard(() =>
+    Promise.all([
+      store.redis.mget(names.map((n) => loginStateKey(store, n))),
+      store.redis.mget(names.map((n) => botLeaseKey(store, n))),
+    ]),
+  );
+  const out: BotInstanceState[] = [];
+  const gone: string[] = [];
+  names.forEach((name, i) => {
+    if (!states[i] && !leases[i]) {
+      gone.push(name);
+      return;
+    }
+    const holder = parseHolder(leases[i]);
+    out.push({ name, ...parseState(states[i]), running: holder !== null, ...(holder ? { host: holder.host, pid: holder.pid } : {}) });
+  });
+  if (gone.length) await guard(() => store.redis.srem(botIndexKey(store), ...gone)).catch(() => undefined);
+  return out;
+}
+
+/** Who holds a bot name's lease (bot/instance-lease.ts writes it). */
+export interface LeaseHolder {
+  token: string;
+  host: string;
+  pid: number;
+  startedAt: string;
+}
+
+export function parseHolder(raw: string | null): LeaseHolder | null {
+  if (!raw) return null;
+  try {
+    const h = JSON.parse(raw) as LeaseHolder;
+    return typeof h.token === 'string' ? h : null;
+  } catch {
+    return null;
+  }
 }

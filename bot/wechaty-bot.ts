@@ -10,7 +10,8 @@ import type { Store } from '../core/redis.js';
 import type { ChatReply, ChatSession } from './chat-session.js';
 import type { BotConfig } from './config.js';
 import { MessageDedup } from './dedup.js';
-import { setLoginState, type LoginState } from './login-state.js';
+import { InstanceLease } from './instance-lease.js';
+import { setLoginState, STOPPED_STATE_TTL_MS, type LoginState } from './login-state.js';
 import { mentionsName, stripMentions } from './mentions.js';
 import { KeyedSerialQueue } from './serial.js';
 
@@ -59,16 +60,26 @@ export interface WechatyChatBotOptions {
   printQrCode?: boolean;
   /** Called after every incoming message is dealt with (tests, benchmark, metrics). */
   onHandled?: (h: HandledMessage) => void;
+  /**
+   * The lease on this bot's name (config.BOT_NAME); start() takes it if it is not held yet and
+   * rejects with BotNameInUseError when another process runs a bot of that name.
+   */
+  lease?: InstanceLease;
 }
 
 export class WechatyChatBot {
   readonly wechaty: Wechaty;
+  /** BOT_NAME: whose login state this bot writes. */
+  readonly name: string;
+  readonly lease: InstanceLease;
   private readonly log: Logger;
   private readonly dedup: MessageDedup;
   private readonly queue = new KeyedSerialQueue();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly operators: Set<string>;
   private stopped = false;
+  /** Aborted by stop() when replies outlast its wait: their generations end, nothing is remembered. */
+  private shutdown = new AbortController();
   private lastErrorLog = 0;
   private state: LoginState['state'] = 'logged-out';
   private suppressedErrors = 0;
@@ -79,6 +90,11 @@ export class WechatyChatBot {
     this.log = options.logger ?? silentLogger;
     this.dedup = new MessageDedup(options.store);
     this.operators = new Set(options.operators ?? []);
+    this.name = options.lease?.botName ?? options.config.BOT_NAME;
+    this.lease = options.lease ?? new InstanceLease(options.store, this.name, {
+      logger: this.log,
+      onLost: () => void this.stop(0),
+    });
     // Wechaty and its puppets share one logger; ours (pino) reports what matters.
     wechatyLog.level('silent');
     // Without a session file no memory card is written (tests); with one, restarts keep the login.
@@ -97,24 +113,36 @@ export class WechatyChatBot {
     });
   }
 
+  /** Takes the name's lease (BotNameInUseError: another process runs this bot), then starts the puppet. */
   async start(): Promise<void> {
+    await this.lease.acquire();
     this.stopped = false;
+    if (this.shutdown.signal.aborted) this.shutdown = new AbortController();
     await this.saveState({ state: 'logged-out', detail: 'starting' });
     await this.wechaty.start();
   }
 
-  /** Stops the bot; waits (bounded) for replies being sent. Always call it: Wechaty keeps a timer. */
-  async stop(waitMs = 5000): Promise<void> {
+  /**
+   * Stops the bot. Replies being generated get `waitMs` to finish; then their generations are
+   * cancelled (the chatter is asked to send the message again; the cut-off reply is not
+   * remembered) and sending gets a moment more. Always call it: Wechaty keeps a timer.
+   * `detail` is what the panel shows for the stopped bot; the name's lease is released.
+   */
+  async stop(waitMs = 5000, detail = 'stopped'): Promise<void> {
     this.stopped = true;
+    const settle = (ms: number) => Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, ms).unref())]);
+    if (this.inFlight.size) await settle(waitMs);
     if (this.inFlight.size) {
-      await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, waitMs).unref())]);
+      this.shutdown.abort(new Error('the bot is stopping'));
+      await settle(2000);
     }
     try {
       await this.wechaty.stop();
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'wechaty stop failed');
     }
-    await this.saveState({ state: 'logged-out', detail: 'stopped' });
+    await this.saveState({ state: 'logged-out', detail }, STOPPED_STATE_TTL_MS);
+    await this.lease.release();
   }
 
   /**
@@ -167,10 +195,12 @@ export class WechatyChatBot {
     await this.saveState({ state: 'logged-out', detail: reason || 'logged out' });
   }
 
-  private async saveState(state: Omit<LoginState, 'since'>): Promise<void> {
+  /** Only while holding the name's lease: never overwrite another process's state or QR code. */
+  private async saveState(state: Omit<LoginState, 'since'>, expireMs?: number): Promise<void> {
     this.state = state.state;
+    if (!this.lease.held) return;
     try {
-      await setLoginState(this.options.store, state);
+      await setLoginState(this.options.store, state, this.name, expireMs);
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'could not save the login state');
     }
@@ -218,12 +248,14 @@ export class WechatyChatBot {
     }
     const text = msg.text();
     if (!text.trim()) return done({ result: 'empty', userId, sent: [] });
-    const { reply, settled } = await this.options.session.respond({ ...base, text, context: 'private', isOperator: await this.isOperator(talker) });
+    const { reply, settled } = await this.options.session.respond({
+      ...base, text, context: 'private', isOperator: await this.isOperator(talker), signal: this.shutdown.signal,
+    });
     const sent = await this.send(reply.parts, (part) => talker.say(part));
     const latencyMs = performance.now() - started;
     // Memory and usage are written after the reply went out, before this chat's next message.
     await settled;
-    done({ result: reply.kind === 'error' ? 'failed' : 'answered', userId, reply, sent, latencyMs });
+    done({ result: failed(reply) ? 'failed' : 'answered', userId, reply, sent, latencyMs });
   }
 
   private async onRoomMessage(
@@ -247,13 +279,13 @@ export class WechatyChatBot {
     if (!text) return done({ result: 'empty', ...ids });
     const { reply, settled } = await this.options.session.respond({
       channel: WECHAT_CHANNEL, userId: ids.userId, displayName: talker.name(), text, context: 'group',
-      isOperator: await this.isOperator(talker),
+      isOperator: await this.isOperator(talker), signal: this.shutdown.signal,
     });
     // Addressed to the sender: WeChat shows "@name" and notifies them.
     const sent = await this.send(reply.parts, (part) => room.say(part, talker));
     const latencyMs = performance.now() - started;
     await settled;
-    done({ result: reply.kind === 'error' ? 'failed' : 'answered', reply, ...ids, sent, latencyMs });
+    done({ result: failed(reply) ? 'failed' : 'answered', reply, ...ids, sent, latencyMs });
   }
 
   /** Sends parts in order; a failed send (puppet offline) stops the rest and is logged. */
@@ -302,6 +334,10 @@ export class WechatyChatBot {
     const alias = await talker.alias().catch(() => undefined);
     return !!alias && this.operators.has(alias);
   }
+}
+
+function failed(reply: ChatReply): boolean {
+  return reply.kind === 'error' || reply.kind === 'interrupted';
 }
 
 function errorMessage(err: unknown): string {

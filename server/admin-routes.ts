@@ -4,7 +4,7 @@ import express, { type Request, type Router } from 'express';
 import QRCode from 'qrcode';
 import cronstrue from 'cronstrue';
 import { z } from 'zod';
-import type { LoginState } from '../bot/login-state.js';
+import { BOT_NAME_PATTERN, DEFAULT_BOT_NAME, type BotInstanceState } from '../bot/login-state.js';
 import type { CoreConfig } from '../core/config.js';
 import { InvalidScheduleError, type KeyService } from '../core/keys/key-service.js';
 import { nextRuns, validateSchedule } from '../core/keys/schedule.js';
@@ -28,7 +28,7 @@ export interface AdminRouteDeps {
   log: Logger;
   metrics: Metrics;
   generator?: TextGenerator;
-  botState?: () => Promise<LoginState>;
+  botStates?: () => Promise<BotInstanceState[]>;
   keys?: KeyService;
   usage?: UsageSource;
   users?: Omit<UsersDeps, 'keys' | 'audit' | 'usage'> & { usage?: UsersDeps['usage'] };
@@ -145,23 +145,28 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   router.use(settingsRoutes({ ...(deps.settings ?? {}), audit, generator: deps.generator }));
 
   // ------------------------------------------------------------------ the WeChat bot
-  const botState = async (): Promise<LoginState> =>
-    deps.botState ? deps.botState() : { state: 'logged-out', since: new Date(0).toISOString(), detail: 'The WeChat bot is not running in this deployment' };
+  const botStates = async (): Promise<BotInstanceState[]> => (deps.botStates ? deps.botStates() : []);
 
   router.get(
     '/bot',
     handle(async (_req, res) => {
-      const s = await botState();
-      // The QR payload is a login URL: the panel fetches the rendered image instead.
-      res.json({ state: s.state, since: s.since, user: s.user, detail: s.detail, qrcode: Boolean(s.qrcode) });
+      // Every bot instance (BOT_NAME) that ran on this Redis. The QR payload is a login URL: the
+      // panel fetches the rendered image instead. A state left by a process that is gone
+      // (running: false) is shown as such, without its QR code.
+      const instances = (await botStates()).map((s) => ({
+        name: s.name, running: s.running, host: s.host, pid: s.pid,
+        state: s.state, since: s.since, user: s.user, detail: s.detail, qrcode: Boolean(s.qrcode) && s.running && s.state !== 'logged-in',
+      }));
+      res.json({ instances });
     }),
   );
 
   router.get(
     '/bot/qr.svg',
-    handle(async (_req, res) => {
-      const s = await botState();
-      if (!s.qrcode || s.state === 'logged-in') throw new HttpError(404, 'no_qrcode', 'No login QR code right now');
+    handle(async (req, res) => {
+      const name = typeof req.query.name === 'string' && BOT_NAME_PATTERN.test(req.query.name) ? req.query.name : DEFAULT_BOT_NAME;
+      const s = (await botStates()).find((b) => b.name === name);
+      if (!s?.qrcode || !s.running || s.state === 'logged-in') throw new HttpError(404, 'no_qrcode', 'No login QR code right now');
       const svg = await QRCode.toString(s.qrcode, { type: 'svg', errorCorrectionLevel: 'M', margin: 1 });
       res.set('Content-Type', 'image/svg+xml').set('Cache-Control', 'no-store').send(svg);
     }),

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import { getLoginState, type LoginState } from '../bot/login-state.js';
+import { listBotInstances, type BotInstanceState } from '../bot/login-state.js';
 import type { CoreConfig } from '../core/config.js';
 import { coreSchema } from '../core/config.js';
 import { parseEnv } from '../core/env.js';
@@ -30,10 +30,11 @@ export interface AppDeps {
   metrics?: Metrics;
   /** The (instrumented) model; absent while none is loaded. */
   generator?: TextGenerator;
-  botState?: () => Promise<LoginState>;
+  /** Every bot instance's login state (default: read from the shared Redis). */
+  botStates?: () => Promise<BotInstanceState[]>;
   isStopping?: () => boolean;
   /** Services behind the admin pages and the web chat (see admin-routes.ts, chat-routes.ts). */
-  admin?: Omit<AdminRouteDeps, 'store' | 'config' | 'coreConfig' | 'audit' | 'log' | 'metrics' | 'generator' | 'botState'>;
+  admin?: Omit<AdminRouteDeps, 'store' | 'config' | 'coreConfig' | 'audit' | 'log' | 'metrics' | 'generator' | 'botStates'>;
   chat?: Omit<ChatRouteDeps, 'store' | 'log' | 'metrics' | 'config'>;
 }
 
@@ -54,8 +55,8 @@ export function createApp(deps: AppDeps): Express {
     deps.admin.keys.onRotate((e) => metrics.keyRotations.inc({ by: e.by }));
   }
   const audit = new AuditLog(deps.store);
-  // The bot may run in another process: its login state is read from the shared Redis.
-  const botState = deps.botState ?? (() => getLoginState(deps.store));
+  // The bots may run in other processes: their login states are read from the shared Redis.
+  const botStates = deps.botStates ?? (() => listBotInstances(deps.store));
 
   const app = express();
   app.disable('x-powered-by');
@@ -96,7 +97,7 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
 
-  app.use(healthRoutes({ store: deps.store, startedAt: deps.startedAt, metrics, generator: deps.generator, botState, isStopping: deps.isStopping, metricsToken: config.METRICS_TOKEN }));
+  app.use(healthRoutes({ store: deps.store, startedAt: deps.startedAt, metrics, generator: deps.generator, botStates, isStopping: deps.isStopping, metricsToken: config.METRICS_TOKEN }));
 
   // API answers carry keys and personal data: no cache may keep them.
   app.use('/api', (_req, res, next) => {
@@ -112,7 +113,7 @@ export function createApp(deps: AppDeps): Express {
     auth.requireAdmin,
     adminRoutes({
       ...(deps.admin ?? {}),
-      store: deps.store, config, coreConfig, audit, log: log.child({ part: 'admin' }), metrics, generator: deps.generator, botState,
+      store: deps.store, config, coreConfig, audit, log: log.child({ part: 'admin' }), metrics, generator: deps.generator, botStates,
     }),
   );
   app.use('/api/chat', json, chatRoutes({ ...(deps.chat ?? {}), store: deps.store, log: log.child({ part: 'web-chat' }), metrics, config }));

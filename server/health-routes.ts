@@ -1,6 +1,6 @@
 // /healthz (the process answers), /readyz (Redis, model and bot state) and /metrics.
 import express, { type Router } from 'express';
-import type { LoginState } from '../bot/login-state.js';
+import type { BotInstanceState } from '../bot/login-state.js';
 import type { Store } from '../core/redis.js';
 import { safeEqual } from './sessions.js';
 import type { TextGenerator } from '../model/generator.js';
@@ -12,7 +12,7 @@ export interface HealthDeps {
   startedAt: Date;
   metrics: Metrics;
   generator?: TextGenerator;
-  botState?: () => Promise<LoginState>;
+  botStates?: () => Promise<BotInstanceState[]>;
   /** Set once shutdown begins, so load balancers stop sending traffic. */
   isStopping?: () => boolean;
   /** When set, /metrics needs `Authorization: Bearer <metricsToken>`. */
@@ -44,12 +44,12 @@ export function healthRoutes(deps: HealthDeps): Router {
       } else {
         checks.model = { ok: false, detail: 'no model loaded' };
       }
-      if (deps.botState && checks.redis.ok) {
+      if (deps.botStates && checks.redis.ok) {
         try {
-          const s = await deps.botState();
-          // The bot being logged out does not make the HTTP side unready (the web chat still
-          // works); it is reported so an operator notices.
-          checks.bot = { ok: true, state: s.state, since: s.since };
+          const all = await deps.botStates();
+          // A bot being logged out does not make the HTTP side unready (the web chat still
+          // works); each instance is reported so an operator notices.
+          checks.bot = { ok: true, instances: all.map((s) => ({ name: s.name, running: s.running, state: s.state, since: s.since })) };
         } catch (err) {
           checks.bot = { ok: false, detail: (err as Error).message };
         }

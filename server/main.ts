@@ -25,7 +25,8 @@ const HELP = `Usage: npm start [-- --help]
 Starts the nemo platform in one process: configuration, Redis (a local redis-server is started
 when REDIS_URL is unset and nothing answers on 127.0.0.1:6379), the access-key scheduler, the
 model (MODEL_DIR, default: the shipped model in model/shipped), the WeChat bot (BOT_ENABLED,
-default true; the login QR code is printed here and shown in the admin panel), and the HTTP server
+default true; the login QR code is printed here and shown in the admin panel; BOT_NAME, default
+"main", names it: one running process per name, a second one runs without the bot), and the HTTP server
 with the admin panel (needs ADMIN_PASSWORD or ADMIN_PASSWORD_HASH), the web chat at /chat and the
 JSON API. All settings come from the environment or .env; see .env.example.`;
 

@@ -39,21 +39,31 @@ const ds = (label, data, color, extra = {}) => ({ label, data, borderColor: colo
 
 function botCard(state) {
   const kinds = { 'logged-in': ['online', 'ok'], 'waiting-for-scan': ['waiting for scan', 'warn'], 'logged-out': ['offline', 'danger'] };
-  const [text, kind] = kinds[state.state] || [state.state, ''];
+  const [text, kind] = state.running ? kinds[state.state] || [state.state, ''] : ['not running', 'danger'];
   const body = [
     h('div.status-line', badge(text, kind), state.user ? h('strong', state.user.name) : null,
-      h('span.muted.small', state.since && new Date(state.since).getTime() > 0 ? `since ${fmtDateTime(state.since)}` : '')),
+      h('span.muted.small', state.since && new Date(state.since).getTime() > 0 ? `${state.running ? 'since' : 'last change'} ${fmtDateTime(state.since)}` : '')),
   ];
+  if (state.running && state.host) body.push(h('p.muted.small', `process ${state.pid} on ${state.host}`));
   if (state.detail) body.push(h('p.muted.small', state.detail));
-  if (state.state !== 'logged-in') {
+  if (!state.running) {
+    body.push(h('p.muted.small', 'No process runs this bot now (its last state is shown). Start it with BOT_ENABLED=true and BOT_NAME=' + state.name + '.'));
+  } else if (state.state !== 'logged-in') {
     body.push(
       state.qrcode
-        ? h('div.qr-box', h('img', { src: `/api/admin/bot/qr.svg?t=${Date.now()}`, alt: 'WeChat login QR code', width: 180, height: 180 }),
+        ? h('div.qr-box', h('img', { src: `/api/admin/bot/qr.svg?name=${encodeURIComponent(state.name)}&t=${Date.now()}`, alt: `WeChat login QR code for ${state.name}`, width: 180, height: 180 }),
           h('div', h('strong', 'Scan to log the bot in'), h('p.muted.small', 'Open WeChat on the bot\'s phone → + → Scan. The code refreshes by itself.')))
-        : h('p.muted.small', 'No login QR code yet: the bot is not running or is starting. Start it with BOT_ENABLED=true.'),
+        : h('p.muted.small', 'No login QR code yet: the bot is starting.'),
     );
   }
-  return card('WeChat bot', ...body);
+  return card(`WeChat bot “${state.name}”`, ...body);
+}
+
+function botCards(data) {
+  if (!data.instances.length) {
+    return card('WeChat bot', h('p.muted.small', 'No WeChat bot has run on this deployment yet. Start one with BOT_ENABLED=true (the default for npm start).'));
+  }
+  return h('div.grid', ...data.instances.map(botCard));
 }
 
 export async function renderDashboard(page) {
@@ -81,7 +91,7 @@ export async function renderDashboard(page) {
       const text = JSON.stringify(state);
       if (text === lastBot) return;
       lastBot = text;
-      mount(botBox, botCard(state));
+      mount(botBox, botCards(state));
     } catch (err) {
       if (err.status !== 401) mount(botBox, card('WeChat bot', errorBox(err)));
     }

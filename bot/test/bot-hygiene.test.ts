@@ -108,7 +108,8 @@ test('rate limit and daily quota answer with when the user can continue; command
 
 test('duplicates are answered once, also across two bot instances sharing Redis; stale messages are dropped', async () => {
   const a = await BotHarness.start({ ...model });
-  const b = await BotHarness.start({ ...model, store: a.store });
+  // Another instance (its own BOT_NAME: one process per name) on the same Redis.
+  const b = await BotHarness.start({ ...model, store: a.store, bot: { BOT_NAME: 'second' } });
   try {
     await verified(a, 'alice');
     const first = await a.deliver({ id: 'msg-dup-1', talkerId: 'alice', text: 'hello once' });

@@ -1,5 +1,5 @@
 // A reply that did not finish is not a turn of the conversation: when a generation is cut off
-// (deadline, cancellation) or the memory is cleared while it runs (#reset, the panel's "clear
+// (deadline, shutdown) or the memory is cleared while it runs (#reset, the panel's "clear
 // memory", the web chat's Reset), the bot's partial text and the message that asked for it are
 // not remembered, and the quota comes back. Real bot, real generation service, real Redis.
 import assert from 'node:assert/strict';
@@ -52,6 +52,34 @@ test('a generation cut off by its deadline is not remembered; the next prompt do
     assert.equal(next.reply?.prompt, model.format.buildPrompt([], 'short one'), 'the cut-off exchange is not in the prompt');
     assert.equal(await h.session.memory.size('u'), 1, 'complete replies are remembered');
   } finally {
+    await h.close();
+  }
+});
+
+test('shutdown during a generation: the chatter is asked to send again; the partial reply is not remembered', async () => {
+  const h = await BotHarness.start({ ...model, bot: { BOT_MAX_NEW_TOKENS: 120, BOT_DAILY_QUOTA: 10 } });
+  let stopped = false;
+  try {
+    const u = await verified(h, 'u');
+    assert.equal((await h.say(u, '#help')).reply?.kind, 'command');
+    const mid = generating(h);
+    const next = h.nextHandled();
+    await u.say('tell me a very long story').to(h.botContact);
+    await mid;
+    // The process is stopping and the reply outlasts the bot's wait: it is cancelled.
+    await h.bot.stop(20);
+    stopped = true;
+    const r = await next;
+    assert.equal(r.reply?.kind, 'interrupted');
+    assert.equal(r.result, 'failed');
+    assert.ok((r.reply?.partial ?? '').length > 0, 'some text had been generated');
+    assert.match(h.saidTo('u').at(-1) ?? '', /try again shortly/, 'told before the bot went offline');
+    assert.ok(!h.saidTo('u').some((t) => t.includes(r.reply!.partial!)), 'the cut-off text was not sent');
+    assert.equal(await h.session.memory.size('u'), 0, 'nothing remembered');
+    assert.equal((await h.session.limits.status('u')).usedToday, 0, 'no quota used');
+    assert.equal((await h.usage.series('24h')).totals.outcomes.error, 1);
+  } finally {
+    if (!stopped) await h.bot.stop(0);
     await h.close();
   }
 });

@@ -2,6 +2,7 @@
 // health, readiness and metrics — against a real Redis.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { InstanceLease } from '../../bot/instance-lease.js';
 import { setLoginState } from '../../bot/login-state.js';
 import { Bans } from '../../bot/bans.js';
 import { ConversationMemory } from '../../bot/conversation.js';
@@ -177,18 +178,37 @@ describe('admin API', () => {
     }
   });
 
-  test('bot state: login state and the QR code as an SVG while waiting for a scan', async () => {
+  test('bot state: every instance\'s login state, and the QR code of a running one while it waits for a scan', async () => {
     let b = await c.get('/api/admin/bot');
-    assert.equal(field(b, 'state'), 'logged-out');
+    assert.deepEqual(field(b, 'instances'), []);
     assert.equal((await c.get('/api/admin/bot/qr.svg')).status, 404);
-    await setLoginState(h.store, { state: 'waiting-for-scan', qrcode: 'https://login.weixin.qq.com/l/abc123' });
-    b = await c.get('/api/admin/bot');
-    assert.equal(field(b, 'state'), 'waiting-for-scan');
-    assert.equal(field(b, 'qrcode'), true, 'the login URL itself is not sent to the page');
-    const qr = await c.get('/api/admin/bot/qr.svg');
-    assert.equal(qr.status, 200);
-    assert.equal(qr.headers.get('content-type'), 'image/svg+xml; charset=utf-8');
-    assert.match(qr.text, /^<svg/);
+    const lease = new InstanceLease(h.store, 'main');
+    await lease.acquire();
+    try {
+      await setLoginState(h.store, { state: 'waiting-for-scan', qrcode: 'https://login.weixin.qq.com/l/abc123' }, 'main');
+      // Another account's bot, whose process is gone: shown, but not as running and without a QR code.
+      await setLoginState(h.store, { state: 'waiting-for-scan', qrcode: 'https://login.weixin.qq.com/l/old' }, 'sales');
+      b = await c.get('/api/admin/bot');
+      const [main, sales] = field(b, 'instances') as Array<Record<string, unknown>>;
+      assert.equal(main.name, 'main');
+      assert.equal(main.running, true);
+      assert.equal(main.pid, process.pid);
+      assert.equal(main.state, 'waiting-for-scan');
+      assert.equal(main.qrcode, true, 'the login URL itself is not sent to the page');
+      assert.equal(sales.name, 'sales');
+      assert.equal(sales.running, false);
+      assert.equal(sales.qrcode, false);
+      const qr = await c.get('/api/admin/bot/qr.svg');
+      assert.equal(qr.status, 200);
+      assert.equal(qr.headers.get('content-type'), 'image/svg+xml; charset=utf-8');
+      assert.match(qr.text, /^<svg/);
+      assert.equal((await c.get('/api/admin/bot/qr.svg?name=main')).status, 200);
+      assert.equal((await c.get('/api/admin/bot/qr.svg?name=sales')).status, 404, 'a stale QR code is not offered');
+      const rz = await h.client().get('/readyz');
+      assert.deepEqual((field(rz, 'checks') as { bot: { instances: unknown[] } }).bot.instances.map((i) => (i as { name: string }).name), ['main', 'sales']);
+    } finally {
+      await lease.release();
+    }
   });
 
   test('health, readiness and metrics', async () => {

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { InstanceLease } from '../../bot/instance-lease.js';
 import { setLoginState } from '../../bot/login-state.js';
 import { browserSkipReason, launchBrowser } from './browser.js';
 import { startHarness, TEST_PASSWORD, type Harness } from './harness.js';
@@ -37,6 +38,7 @@ describe('admin panel in Chromium', { skip }, () => {
   let model: Awaited<ReturnType<typeof tinyGenerator>>;
   let browser: Browser;
   let page: Page;
+  let lease: InstanceLease;
   const problems: string[] = [];
 
   before(async () => {
@@ -44,7 +46,11 @@ describe('admin panel in Chromium', { skip }, () => {
     h = await startHarness({ generator: model.generator, format: testFormat });
     await seedUsage(h.usage, { days: 30, perDay: 30 });
     for (let i = 0; i < 3; i++) await h.keys.verify('wx-user-2', '000000' === (await h.keys.current()).key ? '111111' : '000000');
-    await setLoginState(h.store, { state: 'waiting-for-scan', qrcode: 'https://login.weixin.qq.com/l/test-qr' });
+    // Bot "main" runs (holds its lease) and waits for a scan; "sales" ran once and is gone.
+    lease = new InstanceLease(h.store, 'main');
+    await lease.acquire();
+    await setLoginState(h.store, { state: 'waiting-for-scan', qrcode: 'https://login.weixin.qq.com/l/test-qr' }, 'main');
+    await setLoginState(h.store, { state: 'logged-in', user: { id: 'wx-sales', name: 'Sales desk' } }, 'sales');
     browser = await launchBrowser();
     const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
     page = await ctx.newPage();
@@ -60,6 +66,7 @@ describe('admin panel in Chromium', { skip }, () => {
     });
   });
   after(async () => {
+    await lease?.release();
     await browser?.close();
     await h?.close();
     await model?.close();
@@ -82,6 +89,11 @@ describe('admin panel in Chromium', { skip }, () => {
     const kpis = await page.$$eval('.kpi .value', (els) => els.map((e) => e.textContent));
     assert.ok(Number(kpis[0]!.replace(/\D/g, '')) > 0, `messages KPI ${kpis[0]}`);
     assert.ok(await page.isVisible('.qr-box img'));
+    const bots = await page.$$eval('.card', (els) => els.map((e) => e.textContent ?? '').filter((t) => t.includes('WeChat bot')));
+    assert.equal(bots.length, 2, `one card per bot instance: ${bots.join(' | ')}`);
+    assert.match(bots[0], /“main”.*waiting for scan/);
+    assert.match(bots[1], /“sales”.*not running/);
+    assert.equal(await page.$$eval('.qr-box img', (els) => els.length), 1, 'only the running bot offers a QR code');
     assert.ok(await page.$eval('.qr-box img', (i) => (i as HTMLImageElement).naturalWidth > 0), 'the QR code image loaded');
     await shot(page, 'dashboard-desktop');
     await page.click('.segmented button[data-range="30d"]');
