@@ -3,6 +3,8 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { initBackend } from '../backend.js';
+import { nativeStatus } from '../native/index.js';
+import { nativeMatMulActive } from '../native/kernels.js';
 import { readCheckpoint } from '../checkpoint.js';
 import { countParams } from '../params.js';
 import { loadTokenizerFor } from '../runtime.js';
@@ -11,7 +13,7 @@ import { resolveModelDir } from './common.js';
 export function register(program: Command): void {
   program
     .command('info')
-    .description('show a model: config, parameter count, file format, tokenizer, backend')
+    .description('show a model: config, parameter count, file format, tokenizer, backend, native matmul')
     .option('--model <dir>', 'model directory (default: model/shipped)')
     .option('--backend <name>', 'node | wasm | cpu')
     .option('--json', 'print JSON')
@@ -35,6 +37,9 @@ export function register(program: Command): void {
         weightsBytes: ck.format === 'hf' ? (await stat(weightsFile)).size : undefined,
         tokenizer,
         backend,
+        nativeMatMul: nativeMatMulActive()
+          ? { active: true, threads: nativeStatus().threads, isa: nativeStatus().isa }
+          : { active: false, reason: backend === 'wasm' ? nativeStatus().reason : `not used with the ${backend} backend` },
       };
       if (o.json) {
         console.log(JSON.stringify(info, null, 2));
@@ -46,5 +51,7 @@ export function register(program: Command): void {
       console.log(`shape       ${c.nLayer} layers, ${c.nEmbd} wide, ${c.nHead} heads, MLP ${c.nInner}, context ${c.nPositions}, vocabulary ${c.vocabSize}`);
       console.log(`tokenizer   ${'error' in tokenizer ? tokenizer.error : `${tokenizer.type}, ${tokenizer.vocabSize} tokens`}`);
       console.log(`backend     ${backend}`);
+      const nm = info.nativeMatMul;
+      console.log(`matmul      ${nm.active ? `native (${nm.isa}, ${nm.threads} thread${nm.threads === 1 ? '' : 's'}; NEMO_NATIVE=0 turns it off)` : nm.reason}`);
     });
 }
