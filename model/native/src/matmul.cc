@@ -60,8 +60,15 @@ inline vf relu(vf v) { return v > 0 ? v : vf{}; }
 
 constexpr int NR = 2 * VL;     // GEMM micro-tile columns
 constexpr int MC = 8 * MR;     // GEMM unit rows
-constexpr int KC = 128;        // GEMM K block
+#ifndef NEMO_KC
+#define NEMO_KC 128
+#endif
+constexpr int KC = NEMO_KC;   // GEMM K block
 constexpr int GEMV_MAX_M = 8;  // at most this many rows: streaming kernel
+// Below this many multiply-adds (~20-40 us on one core) a matmul runs on the calling thread only:
+// handing out units would cost more than it saves (and a worker thread preempted by another
+// process would make the caller wait).
+constexpr int64_t SMALL_MACS = 1 << 20;
 
 // ---------------------------------------------------------------------------------------------
 // Thread pool: workers spin ~SPIN_US after a job, then sleep on a condition variable. One job at
@@ -339,7 +346,7 @@ void gemv(const MatMulArgs& x) {
   c.apStride = apStride;
   c.cw = x.N >= 8192 ? GEMV_CW : 64;
   c.chunks = (x.N + c.cw - 1) / c.cw;
-  const bool small = x.batch * x.M * x.K * x.N < 32768;
+  const bool small = x.batch * x.M * x.K * x.N < SMALL_MACS;
   parallelFor(x.batch * c.chunks, gemvUnit, &c, small);
 }
 
@@ -495,7 +502,7 @@ void gemm(const MatMulArgs& x) {
   c.x = &x;
   c.rowBlocks = (x.M + MC - 1) / MC;
   c.panels = (x.N + NR - 1) / NR;
-  const bool small = x.batch * x.M * x.K * x.N < 32768;
+  const bool small = x.batch * x.M * x.K * x.N < SMALL_MACS;
   parallelFor(x.batch * c.rowBlocks * c.panels, gemmUnit, &c, small);
 }
 
