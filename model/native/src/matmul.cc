@@ -71,7 +71,7 @@ constexpr int GEMV_MAX_M = 8;  // at most this many rows: streaming kernel
 constexpr int64_t SMALL_MACS = 1 << 20;
 
 // ---------------------------------------------------------------------------------------------
-// Thread pool: workers spin ~SPIN_US after a job, then sleep on a condition variable. One job at
+// Thread pool: workers spin (then yield) ~SPIN_US after a job, then sleep on a condition variable. One job at
 // a time; a caller that finds the pool busy (another isolate) runs its job alone.
 
 typedef void (*UnitFn)(const void* ctx, int64_t unit);
@@ -93,7 +93,7 @@ struct Pool {
   std::atomic<int64_t> done{0};
 };
 
-constexpr int SPIN_US = 1000;
+constexpr int SPIN_US = 300;
 
 Pool* pool() {
   // Never freed: detached workers may still wait on it while the process exits.
@@ -123,8 +123,11 @@ void workerLoop(Pool* p, uint64_t seen) {
         have = true;
         break;
       }
-      NEMO_PAUSE();
-      if ((i & 255) == 255 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(SPIN_US)) break;
+      // Pause at first; then yield, so that a worker sharing a core with the caller (the other
+      // core busy with another process) does not take the caller's time.
+      if (i < 256) NEMO_PAUSE();
+      else std::this_thread::yield();
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(SPIN_US)) break;
     }
     if (!have) {
       std::unique_lock<std::mutex> lk(p->m);
@@ -180,7 +183,10 @@ void parallelFor(int64_t units, UnitFn fn, const void* ctx, bool small) {
     p->cv.notify_all();
   }
   runUnits(p);
-  while (p->done.load(std::memory_order_acquire) < units) NEMO_PAUSE();
+  for (int i = 0; p->done.load(std::memory_order_acquire) < units; i++) {
+    if (i < 1024) NEMO_PAUSE();
+    else std::this_thread::yield();
+  }
   p->submit.unlock();
 }
 
