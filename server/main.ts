@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { DEFAULT_REDIS_URL, loadCoreConfig, type CoreConfig } from '../core/config.js';
+import { tuneGc } from '../core/gc-tuning.js';
 import { ConfigError } from '../core/env.js';
 import { KeyService } from '../core/keys/key-service.js';
 import { createLogger, type Logger } from '../core/logger.js';
@@ -41,6 +42,7 @@ async function resolveRedis(config: CoreConfig, log: Logger): Promise<{ url: str
 }
 
 async function main(): Promise<void> {
+  tuneGc();
   const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h' } }, strict: true });
   if (values.help) {
     console.log(HELP);

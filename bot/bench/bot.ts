@@ -8,10 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import cliProgress from 'cli-progress';
 import { mock, PuppetMock } from 'wechaty-puppet-mock';
 import { coreSchema } from '../../core/config.js';
 import { parseEnv } from '../../core/env.js';
+import { tuneGc } from '../../core/gc-tuning.js';
 import { KeyService } from '../../core/keys/key-service.js';
 import { openTestStore } from '../../core/testing.js';
 import { UsageRecorder } from '../../core/usage/usage-recorder.js';
@@ -35,6 +38,11 @@ Options:
   --model DIR        model for the separate model-time measurement (default: model/shipped, else a tiny one)
   --model-runs N     replies generated for the model-time measurement (default 5; 0 skips it)
   --without-usage    DIAGNOSTIC: skip usage recording, to see what it costs (not a real deployment)
+  --heap-sample      DIAGNOSTIC: after the latency phase, two more one-at-a-time phases under V8's
+                     sampling heap profiler: where the path allocates, and which allocations
+                     outlive a young-generation GC (what makes scavenges long), by package
+  --v8-pretenuring   DIAGNOSTIC: keep V8's allocation-site pretenuring on (npm start turns it off,
+                     core/gc-tuning.ts), for comparison
   --shared-autopipeline  DIAGNOSTIC: ioredis auto-pipelining on the shared connection the bot path
                      uses (the layout before it was confined to key verification), for comparison
   --json             print the results as JSON
@@ -71,6 +79,8 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       'without-usage': { type: 'boolean', default: false },
       'shared-autopipeline': { type: 'boolean', default: false },
+      'heap-sample': { type: 'boolean', default: false },
+      'v8-pretenuring': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -90,6 +100,8 @@ async function main(): Promise<void> {
     if (!values.json) console.log(s);
   };
 
+  // The platform process's V8 settings (npm start applies them too).
+  if (!values['v8-pretenuring']) tuneGc();
   const store = await openTestStore('bench-bot');
   const core = parseEnv(coreSchema, {});
   const keys = new KeyService(store, core);
@@ -220,9 +232,17 @@ async function main(): Promise<void> {
 
     if (values['without-usage']) log('DIAGNOSTIC: usage recording is OFF in this run');
     if (values['shared-autopipeline']) log('DIAGNOSTIC: ioredis auto-pipelining is ON for the shared connection in this run');
+    if (values['v8-pretenuring']) log('DIAGNOSTIC: V8 allocation-site pretenuring is ON in this run (npm start turns it off)');
     log(`bot path benchmark: ${users} users, trivial generator (model time excluded), Redis at ${store.redis.options.host}:${store.redis.options.port}`);
     // Latency: one message at a time (pure per-message overhead, no queueing behind others).
     const latency = await run('latency   ', users, 1, (i) => contacts[i % users]);
+    if (values['heap-sample']) {
+      for (const survivorsOnly of [false, true]) {
+        const { bytes, top, sites } = await heapSample(survivorsOnly, () => run(survivorsOnly ? 'heap: kept' : 'heap: all ', users, 1, (i) => contacts[i % users]));
+        log(`${survivorsOnly ? 'outlived a scavenge' : 'allocated'}: ${Math.round(bytes / users / 100) / 10} KB per message (sampled); by package: ${top.map(([k, v]) => `${k} ${Math.round((100 * v) / bytes)}%`).join(', ')}`);
+        log(`  top sites: ${sites.map(([k, v]) => `${k} ${Math.round((100 * v) / bytes)}%`).join('; ')}`);
+      }
+    }
     // Throughput: many in flight, as a busy bot sees them.
     const throughput = await run('throughput', users * perUser, concurrency, (i) => contacts[i % users]);
 
@@ -249,7 +269,8 @@ async function main(): Promise<void> {
       machine: `${os.cpus().length} vCPU ${os.cpus()[0]?.model ?? ''}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
       note: 'bot path measured with a TRIVIAL generator (model time excluded); model time measured separately'
         + (values['without-usage'] ? '; DIAGNOSTIC RUN WITHOUT USAGE RECORDING' : '')
-        + (values['shared-autopipeline'] ? '; DIAGNOSTIC RUN WITH AUTO-PIPELINING ON THE SHARED CONNECTION' : ''),
+        + (values['shared-autopipeline'] ? '; DIAGNOSTIC RUN WITH AUTO-PIPELINING ON THE SHARED CONNECTION' : '')
+        + (values['v8-pretenuring'] ? '; DIAGNOSTIC RUN WITH V8 PRETENURING ON' : ''),
       users, latency, throughput, usageRecordCost: usageCost, modelTime,
     };
     if (values.json) console.log(JSON.stringify(result, null, 2));
@@ -269,6 +290,70 @@ async function main(): Promise<void> {
     await keys.stop();
     await store.cleanup();
   }
+}
+
+/**
+ * Bytes allocated while `phase` runs, by package, from V8's sampling heap profiler. With
+ * `survivorsOnly`, only allocations still alive after young-generation GCs count (promoted ones
+ * that died later in a full GC included): what scavenges had to copy.
+ */
+async function heapSample<T>(
+  survivorsOnly: boolean, phase: () => Promise<T>,
+): Promise<{ bytes: number; top: [string, number][]; sites: [string, number][] }> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !survivorsOnly,
+    } as never);
+    await phase();
+    // Garbage still in the young generation would count as kept: collect it first.
+    minorGc();
+    const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: HeapNode } };
+    const byPackage = new Map<string, number>();
+    const bySite = new Map<string, number>();
+    let bytes = 0;
+    const walk = (n: HeapNode, owner: string, site: string) => {
+      const pkg = packageOf(n.callFrame.url);
+      const here = pkg ?? owner;
+      const where = pkg ? `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber + 1}` : site;
+      if (n.selfSize) {
+        byPackage.set(here, (byPackage.get(here) ?? 0) + n.selfSize);
+        bySite.set(where, (bySite.get(where) ?? 0) + n.selfSize);
+        bytes += n.selfSize;
+      }
+      for (const c of n.children) walk(c, here, where);
+    };
+    walk(profile.head, '(vm)', '(vm)');
+    const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
+    return { bytes, top: top(byPackage, 8), sites: top(bySite, 12) };
+  } finally {
+    session.disconnect();
+  }
+}
+
+/** A young-generation GC now (V8's gc() is made available for this diagnostic only). */
+function minorGc(): void {
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as (o: { type: 'minor' }) => void)({ type: 'minor' });
+}
+
+interface HeapNode {
+  callFrame: { url: string; functionName: string; lineNumber: number };
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** node_modules/<package>, our top folder, or node's own; null for frames without a script (natives). */
+function packageOf(url: string): string | null {
+  if (!url) return null;
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (m) return m[1];
+  if (url.startsWith('node:')) return 'node';
+  const ours = /\/work\/[^/]+\/([^/]+)\//.exec(url) ?? /\/(bot|core|server|model)\//.exec(url);
+  return ours ? ours[1] : url.split('/').slice(-2).join('/');
 }
 
 /** Time the real generation service needs for one chat reply with the bot's sampling settings. */
