@@ -14,6 +14,11 @@ import { register as registerDownload } from './commands/download.js';
 
 const program = new Command();
 program.name('npm run model --').description('nemo model tools').showHelpAfterError();
+program.addHelpText('after', `
+Environment: TFJS_BACKEND=node|wasm|cpu picks the tfjs backend. On wasm, matmuls run on the native
+addon (model/native; built by npm ci or \`npm run build:native\`) when it is built: NEMO_NATIVE=0
+keeps the wasm kernels, NEMO_NATIVE_THREADS=n sizes its thread pool (default: all cores).
+\`npm run model -- info\` shows which is used.`);
 
 registerTrainTokenizer(program);
 registerDataPrepare(program);

@@ -19,6 +19,8 @@ import { Sequence, type SequenceResult } from '../generate.js';
 import { countParams, initParamArrays, paramSpecs } from '../params.js';
 import { loadRuntime, type Runtime } from '../runtime.js';
 import { createTinyModel } from '../testing.js';
+import { nativeStatus } from '../native/index.js';
+import { nativeMatMulActive } from '../native/kernels.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -34,7 +36,9 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log(`Usage: npm run bench:model [-- --json] [--model DIR] [--backend node|wasm|cpu] [--streams 1,4,8] [--tokens 48] [--threads 1|2]
-Measures GPT-1 inference (random full-size weights unless --model is given).`);
+Measures GPT-1 inference (random full-size weights unless --model is given).
+On wasm the native matmul addon is used when built; NEMO_NATIVE=0 measures the wasm kernels,
+NEMO_NATIVE_THREADS=n its thread count.`);
   process.exit(0);
 }
 
@@ -119,7 +123,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const rt = await loadRuntime(model.dir, { backend: args.backend, threads: Number(args.threads) });
     const loadMs = performance.now() - t0;
-    log(`loaded in ${(loadMs / 1000).toFixed(1)} s (incl. warm-up), backend ${backendName}`);
+    log(`loaded in ${(loadMs / 1000).toFixed(1)} s (incl. warm-up), backend ${backendName}; ${nativeMatMulActive() ? nativeStatus().reason : 'backend matmul kernels'}`);
     const prefill: number[] = [];
     const pc0 = cpuMs();
     for (let i = 0; i < 3; i++) {
@@ -149,6 +153,7 @@ async function main(): Promise<void> {
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), loadavg: os.loadavg().map((x) => +x.toFixed(2)) },
       node: process.version,
       backend: rt.info.backend,
+      matmul: nativeMatMulActive() ? nativeStatus().reason : 'backend kernels',
       threads: rt.threads,
       weights: model.random ? 'random (GPT-1 shape)' : model.dir,
       parameters: countParams(c),

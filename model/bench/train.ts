@@ -10,6 +10,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
+import { nativeStatus } from '../native/index.js';
+import { nativeMatMulActive } from '../native/kernels.js';
 import { countParams } from '../params.js';
 import { Rng } from '../rng.js';
 import { loadDataset, writeDataset } from '../data/shards.js';
@@ -28,7 +30,9 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`Usage: npm run bench:train [-- --steps N --warmup N --only reference|shipped --json]
 Measures training tokens/s (forward + backward + AdamW) on synthetic data for the reference config
-(4L/256/4H, ctx 128, vocab 8000, batch 8) and model/train/configs/shipped.json.`);
+(4L/256/4H, ctx 128, vocab 8000, batch 8) and model/train/configs/shipped.json.
+On wasm the native matmul addon is used when built (NEMO_NATIVE=0: wasm kernels only;
+NEMO_NATIVE_THREADS=n: its threads; CPU seconds then count every thread).`);
   process.exit(0);
 }
 
@@ -95,7 +99,8 @@ if (!args.only || args.only === 'shipped') {
   const m = shipped.model;
   rows.push(await measure(`shipped ${m.nLayer}L/${m.nEmbd}/${m.nHead}H ctx${m.nPositions} b${shipped.batchSize}x${shipped.gradAccum}`, shipped, 8000, steps, warmup));
 }
-const machine = `${os.cpus().length} vCPU ${os.cpus()[0]?.model ?? ''}, node ${process.version}, tfjs ${tf.version.tfjs} backend ${backend}`;
+const machine = `${os.cpus().length} vCPU ${os.cpus()[0]?.model ?? ''}, node ${process.version}, tfjs ${tf.version.tfjs} backend ${backend}` +
+  `, ${nativeMatMulActive() ? nativeStatus().reason : 'backend matmul kernels'}`;
 if (args.json) {
   console.log(JSON.stringify({ machine, steps, warmup, rows }, null, 2));
 } else {
@@ -108,5 +113,5 @@ if (args.json) {
     );
   }
   console.log(`goal: reference >= 600 tokens/s. Load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}: on a shared machine ` +
-    'wall-clock figures fall with the load; tokens per CPU-second (wasm runs on one thread) is what a step costs on an idle core.');
+    'wall-clock figures fall with the load; tokens per CPU-second (summed over threads) is what a step costs on idle cores.');
 }
