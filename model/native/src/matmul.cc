@@ -2,10 +2,10 @@
 // vector extensions, on a small persistent thread pool.
 //
 // Two kernels:
-//  - GEMV-style streaming for M <= 8 rows (decode): the columns of B are cut into fixed chunks of
-//    256; a chunk's row segments (1 KB, contiguous: prefetcher-friendly even for the 40478-wide LM
-//    head) are streamed once, four rows at a time, into every row of A, with the accumulators in
-//    an L1 buffer. Memory-bound: threads split the chunks.
+//  - GEMV-style streaming for M <= 8 rows (decode): B's columns are cut into chunks (64, or 256
+//    for wide B), each streamed once for all rows with every row's accumulators in registers
+//    over the whole K. Memory-bound: threads split the chunks. A B used more than once can be
+//    given in packB's layout (strips of 32 columns, each [K][32] contiguous): sequential reads.
 //  - register- and cache-blocked GEMM for larger M (prefill, training): fixed units of 96 rows x 32
 //    columns; per K block of 128 the unit packs its B panel (handling transposeB), then a 12x32
 //    (AVX-512) micro-kernel accumulates in registers, reading A in place (either layout).
@@ -25,10 +25,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define NEMO_PAUSE() _mm_pause()
-#define NEMO_PREFETCH(p) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0)
 #else
 #define NEMO_PAUSE() std::this_thread::yield()
-#define NEMO_PREFETCH(p) __builtin_prefetch(p)
 #endif
 
 namespace nemo {
