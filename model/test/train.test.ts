@@ -2,10 +2,12 @@
 // an uninterrupted one, and bad input stops with a clear message leaving the last checkpoint intact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
 import { loadCheckpoint } from '../checkpoint.js';
@@ -300,6 +302,33 @@ test('continue from an exported model: schedule, data position and log carry on;
       pretrain({ config: parseTrainConfig({ ...tiny, model: { ...tiny.model, nEmbd: 16 } }), data, outDir: path.join(dir, 'bad'), continueFrom: model }),
       (e: Error) => e instanceof TrainingError && /32 dims/.test(e.message) && /16 dims/.test(e.message),
     );
+  });
+});
+
+test('`npm run model -- pretrain` stopped by a signal to its whole process group (Ctrl-C, pkill) saves a checkpoint', async () => {
+  await withTmp(async (dir) => {
+    await makeData(path.join(dir, 'data'), 20000);
+    // Steps long enough that the event loop is busy when the signal comes.
+    await writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...tiny, model: { nLayer: 2, nEmbd: 64, nHead: 2, nPositions: 64 }, batchSize: 8, steps: 100000 }));
+    const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+    const child = spawn('npm', ['run', '-s', 'model', '--', 'pretrain', '--config', path.join(dir, 'config.json'), '--data', path.join(dir, 'data'),
+      '--out', path.join(dir, 'run'), '--no-progress'], { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    // 'close': every process holding the pipes (npm, and node below it) has exited.
+    const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    const deadline = Date.now() + 60_000;
+    while (!/^step 3\//m.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, /^step 3\//m, `training started:\n${out}`);
+    // npm, sh and node all get it, as from a terminal's Ctrl-C.
+    process.kill(-child.pid!, 'SIGTERM');
+    await closed; // npm itself exits at once (143); the trainer finishes its step and saves
+    assert.match(out, /SIGTERM: saving a checkpoint/);
+    const stopped = /stopped at step (\d+) \(aborted\)/.exec(out);
+    assert.ok(stopped, out);
+    const state = JSON.parse(await readFile(path.join(dir, 'run', 'checkpoint', 'trainer_state.json'), 'utf8'));
+    assert.equal(state.step, Number(stopped[1]));
   });
 });
 
