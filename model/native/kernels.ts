@@ -33,9 +33,10 @@ let packWidth = 1;
  * Row-streaming (decode) matmuls read B column chunk by column chunk; a B used a second time is
  * copied once into that order (packB: sequential reads, ~2x the bandwidth of the strided rows of
  * a wide matrix) and the copy is used from then on — as XNNPACK packs weights on wasm. Keyed by
- * the tensor's data id; dropped when the backend frees that data. Same results packed or not.
+ * the tensor's data id and layout (reshapes share a data id); dropped when the backend frees that
+ * data. Same results packed or not.
  */
-const packedB = new WeakMap<object, { uses: number; packed?: Float32Array }>();
+const packedB = new WeakMap<object, { layout: string; uses: number; packed?: Float32Array }>();
 
 const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
@@ -92,8 +93,10 @@ function run(backend: WasmBackendLike, a: tf.TensorInfo, b: tf.TensorInfo, p: Pl
   let bView = heapView(backend, b, heap);
   let packed = 0;
   if (p.M <= gemvMaxRows && p.strideB === 0) {
+    // Reshapes share a data id: the copy is only for the same layout (K, N, transposeB).
+    const layout = `${p.K},${p.N},${transB ? 1 : 0}`;
     const entry = packedB.get(b.dataId);
-    if (!entry) packedB.set(b.dataId, { uses: 1 });
+    if (!entry || entry.layout !== layout) packedB.set(b.dataId, { layout, uses: 1 });
     else {
       if (!entry.packed) {
         entry.packed = new Float32Array(p.K * Math.ceil(p.N / packWidth) * packWidth);

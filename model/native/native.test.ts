@@ -161,6 +161,22 @@ test('results are bit-identical for 1 and 2 threads, and with a packed B', { ski
   }
 });
 
+test('a packed B is only reused for the same layout (reshapes and transposes share data)', { skip }, () => {
+  tf.tidy(() => {
+    const w = tf.tensor2d(rand(48 * 40, 9), [48, 40]);
+    const wData = w.dataSync() as Float32Array;
+    const check = (a: tf.Tensor, b: tf.Tensor, tb: boolean, as: number[], bs: number[]) => {
+      const got = tf.matMul(a, b, false, tb).dataSync();
+      const want = ref(a.dataSync() as Float32Array, as, wData, bs, false, tb);
+      assert.ok(maxErr(got, want, as[1]) < 1e-5, `${as} x ${bs}${tb ? ' tB' : ''}`);
+    };
+    for (let i = 0; i < 3; i++) check(tf.tensor2d(rand(3 * 48, i), [3, 48]), w, false, [3, 48], [48, 40]);
+    const r = tf.reshape(w, [40, 48]); // same data, another layout
+    for (let i = 0; i < 3; i++) check(tf.tensor2d(rand(2 * 40, i), [2, 40]), r, false, [2, 40], [40, 48]);
+    for (let i = 0; i < 3; i++) check(tf.tensor2d(rand(2 * 40, i), [2, 40]), w, true, [2, 40], [48, 40]);
+  });
+});
+
 test('gradients through the override match finite differences and the wasm kernels', { skip }, () => {
   const f = (a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor) => tf.sum(tf.square(tf.add(
     tf.matMul(tf.fused.matMul({ a: a as tf.Tensor2D, b: b as tf.Tensor2D, bias, activation: 'relu' }), b, false, true), 0.5)));
