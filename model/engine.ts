@@ -9,12 +9,14 @@
 //  - decode attention of one query against T cached keys: per-head scores by a reduction,
 //    scores[h, t] = Σ_d (K ⊙ q)[t, h·D + d]; then p [H, T] · V [T, C] and a head mask Sᵀ [H, C]
 //    keeps each head's own columns — plain 2-D ops, no per-head loop;
-//  - prefill attention loops over heads with 2-D matmuls; a prompt can be fed in chunks (extend).
+//  - prefill attention loops over heads with 2-D matmuls (all heads in one batched matmul when the
+//    native matmul kernels are active); a prompt can be fed in chunks (extend).
 // An Engine can be one shard of a tensor-parallel group (shard.ts): it then owns some heads, part
 // of the MLP and a vocabulary range, and sums partial results with its peers through `comm`.
 import * as tf from '@tensorflow/tfjs';
 import { headSize, type GptConfig } from './config.js';
 import { checkIds } from './gpt.js';
+import { nativeMatMulActive } from './native/kernels.js';
 import type { GptParams } from './params.js';
 import { checkShard, shardFromParams, SINGLE, vocabRange, type ShardSpec } from './shard.js';
 import type { ShardComm } from './shard-comm.js';
@@ -276,6 +278,12 @@ export class Engine implements InferenceEngine {
           const qh = tf.transpose(tf.reshape(q, [T, H, D]), [1, 0, 2]); // [H, T, D]
           const kh = tf.transpose(tf.reshape(k, [S, H, D]), [1, 2, 0]); // [H, D, S]
           const vh = tf.transpose(tf.reshape(v, [S, H, D]), [1, 0, 2]); // [H, S, D]
+          if (nativeMatMulActive()) {
+            // Native kernels run batched matmuls at full speed: all heads in two calls.
+            const w = tf.add(tf.matMul(qh, kh), mask); // [H, T, S]
+            const y = tf.matMul(tf.softmax(w), vh); // [H, T, D]
+            return [this.finishBlock(b, x, tf.reshape(tf.transpose(y, [1, 0, 2]), [T, C]) as tf.Tensor2D), k, v] as const;
+          }
           const heads: tf.Tensor2D[] = [];
           for (let h = 0; h < H; h++) {
             heads.push(tf.tidy(() => {
