@@ -1,6 +1,7 @@
 // Loading a model directory for generation: backend, checkpoint, tokenizer, fast engine (warmed up).
 import path from 'node:path';
 import { initBackend } from './backend.js';
+import { nativeStatus } from './native/index.js';
 import type { GptConfig } from './config.js';
 import { Engine, type InferenceEngine } from './engine.js';
 import { ParallelEngine } from './parallel.js';
@@ -66,7 +67,7 @@ export async function loadRuntime(modelDir: string, opts: RuntimeOptions = {}): 
       name: path.basename(path.resolve(modelDir)),
       path: path.resolve(modelDir),
       parameters: countParams(c),
-      backend: threads > 1 ? `${backend} x${threads} threads` : backend,
+      backend: describeBackend(backend, threads),
       contextLength: c.nPositions,
       vocabSize: c.vocabSize,
       layers: c.nLayer,
@@ -74,4 +75,11 @@ export async function loadRuntime(modelDir: string, opts: RuntimeOptions = {}): 
       heads: c.nHead,
     },
   };
+}
+
+/** e.g. `wasm + native matmul (avx512, 2 threads)`: what the panel, /readyz and the logs show. */
+function describeBackend(backend: string, shards: number): string {
+  const native = backend === 'wasm' ? nativeStatus() : undefined;
+  const kernels = native?.active ? ` + native matmul (${native.isa}, ${native.threads} thread${native.threads === 1 ? '' : 's'})` : '';
+  return `${backend}${kernels}${shards > 1 ? ` x${shards} model threads` : ''}`;
 }

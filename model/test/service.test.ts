@@ -109,7 +109,7 @@ test('two model threads (tensor parallel) give the same text as one', async () =
   const one = await createGenerator({ modelDir, maxBatch: 4, threads: 1 });
   const two = await createGenerator({ modelDir, maxBatch: 4, threads: 2 });
   try {
-    assert.match(two.info().backend, /x2 threads/);
+    assert.match(two.info().backend, /x2 model threads/);
     const reqs = [1, 2, 3].map((seed) => ({ prompt: PROMPT, maxNewTokens: 16, seed, temperature: 0.9 }));
     const a = await Promise.all(reqs.map((r) => one.generate(r)));
     const b = await Promise.all(reqs.map((r) => two.generate(r)));
