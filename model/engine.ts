@@ -10,13 +10,16 @@
 //    scores[h, t] = Σ_d (K ⊙ q)[t, h·D + d]; then p [H, T] · V [T, C] and a head mask Sᵀ [H, C]
 //    keeps each head's own columns — plain 2-D ops, no per-head loop;
 //  - prefill attention loops over heads with 2-D matmuls (all heads in one batched matmul when the
-//    native matmul kernels are active); a prompt can be fed in chunks (extend).
+//    native matmul kernels are active); a prompt can be fed in chunks (extend);
+//  - with the native addon (nativeOpsActive()), a decode step is a few fused native ops per layer
+//    instead of ~80 small tfjs ops: residual add + LayerNorm, matmul + GELU, and one attention call
+//    for all sequences of the step over per-sequence K/V buffers (KvCache.nk/nv) outside the heap.
 // An Engine can be one shard of a tensor-parallel group (shard.ts): it then owns some heads, part
 // of the MLP and a vocabulary range, and sums partial results with its peers through `comm`.
 import * as tf from '@tensorflow/tfjs';
 import { headSize, type GptConfig } from './config.js';
 import { checkIds } from './gpt.js';
-import { nativeMatMulActive } from './native/kernels.js';
+import { addLayerNorm, decodeAttention, matMulGelu, nativeMatMulActive, nativeOpsActive } from './native/kernels.js';
 import type { GptParams } from './params.js';
 import { checkShard, shardFromParams, SINGLE, vocabRange, type ShardSpec } from './shard.js';
 import type { ShardComm } from './shard-comm.js';
@@ -26,6 +29,9 @@ import type { ShardComm } from './shard-comm.js';
  * block `k`/`v` [Tb, C/n] plus a short tail `kTail`/`vTail` [Tt, C/n] that grows by one row per
  * step and is merged into the block every TAIL_ROWS steps: appending to the whole cache each step
  * (a concat copies everything) cost ~1 ms per layer at 400 tokens.
+ * With the native fused ops the cache is instead `nk`/`nv`: per layer one [capacity, C/n]
+ * row-major buffer (plain memory, freed by the GC), rows from `length` on unused; the decode
+ * attention writes each step's row in place, and the capacity doubles when full.
  */
 export interface KvCache {
   id: number;
@@ -33,6 +39,8 @@ export interface KvCache {
   v: tf.Tensor2D[];
   kTail: Array<tf.Tensor2D | null>;
   vTail: Array<tf.Tensor2D | null>;
+  nk?: Float32Array[];
+  nv?: Float32Array[];
   length: number;
 }
 
@@ -45,6 +53,7 @@ export function disposeCache(c: KvCache): void {
   c.v = [];
   c.kTail = [];
   c.vTail = [];
+  if (c.nk) c.nk = c.nv = [];
 }
 
 /** What the batcher needs from an engine (single-thread Engine or the tensor-parallel group). */
@@ -185,7 +194,12 @@ export class Engine implements InferenceEngine {
   }
 
   /** attn.c_proj (partial over shards, reduced) + residual LayerNorm, then the MLP likewise. */
-  private finishBlock(b: Block, x: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor2D {
+  private finishBlock(b: Block, x: tf.Tensor2D, y: tf.Tensor2D, fused = false): tf.Tensor2D {
+    if (fused) {
+      const eps = this.config.layerNormEpsilon;
+      const n = addLayerNorm(x, this.reduce(this.dense(y, b.projW)), b.projB, b.ln1G, b.ln1B, eps);
+      return addLayerNorm(n, this.reduce(this.dense(matMulGelu(n, b.fcW, b.fcB), b.fc2W)), b.fc2B, b.ln2G, b.ln2B, eps);
+    }
     const a = tf.add(this.reduce(this.dense(y, b.projW)), b.projB);
     const n = this.layerNorm(tf.add(x, a), b.ln1G, b.ln1B);
     const m = tf.add(this.reduce(this.dense(this.dense(n, b.fcW, b.fcB, 'gelu'), b.fc2W)), b.fc2B);
@@ -256,6 +270,7 @@ export class Engine implements InferenceEngine {
     const T0 = cache.length;
     const S = T0 + T;
     const scale = 1 / Math.sqrt(D);
+    const fused = this.fusedFor([cache]);
     // Row i (position T0 + i) sees columns 0..T0+i.
     const maskData = new Float32Array(T * S);
     for (let i = 0; i < T; i++) maskData.fill(-1e9, i * S + T0 + i + 1, (i + 1) * S);
@@ -273,8 +288,9 @@ export class Engine implements InferenceEngine {
           const kNew = tf.slice(qkv, [0, C], [T, C]) as tf.Tensor2D;
           const vNew = tf.slice(qkv, [0, 2 * C], [T, C]) as tf.Tensor2D;
           const past = (a: tf.Tensor2D | undefined, tail: tf.Tensor2D | null | undefined) => [a, tail].filter((t): t is tf.Tensor2D => !!t);
-          const k = T0 ? tf.concat([...past(cache.k[l], cache.kTail[l]), kNew], 0) as tf.Tensor2D : kNew; // [S, C]
-          const v = T0 ? tf.concat([...past(cache.v[l], cache.vTail[l]), vNew], 0) as tf.Tensor2D : vNew;
+          const rows = (buf: Float32Array) => [tf.tensor2d(buf.subarray(0, T0 * C), [T0, C])];
+          const k = T0 ? tf.concat([...(fused ? rows(cache.nk![l]) : past(cache.k[l], cache.kTail[l])), kNew], 0) as tf.Tensor2D : kNew; // [S, C]
+          const v = T0 ? tf.concat([...(fused ? rows(cache.nv![l]) : past(cache.v[l], cache.vTail[l])), vNew], 0) as tf.Tensor2D : vNew;
           const qh = tf.transpose(tf.reshape(q, [T, H, D]), [1, 0, 2]); // [H, T, D]
           const kh = tf.transpose(tf.reshape(k, [S, H, D]), [1, 2, 0]); // [H, D, S]
           const vh = tf.transpose(tf.reshape(v, [S, H, D]), [1, 0, 2]); // [H, S, D]
@@ -282,7 +298,9 @@ export class Engine implements InferenceEngine {
             // Native kernels run batched matmuls at full speed: all heads in two calls.
             const w = tf.add(tf.matMul(qh, kh), mask); // [H, T, S]
             const y = tf.matMul(tf.softmax(w), vh); // [H, T, D]
-            return [this.finishBlock(b, x, tf.reshape(tf.transpose(y, [1, 0, 2]), [T, C]) as tf.Tensor2D), k, v] as const;
+            const out = this.finishBlock(b, x, tf.reshape(tf.transpose(y, [1, 0, 2]), [T, C]) as tf.Tensor2D, fused);
+            // The fused path keeps only the new rows (they are copied into the cache's buffers).
+            return fused ? [out, kNew, vNew] as const : [out, k, v] as const;
           }
           const heads: tf.Tensor2D[] = [];
           for (let h = 0; h < H; h++) {
@@ -317,6 +335,17 @@ export class Engine implements InferenceEngine {
     } finally {
       last.dispose();
     }
+    if (fused) {
+      // Commit: the new rows go into the buffers (grown first; the old rows are kept).
+      this.reserve(cache, S);
+      ks.forEach((t, l) => {
+        cache.nk![l].set(t.dataSync() as Float32Array, T0 * C);
+        cache.nv![l].set(vs[l].dataSync() as Float32Array, T0 * C);
+      });
+      for (const t of [...ks, ...vs]) t.dispose();
+      cache.length = S;
+      return logits;
+    }
     // Commit: the whole sequence becomes the cache block.
     for (const t of [...cache.k, ...cache.v, ...cache.kTail, ...cache.vTail]) t?.dispose();
     cache.k = ks;
@@ -335,6 +364,7 @@ export class Engine implements InferenceEngine {
     this.validateStep(items);
     const B = items.length;
     if (B === 0) return [];
+    if (this.fusedFor(items.map((it) => it.cache))) return this.stepFused(items);
     const C = this.cs;
     const scale = 1 / Math.sqrt(headSize(this.config));
     let x = tf.tidy(() => this.embed(items.map((i) => i.token), tf.gather(this.wpe, tf.tensor1d(items.map((i) => i.cache.length), 'int32'))));
@@ -408,6 +438,71 @@ export class Engine implements InferenceEngine {
       c.length += 1;
     });
     for (const t of old) t.dispose();
+    try {
+      return this.lmHead(x);
+    } finally {
+      x.dispose();
+    }
+  }
+
+  /**
+   * Whether these caches are (to be) used with the native fused ops: when the ops are active. A
+   * cache keeps the layout it was made with; mixing is refused (only tests switch kernels).
+   */
+  private fusedFor(caches: KvCache[]): boolean {
+    const fused = nativeOpsActive();
+    for (const c of caches) {
+      if (c.length > 0 && !!c.nk !== fused) throw new Error(`this sequence's KV cache was made ${c.nk ? 'with' : 'without'} the native fused ops, which are now ${fused ? 'on' : 'off'}`);
+    }
+    return fused;
+  }
+
+  /** Grows a fused-layout cache's buffers to hold at least `rows` rows (capacity doubles, up to the context). */
+  private reserve(cache: KvCache, rows: number): void {
+    const C = this.cs;
+    const L = this.blocks.length;
+    if (!cache.nk || cache.nk.length !== L) {
+      cache.nk = [];
+      cache.nv = [];
+    }
+    const have = cache.nk.length ? cache.nk[0].length / C : 0;
+    if (have >= rows && cache.nk.length === L) return;
+    let cap = Math.max(64, have);
+    while (cap < rows) cap *= 2;
+    cap = Math.min(cap, Math.max(rows, this.config.nPositions));
+    const grow = (old: Float32Array | undefined) => {
+      const b = new Float32Array(cap * C);
+      if (old) b.set(old.subarray(0, Math.min(old.length, cache.length * C)));
+      return b;
+    };
+    for (let l = 0; l < L; l++) {
+      cache.nk[l] = grow(cache.nk[l]);
+      cache.nv![l] = grow(cache.nv![l]);
+    }
+  }
+
+  /** The fused decode step: per layer one dense, one native attention call for all sequences, the fused block end. */
+  private stepFused(items: Array<{ cache: KvCache; token: number }>): Float32Array[] {
+    const lengths = items.map((it) => it.cache.length);
+    for (const it of items) this.reserve(it.cache, it.cache.length + 1);
+    const scale = 1 / Math.sqrt(headSize(this.config));
+    let x = tf.tidy(() => this.embed(items.map((i) => i.token), tf.gather(this.wpe, tf.tensor1d(lengths, 'int32'))));
+    try {
+      this.blocks.forEach((b, l) => {
+        const nx = tf.tidy(() => {
+          const qkv = this.dense(x, b.qkvW, b.qkvB); // [B, 3C]
+          // Writes each sequence's new k/v row at row `length` (not yet counted: a failed step leaves the cache as it was).
+          const y = decodeAttention(qkv, items.map((it) => it.cache.nk![l]), items.map((it) => it.cache.nv![l]), lengths, this.hs, scale);
+          return this.finishBlock(b, x, y, true);
+        });
+        x.dispose();
+        x = nx;
+      });
+    } catch (err) {
+      x.dispose();
+      throw err;
+    }
+    for (const it of items) it.cache.length += 1;
     try {
       return this.lmHead(x);
     } finally {

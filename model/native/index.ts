@@ -12,11 +12,19 @@ import { fileURLToPath } from 'node:url';
 export interface NativeAddon {
   /**
    * out[batch][M][N] = act(op(a) · op(b) + bias); a/b entries `strideA`/`strideB` floats apart
-   * (0: one shared matrix). act 0 = linear, 1 = relu. packedB 1: b is packB's copy (M <=
+   * (0: one shared matrix). act 0 = linear, 1 = relu, 2 = tanh-GELU. packedB 1: b is packB's copy (M <=
    * gemvMaxRows, one B). Synchronous; uses the pool.
    */
   matmul(a: Float32Array, b: Float32Array, out: Float32Array, bias: Float32Array | null, batch: number, M: number, K: number, N: number,
     strideA: number, strideB: number, transA: number, transB: number, act: number, packedB: number): void;
+  /** out = LayerNorm(x + y + yBias) · gain + beta over `rows` rows of C floats (yBias [C] or null). */
+  addLayerNorm(x: Float32Array, y: Float32Array, yBias: Float32Array | null, gain: Float32Array, beta: Float32Array, out: Float32Array,
+    rows: number, C: number, eps: number): void;
+  /**
+   * qkv [B, 3C]; writes row lengths[i] of k[i] / v[i] ([capacity, C]) from sequence i's k and v,
+   * then out[i] (C floats) = each head's softmax(scale · q·K) · V over rows 0..lengths[i].
+   */
+  decodeAttention(qkv: Float32Array, out: Float32Array, k: Float32Array[], v: Float32Array[], lengths: number[], C: number, H: number, scale: number): void;
   /** `out` (K · N rounded up to packWidth columns) = one B ([K, N], or [N, K] when transB) in the streaming kernel's layout. */
   packB(b: Float32Array, out: Float32Array, K: number, N: number, transB: number): void;
   setThreads(n: number): void;

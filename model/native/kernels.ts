@@ -174,6 +174,9 @@ export function installNativeKernels(): boolean {
   tf.registerKernel({ ...bmm, kernelFunc: batchMatMul as unknown as tf.KernelFunc });
   tf.unregisterKernel('_FusedMatMul', 'wasm');
   tf.registerKernel({ ...fused, kernelFunc: fusedMatMul as unknown as tf.KernelFunc });
+  for (const [kernelName, f] of [[ADD_LAYER_NORM, addLayerNormKernel], [MATMUL_GELU, matMulGeluKernel], [DECODE_ATTENTION, decodeAttentionKernel]] as const) {
+    if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: f as unknown as tf.KernelFunc });
+  }
   installed = true;
   return true;
 }
@@ -197,6 +200,72 @@ export function withoutNative<T>(fn: () => T): T {
 /** Matmuls run natively / handed to the original kernels, B matrices packed (tests, diagnostics). */
 export function nativeCounts(): { native: number; fallback: number; packed: number } {
   return { ...counts };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused inference ops (the engine's decode step and prefill use them when nativeOpsActive()):
+// custom wasm-backend kernels, inference only (no gradients). Each replaces dozens of small tfjs
+// ops (2-3 us of dispatch each) with one native call on the tensors' heap memory.
+
+const ADD_LAYER_NORM = 'NemoAddLayerNorm';
+const MATMUL_GELU = 'NemoMatMulGelu';
+const DECODE_ATTENTION = 'NemoDecodeAttention';
+
+function addLayerNormKernel(args: KernelArgs): tf.TensorInfo {
+  const { x, y, yBias, gain, beta } = args.inputs as Record<string, tf.TensorInfo>;
+  const { eps } = args.attrs as { eps: number };
+  const backend = args.backend as WasmBackendLike;
+  const [rows, C] = x.shape;
+  const out = backend.makeOutput([rows, C], 'float32');
+  const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
+  addon!.addLayerNorm(heapView(backend, x, heap), heapView(backend, y, heap), yBias ? heapView(backend, yBias, heap) : null,
+    heapView(backend, gain, heap), heapView(backend, beta, heap), heapView(backend, out, heap), rows, C, eps);
+  return out;
+}
+
+function matMulGeluKernel(args: KernelArgs): tf.TensorInfo {
+  const { a, b, bias } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias: tf.TensorInfo };
+  const p = plan(a, b, false, false);
+  if (!p || bias.shape.length !== 1 || bias.shape[0] !== p.N) throw new Error(`${MATMUL_GELU}: unsupported shapes ${a.shape} x ${b.shape} + ${bias.shape}`);
+  return run(args.backend as WasmBackendLike, a, b, p, false, false, bias, 2);
+}
+
+function decodeAttentionKernel(args: KernelArgs): tf.TensorInfo {
+  const { qkv } = args.inputs as { qkv: tf.TensorInfo };
+  const { k, v, lengths, heads, scale } = args.attrs as unknown as { k: Float32Array[]; v: Float32Array[]; lengths: number[]; heads: number; scale: number };
+  const backend = args.backend as WasmBackendLike;
+  const [B, C3] = qkv.shape;
+  const out = backend.makeOutput([B, C3 / 3], 'float32');
+  const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
+  addon!.decodeAttention(heapView(backend, qkv, heap), heapView(backend, out, heap), k, v, lengths, C3 / 3, heads, scale);
+  return out;
+}
+
+/** True when the fused ops below can be used (native kernels installed and enabled, wasm active). */
+export function nativeOpsActive(): boolean {
+  return installed && enabled && tf.getBackend() === 'wasm';
+}
+
+/** LayerNorm(x + y + yBias) · gain + beta over the rows of [M, C] (post-LN residual), one native call. */
+export function addLayerNorm(x: tf.Tensor2D, y: tf.Tensor2D, yBias: tf.Tensor1D | undefined, gain: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const inputs: tf.NamedTensorMap = { x, y, gain, beta };
+  if (yBias) inputs.yBias = yBias;
+  return tf.engine().runKernel(ADD_LAYER_NORM, inputs, { eps }) as tf.Tensor2D;
+}
+
+/** GELU(x · w + bias) (tanh form) with x [M, K], w [K, N], bias [N]: the matmul applies it to its output. */
+export function matMulGelu(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor2D {
+  return tf.engine().runKernel(MATMUL_GELU, { a: x, b: w, bias }, {}) as tf.Tensor2D;
+}
+
+/**
+ * One-token attention for B sequences in one call: qkv [B, 3C] is the step's q | k | v rows.
+ * Sequence i's k and v rows are first written at row lengths[i] of k[i] / v[i] (its cache
+ * buffers, [capacity, C] row-major, capacity > lengths[i]); then, per head, its query attends
+ * to rows 0..lengths[i] with softmax(scale · q·k). Returns [B, C]. Threads split (sequence, head).
+ */
+export function decodeAttention(qkv: tf.Tensor2D, k: Float32Array[], v: Float32Array[], lengths: number[], heads: number, scale: number): tf.Tensor2D {
+  return tf.engine().runKernel(DECODE_ATTENTION, { qkv }, { k, v, lengths, heads, scale } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
 let profile: Map<string, { calls: number; ms: number }> | undefined;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "matmul.h"
 
@@ -31,6 +32,7 @@ bool GetInt(napi_env env, napi_value v, int64_t* out) {
   return napi_get_value_int64(env, v, out) == napi_ok;
 }
 
+// act: 0 linear, 1 relu, 2 gelu.
 // matmul(a, b, out, bias | null, batch, M, K, N, strideA, strideB, transA, transB, act, packedB)
 napi_value MatMul(napi_env env, napi_callback_info info) {
   size_t argc = 14;
@@ -67,7 +69,7 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
   x.act = static_cast<int>(n[8]);
   x.packedB = n[9] != 0;
   if (x.packedB && (x.strideB != 0 || x.M > nemo::gemvMaxRows())) return Throw(env, "matmul: packed B needs one B and M <= gemvMaxRows");
-  if (x.batch < 0 || x.M < 0 || x.K < 0 || x.N < 0 || x.strideA < 0 || x.strideB < 0 || x.act < 0 || x.act > 1) {
+  if (x.batch < 0 || x.M < 0 || x.K < 0 || x.N < 0 || x.strideA < 0 || x.strideB < 0 || x.act < 0 || x.act > 2) {
     return Throw(env, "matmul: bad dimensions");
   }
   // Bounds: every element read or written must lie inside the given arrays.
@@ -102,6 +104,77 @@ napi_value PackB(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+bool IsNull(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  return t == napi_null || t == napi_undefined;
+}
+
+// addLayerNorm(x, y, yBias | null, gain, beta, out, rows, C, eps): out = LN(x + y + yBias) rows.
+napi_value AddLayerNorm(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 9) return Throw(env, "addLayerNorm: expected 9 arguments");
+  float *x, *y, *yb = nullptr, *g, *b, *out;
+  size_t lx, ly, lyb = 0, lg, lb, lo;
+  int64_t rows, C;
+  double eps;
+  if (!GetF32(env, argv[0], &x, &lx) || !GetF32(env, argv[1], &y, &ly) || !GetF32(env, argv[3], &g, &lg) ||
+      !GetF32(env, argv[4], &b, &lb) || !GetF32(env, argv[5], &out, &lo) || (!IsNull(env, argv[2]) && !GetF32(env, argv[2], &yb, &lyb)) ||
+      !GetInt(env, argv[6], &rows) || !GetInt(env, argv[7], &C) || napi_get_value_double(env, argv[8], &eps) != napi_ok) {
+    return Throw(env, "addLayerNorm: expected (Float32Array x, y, yBias | null, gain, beta, out, rows, C, eps)");
+  }
+  if (rows < 0 || C < 1) return Throw(env, "addLayerNorm: bad dimensions");
+  const size_t n = static_cast<size_t>(rows * C);
+  if (lx < n || ly < n || lo < n || lg < static_cast<size_t>(C) || lb < static_cast<size_t>(C) || (yb && lyb < static_cast<size_t>(C))) {
+    return Throw(env, "addLayerNorm: arrays too short");
+  }
+  nemo::addLayerNorm(x, y, yb, g, b, out, rows, C, static_cast<float>(eps));
+  return nullptr;
+}
+
+// decodeAttention(qkv, out, kBuffers[], vBuffers[], lengths[], C, H, scale): see matmul.h.
+napi_value DecodeAttention(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 8) return Throw(env, "decodeAttention: expected 8 arguments");
+  float *qkv, *out;
+  size_t lq, lo;
+  int64_t C, H;
+  double scale;
+  bool isArr[3] = {false, false, false};
+  for (int j = 0; j < 3; j++) napi_is_array(env, argv[2 + j], &isArr[j]);
+  if (!GetF32(env, argv[0], &qkv, &lq) || !GetF32(env, argv[1], &out, &lo) || !isArr[0] || !isArr[1] || !isArr[2] ||
+      !GetInt(env, argv[5], &C) || !GetInt(env, argv[6], &H) || napi_get_value_double(env, argv[7], &scale) != napi_ok) {
+    return Throw(env, "decodeAttention: expected (Float32Array qkv, out, Float32Array[] k, v, number[] lengths, C, H, scale)");
+  }
+  uint32_t B = 0, Bv = 0, Bl = 0;
+  napi_get_array_length(env, argv[2], &B);
+  napi_get_array_length(env, argv[3], &Bv);
+  napi_get_array_length(env, argv[4], &Bl);
+  if (B != Bv || B != Bl) return Throw(env, "decodeAttention: one k buffer, v buffer and length per sequence");
+  if (C < 1 || H < 1 || C % H != 0) return Throw(env, "decodeAttention: C must be a multiple of H");
+  if (lq < static_cast<size_t>(B) * 3 * C || lo < static_cast<size_t>(B) * C) return Throw(env, "decodeAttention: qkv or out too short");
+  std::vector<float*> ks(B), vs(B);
+  std::vector<int64_t> lens(B);
+  for (uint32_t i = 0; i < B; i++) {
+    napi_value kv, vv, lv;
+    napi_get_element(env, argv[2], i, &kv);
+    napi_get_element(env, argv[3], i, &vv);
+    napi_get_element(env, argv[4], i, &lv);
+    size_t lk, lvv;
+    if (!GetF32(env, kv, &ks[i], &lk) || !GetF32(env, vv, &vs[i], &lvv) || !GetInt(env, lv, &lens[i]) || lens[i] < 0) {
+      return Throw(env, "decodeAttention: buffers must be Float32Arrays and lengths non-negative integers");
+    }
+    const size_t need = static_cast<size_t>((lens[i] + 1) * C);
+    if (lk < need || lvv < need) return Throw(env, "decodeAttention: a k/v buffer has no room for the new row");
+  }
+  nemo::decodeAttention(qkv, out, ks.data(), vs.data(), lens.data(), B, C, H, static_cast<float>(scale));
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -131,6 +204,8 @@ napi_value Info(napi_env env, napi_callback_info) {
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"addLayerNorm", nullptr, AddLayerNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"decodeAttention", nullptr, DecodeAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"packB", nullptr, PackB, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},

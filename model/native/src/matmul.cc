@@ -9,6 +9,8 @@
 //  - register- and cache-blocked GEMM for larger M (prefill, training): fixed units of 96 rows x 32
 //    columns; per K block of 128 the unit packs its B panel (handling transposeB), then a 12x32
 //    (AVX-512) micro-kernel accumulates in registers, reading A in place (either layout).
+// Epilogue: bias, then relu or tanh-GELU (act 2, the engine's MLP). The fused inference ops
+// (residual LayerNorm, decode attention) are in ops.cc and share the thread pool (parallelFor).
 // Determinism: the work units, the K blocking and each element's FMA order depend only on the
 // shapes; threads just pick whole units. So results are bit-identical for any thread count.
 #include "matmul.h"
@@ -55,6 +57,12 @@ inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 inline vf bcast(float x) { return vf{} + x; }
 inline vf relu(vf v) { return v > 0 ? v : vf{}; }
+// tanh-GELU in its sigmoid form: x * sigmoid(2 * sqrt(2/pi) * (x + 0.044715 x^3)) (the engine's).
+inline vf gelu(vf v) {
+  for (int i = 0; i < VL; i++) v[i] = geluScalar(v[i]);
+  return v;
+}
+inline vf activate(vf v, int act) { return act == 1 ? relu(v) : act == 2 ? gelu(v) : v; }
 
 constexpr int NR = 2 * VL;     // GEMM micro-tile columns
 constexpr int MC = 8 * MR;     // GEMM unit rows
@@ -71,8 +79,6 @@ constexpr int64_t SMALL_MACS = 1 << 20;
 // ---------------------------------------------------------------------------------------------
 // Thread pool: workers spin (then yield) ~SPIN_US after a job, then sleep on a condition variable. One job at
 // a time; a caller that finds the pool busy (another isolate) runs its job alone.
-
-typedef void (*UnitFn)(const void* ctx, int64_t unit);
 
 struct Pool {
   std::vector<std::thread> workers;
@@ -161,6 +167,8 @@ void startWorkers(Pool* p, int n) {
   for (int i = 1; i < p->size; i++) p->workers.emplace_back(workerLoop, p, g);
 }
 
+}  // namespace
+
 void parallelFor(int64_t units, UnitFn fn, const void* ctx, bool small) {
   Pool* p = pool();
   if (units <= 1 || small || p->size <= 1 || !p->submit.try_lock()) {
@@ -187,6 +195,8 @@ void parallelFor(int64_t units, UnitFn fn, const void* ctx, bool small) {
   }
   p->submit.unlock();
 }
+
+namespace {
 
 // ---------------------------------------------------------------------------------------------
 // GEMV-style kernel (M <= 8). A is pre-packed row-major [M][K] per batch entry.
@@ -254,7 +264,7 @@ void gemvPanel(const float* a, int64_t K, const float* b, int64_t ldb, int64_t s
     for (int v = 0; v < NV; v++) {
       vf y = acc[r][v];
       if (bias) y += load(bb + v * VL);
-      if (act == 1) y = relu(y);
+      y = activate(y, act);
       store(row + v * VL, y);
     }
     std::memcpy(out + r * ldo, row, ncols * sizeof(float));
@@ -410,9 +420,9 @@ void micro(const float* a, int64_t lda, int64_t kc, const float* bp, float* c, i
         acc0[r] += load(biasPadded);
         acc1[r] += load(biasPadded + VL);
       }
-      if (act == 1) {
-        acc0[r] = relu(acc0[r]);
-        acc1[r] = relu(acc1[r]);
+      if (act != 0) {
+        acc0[r] = activate(acc0[r], act);
+        acc1[r] = activate(acc1[r], act);
       }
     }
     if (full) {
@@ -520,6 +530,7 @@ void matmul(const MatMulArgs& x) {
         for (int64_t j = 0; j < x.N; j++) {
           float y = x.bias ? x.bias[j] : 0.0f;
           if (x.act == 1 && !(y > 0)) y = 0.0f;
+          if (x.act == 2) y = geluScalar(y);
           x.out[(bi * x.M + i) * x.N + j] = y;
         }
     return;

@@ -1,6 +1,7 @@
 // Float32 matmul kernels for nemo's native addon (see matmul.cc).
 #pragma once
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
 
 namespace nemo {
@@ -13,7 +14,7 @@ struct MatMulArgs {
   int64_t batch, M, K, N;
   int64_t strideA, strideB;  // elements between batch entries (0: broadcast)
   bool transA, transB;
-  int act;  // 0 linear, 1 relu
+  int act;  // 0 linear, 1 relu, 2 gelu (geluScalar)
   bool packedB = false;  // b is packB's layout of one [K, N] matrix (M <= gemvMaxRows() only)
 };
 
@@ -27,6 +28,29 @@ void packB(const float* b, float* out, int64_t K, int64_t N, bool transB);
 int64_t packedSize(int64_t K, int64_t N);
 // Row counts up to this use the streaming (GEMV) kernel.
 int gemvMaxRows();
+
+// tanh-GELU as the engine computes it: x * sigmoid(2 sqrt(2/pi) (x + 0.044715 x^3)).
+inline float geluScalar(float x) {
+  const float z = 1.5957691216057308f * (x + 0.044715f * x * x * x);
+  return x / (1.0f + std::exp(-z));
+}
+
+// Runs fn(ctx, u) for u in [0, units) on the pool (on the calling thread only when `small`, when
+// the pool has one thread, or when another isolate is using it). One job at a time.
+typedef void (*UnitFn)(const void* ctx, int64_t unit);
+void parallelFor(int64_t units, UnitFn fn, const void* ctx, bool small);
+
+// Post-LN residual: out[r] = LayerNorm(x[r] + y[r] + yBias) * gain + beta, rows of C floats
+// (yBias may be null). Mean and variance in two passes per row; rows split over the pool.
+void addLayerNorm(const float* x, const float* y, const float* yBias, const float* gain, const float* beta, float* out,
+                  int64_t rows, int64_t C, float eps);
+
+// One-token decode attention for B sequences: qkv [B, 3C] (q | k | v, each C = H * D wide).
+// Sequence i appends its k and v rows at row lens[i] of kv[i] / vv[i] ([capacity, C] each), then
+// out[i] = softmax(scale * q_h K_h^T) V_h over rows 0..lens[i] for every head h. One unit per
+// (sequence, head), each summed in a fixed order whatever the thread count.
+void decodeAttention(const float* qkv, float* out, float* const* kv, float* const* vv, const int64_t* lens, int64_t B,
+                     int64_t C, int64_t H, float scale);
 
 // Thread pool size (including the calling thread); set before the first matmul or any time.
 void setThreads(int n);
