@@ -29,9 +29,10 @@ import type { ShardComm } from './shard-comm.js';
  * block `k`/`v` [Tb, C/n] plus a short tail `kTail`/`vTail` [Tt, C/n] that grows by one row per
  * step and is merged into the block every TAIL_ROWS steps: appending to the whole cache each step
  * (a concat copies everything) cost ~1 ms per layer at 400 tokens.
- * With the native fused ops the cache is instead `nk`/`nv`: per layer one [capacity, C/n]
- * row-major buffer (plain memory, freed by the GC), rows from `length` on unused; the decode
- * attention writes each step's row in place, and the capacity doubles when full.
+ * With the native fused ops the cache is instead `nk`/`nv`: per layer one buffer (plain memory,
+ * freed by the GC), head-major [heads][capacity][head size] so that each head's rows are
+ * contiguous for the attention kernel; rows from `length` on are unused. The decode attention
+ * writes each step's row in place; the capacity doubles when full.
  */
 export interface KvCache {
   id: number;
@@ -288,7 +289,7 @@ export class Engine implements InferenceEngine {
           const kNew = tf.slice(qkv, [0, C], [T, C]) as tf.Tensor2D;
           const vNew = tf.slice(qkv, [0, 2 * C], [T, C]) as tf.Tensor2D;
           const past = (a: tf.Tensor2D | undefined, tail: tf.Tensor2D | null | undefined) => [a, tail].filter((t): t is tf.Tensor2D => !!t);
-          const rows = (buf: Float32Array) => [tf.tensor2d(buf.subarray(0, T0 * C), [T0, C])];
+          const rows = (buf: Float32Array) => [tf.tensor2d(this.fromHeads(buf, T0), [T0, C])];
           const k = T0 ? tf.concat([...(fused ? rows(cache.nk![l]) : past(cache.k[l], cache.kTail[l])), kNew], 0) as tf.Tensor2D : kNew; // [S, C]
           const v = T0 ? tf.concat([...(fused ? rows(cache.nv![l]) : past(cache.v[l], cache.vTail[l])), vNew], 0) as tf.Tensor2D : vNew;
           const qh = tf.transpose(tf.reshape(q, [T, H, D]), [1, 0, 2]); // [H, T, D]
@@ -339,8 +340,8 @@ export class Engine implements InferenceEngine {
       // Commit: the new rows go into the buffers (grown first; the old rows are kept).
       this.reserve(cache, S);
       ks.forEach((t, l) => {
-        cache.nk![l].set(t.dataSync() as Float32Array, T0 * C);
-        cache.nv![l].set(vs[l].dataSync() as Float32Array, T0 * C);
+        this.toHeads(cache.nk![l], t.dataSync() as Float32Array, T0);
+        this.toHeads(cache.nv![l], vs[l].dataSync() as Float32Array, T0);
       });
       for (const t of [...ks, ...vs]) t.dispose();
       cache.length = S;
@@ -470,15 +471,42 @@ export class Engine implements InferenceEngine {
     let cap = Math.max(64, have);
     while (cap < rows) cap *= 2;
     cap = Math.min(cap, Math.max(rows, this.config.nPositions));
+    const D = C / this.hs;
     const grow = (old: Float32Array | undefined) => {
       const b = new Float32Array(cap * C);
-      if (old) b.set(old.subarray(0, Math.min(old.length, cache.length * C)));
+      // each head's first `length` rows move to the head's new block
+      if (old) for (let h = 0; h < this.hs; h++) b.set(old.subarray(h * have * D, (h * have + cache.length) * D), h * cap * D);
       return b;
     };
     for (let l = 0; l < L; l++) {
       cache.nk[l] = grow(cache.nk[l]);
       cache.nv![l] = grow(cache.nv![l]);
     }
+  }
+
+  /** Writes rows [T, C] (row-major) at rows t0.. of a head-major buffer [H][capacity][D]. */
+  private toHeads(buf: Float32Array, rows: Float32Array, t0: number): void {
+    const C = this.cs;
+    const H = this.hs;
+    const D = C / H;
+    const cap = buf.length / C;
+    const T = rows.length / C;
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < H; h++) buf.set(rows.subarray(t * C + h * D, t * C + (h + 1) * D), (h * cap + t0 + t) * D);
+    }
+  }
+
+  /** The first T rows of a head-major buffer as row-major [T, C]. */
+  private fromHeads(buf: Float32Array, T: number): Float32Array {
+    const C = this.cs;
+    const H = this.hs;
+    const D = C / H;
+    const cap = buf.length / C;
+    const out = new Float32Array(T * C);
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < T; t++) out.set(buf.subarray((h * cap + t) * D, (h * cap + t + 1) * D), t * C + h * D);
+    }
+    return out;
   }
 
   /** The fused decode step: per layer one dense, one native attention call for all sequences, the fused block end. */

@@ -87,7 +87,7 @@ test('matMulGelu = tanh-GELU(x · w + bias) for streaming and blocked shapes, pa
     }
     const wt = tf.tensor2d(w, [K, N]);
     const before = nativeCounts();
-    // Three uses of one weight: the second and third read packB's copy when M <= 8.
+    // Three uses of one weight: the second and third read packB's copy when M <= gemvMaxRows.
     const runs = [0, 1, 2].map(() => bothThreadCounts(() => tf.tidy(() => matMulGelu(tf.tensor2d(x, [M, K]), wt, tf.tensor1d(bias)).dataSync() as Float32Array)));
     wt.dispose();
     assert.ok(nativeCounts().native - before.native === 6);
@@ -98,14 +98,16 @@ test('matMulGelu = tanh-GELU(x · w + bias) for streaming and blocked shapes, pa
   }
 });
 
-/** float64 attention of one query row (all heads) over rows 0..T-1 of K, V ([*, C]). */
+/** float64 attention of one query row (all heads) over rows 0..T-1 of K, V (head-major [H][cap][D]). */
 function refAttention(q: Float32Array, K: Float32Array, V: Float32Array, T: number, C: number, H: number): Float64Array {
   const D = C / H;
+  const cap = K.length / C;
+  const at = (t: number, h: number, j: number) => (h * cap + t) * D + j;
   const out = new Float64Array(C);
   for (let h = 0; h < H; h++) {
     const s = Array.from({ length: T }, (_, t) => {
       let d = 0;
-      for (let j = 0; j < D; j++) d += q[h * D + j] * K[t * C + h * D + j];
+      for (let j = 0; j < D; j++) d += q[h * D + j] * K[at(t, h, j)];
       return d / Math.sqrt(D);
     });
     const mx = Math.max(...s);
@@ -113,7 +115,7 @@ function refAttention(q: Float32Array, K: Float32Array, V: Float32Array, T: numb
     const z = e.reduce((a, b) => a + b, 0);
     for (let j = 0; j < D; j++) {
       let acc = 0;
-      for (let t = 0; t < T; t++) acc += (e[t] / z) * V[t * C + h * D + j];
+      for (let t = 0; t < T; t++) acc += (e[t] / z) * V[at(t, h, j)];
       out[h * D + j] = acc;
     }
   }
@@ -132,9 +134,17 @@ test('decodeAttention: several sequences of different lengths, odd head sizes, r
     const got = bothThreadCounts(() => tf.tidy(() => decodeAttention(tf.tensor2d(qkv, [B, 3 * C]), kBufs, vBufs, [...lengths], H, 1 / Math.sqrt(C / H)).dataSync() as Float32Array));
     lengths.forEach((l, i) => {
       const row = (src: Float32Array, off: number) => src.subarray((i * 3 + off) * C, (i * 3 + off + 1) * C);
-      // row l now holds the step's k / v; the rows before it are untouched, the ones after too
-      assert.ok(same(kBufs[i].subarray(l * C, (l + 1) * C), row(qkv, 1)) && same(vBufs[i].subarray(l * C, (l + 1) * C), row(qkv, 2)));
-      assert.ok(same(kBufs[i].subarray(0, l * C), kOrig[i].subarray(0, l * C)) && same(vBufs[i].subarray((l + 1) * C), vOrig[i].subarray((l + 1) * C)));
+      // row l of every head now holds the step's k / v; every other element is untouched
+      const D = C / H;
+      for (const [buf, orig, off] of [[kBufs[i], kOrig[i], 1], [vBufs[i], vOrig[i], 2]] as const) {
+        for (let h = 0; h < H; h++) {
+          for (let t = 0; t < cap[i]; t++) {
+            const got = buf.subarray((h * cap[i] + t) * D, (h * cap[i] + t + 1) * D);
+            const want = t === l ? row(qkv, off).subarray(h * D, (h + 1) * D) : orig.subarray((h * cap[i] + t) * D, (h * cap[i] + t + 1) * D);
+            assert.ok(same(got, want), `sequence ${i} head ${h} row ${t}`);
+          }
+        }
+      }
       const want = refAttention(row(qkv, 0), kBufs[i], vBufs[i], l + 1, C, H);
       const d = maxDiff(got.subarray(i * C, (i + 1) * C), want);
       assert.ok(d < 2e-5, `C=${C} H=${H} sequence ${i} (length ${l}): ${d}`);
@@ -142,6 +152,7 @@ test('decodeAttention: several sequences of different lengths, odd head sizes, r
   }
   // A buffer without room for the new row is refused, not overrun.
   assert.throws(() => tf.tidy(() => decodeAttention(tf.zeros([1, 6]), [new Float32Array(4)], [new Float32Array(4)], [2], 1, 1)), /no room/);
+  assert.throws(() => tf.tidy(() => decodeAttention(tf.zeros([1, 6]), [new Float32Array(5)], [new Float32Array(5)], [0], 1, 1)), /multiples of C/);
 });
 
 test('engine: fused decode (KV buffers growing past 64 rows) equals the tfjs-op path, batched or not', { skip }, () => {

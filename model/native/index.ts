@@ -21,8 +21,9 @@ export interface NativeAddon {
   addLayerNorm(x: Float32Array, y: Float32Array, yBias: Float32Array | null, gain: Float32Array, beta: Float32Array, out: Float32Array,
     rows: number, C: number, eps: number): void;
   /**
-   * qkv [B, 3C]; writes row lengths[i] of k[i] / v[i] ([capacity, C]) from sequence i's k and v,
-   * then out[i] (C floats) = each head's softmax(scale · q·K) · V over rows 0..lengths[i].
+   * qkv [B, 3C]; k[i] / v[i] are head-major [H][capacity][D] (capacity = length / C). Writes row
+   * lengths[i] of every head from sequence i's k and v, then out[i] (C floats) = each head's
+   * softmax(scale · q·K) · V over rows 0..lengths[i].
    */
   decodeAttention(qkv: Float32Array, out: Float32Array, k: Float32Array[], v: Float32Array[], lengths: number[], C: number, H: number, scale: number): void;
   /** `out` (K · N rounded up to packWidth columns) = one B ([K, N], or [N, K] when transB) in the streaming kernel's layout. */

@@ -260,9 +260,10 @@ export function matMulGelu(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor1D): t
 
 /**
  * One-token attention for B sequences in one call: qkv [B, 3C] is the step's q | k | v rows.
- * Sequence i's k and v rows are first written at row lengths[i] of k[i] / v[i] (its cache
- * buffers, [capacity, C] row-major, capacity > lengths[i]); then, per head, its query attends
- * to rows 0..lengths[i] with softmax(scale · q·k). Returns [B, C]. Threads split (sequence, head).
+ * k[i] / v[i] are sequence i's cache buffers, head-major [H][capacity][D] (each head's rows
+ * contiguous; capacity = length / C > lengths[i]). Its k and v are first written at row
+ * lengths[i] of every head; then, per head, its query attends to rows 0..lengths[i] with
+ * softmax(scale · q·k). Returns [B, C]. Threads split (sequence, head).
  */
 export function decodeAttention(qkv: tf.Tensor2D, k: Float32Array[], v: Float32Array[], lengths: number[], heads: number, scale: number): tf.Tensor2D {
   return tf.engine().runKernel(DECODE_ATTENTION, { qkv }, { k, v, lengths, heads, scale } as unknown as tf.NamedAttrMap) as tf.Tensor2D;

@@ -134,7 +134,8 @@ napi_value AddLayerNorm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// decodeAttention(qkv, out, kBuffers[], vBuffers[], lengths[], C, H, scale): see matmul.h.
+// decodeAttention(qkv, out, kBuffers[], vBuffers[], lengths[], C, H, scale): see matmul.h (buffers
+// [H][capacity][D], capacity = length / C).
 napi_value DecodeAttention(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
@@ -158,7 +159,7 @@ napi_value DecodeAttention(napi_env env, napi_callback_info info) {
   if (C < 1 || H < 1 || C % H != 0) return Throw(env, "decodeAttention: C must be a multiple of H");
   if (lq < static_cast<size_t>(B) * 3 * C || lo < static_cast<size_t>(B) * C) return Throw(env, "decodeAttention: qkv or out too short");
   std::vector<float*> ks(B), vs(B);
-  std::vector<int64_t> lens(B);
+  std::vector<int64_t> lens(B), caps(B);
   for (uint32_t i = 0; i < B; i++) {
     napi_value kv, vv, lv;
     napi_get_element(env, argv[2], i, &kv);
@@ -168,10 +169,12 @@ napi_value DecodeAttention(napi_env env, napi_callback_info info) {
     if (!GetF32(env, kv, &ks[i], &lk) || !GetF32(env, vv, &vs[i], &lvv) || !GetInt(env, lv, &lens[i]) || lens[i] < 0) {
       return Throw(env, "decodeAttention: buffers must be Float32Arrays and lengths non-negative integers");
     }
-    const size_t need = static_cast<size_t>((lens[i] + 1) * C);
-    if (lk < need || lvv < need) return Throw(env, "decodeAttention: a k/v buffer has no room for the new row");
+    // [H][capacity][D]: the capacity follows from the length.
+    caps[i] = static_cast<int64_t>(lk) / C;
+    if (lk != lvv || lk % C != 0) return Throw(env, "decodeAttention: k and v buffers must be equal multiples of C floats");
+    if (caps[i] < lens[i] + 1) return Throw(env, "decodeAttention: a k/v buffer has no room for the new row");
   }
-  nemo::decodeAttention(qkv, out, ks.data(), vs.data(), lens.data(), B, C, H, static_cast<float>(scale));
+  nemo::decodeAttention(qkv, out, ks.data(), vs.data(), lens.data(), caps.data(), B, C, H, static_cast<float>(scale));
   return nullptr;
 }
 

@@ -2,7 +2,8 @@
 // vector extensions, on a small persistent thread pool.
 //
 // Two kernels:
-//  - GEMV-style streaming for M <= 8 rows (decode): B's columns are cut into chunks (64, or 256
+//  - GEMV-style streaming for M <= 8 rows (14 with AVX-512: decode, short prompts): B's columns
+//    are cut into chunks (64, or 256
 //    for wide B), each streamed once for all rows with every row's accumulators in registers
 //    over the whole K. Memory-bound: threads split the chunks. A B used more than once can be
 //    given in packB's layout (strips of 32 columns, each [K][32] contiguous): sequential reads.
@@ -70,7 +71,13 @@ constexpr int MC = 8 * MR;     // GEMM unit rows
 #define NEMO_KC 128
 #endif
 constexpr int KC = NEMO_KC;   // GEMM K block
-constexpr int GEMV_MAX_M = 8;  // at most this many rows: streaming kernel
+// At most this many rows: streaming kernel (2 x rows accumulators + 3 fit AVX-512's 32 registers
+// at 14: short prompts stream the weights once too).
+#if NEMO_VL == 16
+constexpr int GEMV_MAX_M = 14;
+#else
+constexpr int GEMV_MAX_M = 8;
+#endif
 // Below this many multiply-adds (~20-40 us on one core) a matmul runs on the calling thread only:
 // handing out units would cost more than it saves (and a worker thread preempted by another
 // process would make the caller wait).
@@ -199,7 +206,7 @@ void parallelFor(int64_t units, UnitFn fn, const void* ctx, bool small) {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// GEMV-style kernel (M <= 8). A is pre-packed row-major [M][K] per batch entry.
+// GEMV-style kernel (M <= GEMV_MAX_M). A is pre-packed row-major [M][K] per batch entry.
 //
 // Units of work are column chunks of GEMV_CW. Within a chunk, panels narrow enough that every
 // row's accumulators stay in registers for the whole K; each panel streams its rows of B once.
@@ -275,7 +282,8 @@ void gemvPanel(const float* a, int64_t K, const float* b, int64_t ldb, int64_t s
 template <int R>
 void gemvChunk(const float* a, int64_t K, const float* b, int64_t ldb, int64_t stripStride, bool padded, int ncols,
                float* out, int64_t ldo, const float* bias, int act) {
-  constexpr int NV = ACC_REGS / R >= 16 ? 16 : ACC_REGS / R >= 8 ? 8 : ACC_REGS / R >= 4 ? 4 : ACC_REGS / R >= 2 ? 2 : 1;
+  constexpr int NV0 = ACC_REGS / R >= 16 ? 16 : ACC_REGS / R >= 8 ? 8 : ACC_REGS / R >= 4 ? 4 : ACC_REGS / R >= 2 ? 2 : 1;
+  constexpr int NV = NV0 < VPS ? VPS : NV0;  // more than 8 rows: one strip wide
   constexpr int W = NV * VL;
   static_assert(W % PW == 0 && 64 % PW == 0, "panels and chunks are whole strips");
   int p0 = 0;
@@ -332,6 +340,9 @@ void gemvUnit(const void* ctxp, int64_t unit) {
 #define NEMO_CASE(n) \
   case n: gemvChunk<n>(a, x.K, b, ldb, stripStride, padded, ncols, o, x.N, bias, x.act); break;
     NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6) NEMO_CASE(7) NEMO_CASE(8)
+#if NEMO_VL == 16
+    NEMO_CASE(9) NEMO_CASE(10) NEMO_CASE(11) NEMO_CASE(12) NEMO_CASE(13) NEMO_CASE(14)
+#endif
 #undef NEMO_CASE
     default: break;
   }
@@ -365,7 +376,7 @@ void gemv(const MatMulArgs& x) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// GEMM (M > 8).
+// GEMM (M > GEMV_MAX_M).
 
 struct GemmCtx {
   const MatMulArgs* x;

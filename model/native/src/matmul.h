@@ -46,11 +46,12 @@ void addLayerNorm(const float* x, const float* y, const float* yBias, const floa
                   int64_t rows, int64_t C, float eps);
 
 // One-token decode attention for B sequences: qkv [B, 3C] (q | k | v, each C = H * D wide).
-// Sequence i appends its k and v rows at row lens[i] of kv[i] / vv[i] ([capacity, C] each), then
+// kv[i] / vv[i] are sequence i's keys / values head-major: [H][caps[i]][D] (each head's rows
+// contiguous). Sequence i appends its k and v at row lens[i] of every head, then
 // out[i] = softmax(scale * q_h K_h^T) V_h over rows 0..lens[i] for every head h. One unit per
 // (sequence, head), each summed in a fixed order whatever the thread count.
-void decodeAttention(const float* qkv, float* out, float* const* kv, float* const* vv, const int64_t* lens, int64_t B,
-                     int64_t C, int64_t H, float scale);
+void decodeAttention(const float* qkv, float* out, float* const* kv, float* const* vv, const int64_t* lens,
+                     const int64_t* caps, int64_t B, int64_t C, int64_t H, float scale);
 
 // Thread pool size (including the calling thread); set before the first matmul or any time.
 void setThreads(int n);

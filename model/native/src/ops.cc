@@ -51,9 +51,9 @@ inline float dot(const float* a, const float* b, int64_t n) {
   for (; d + 16 <= n; d += 16)
     for (int j = 0; j < 16; j++) acc[j] += a[d + j] * b[d + j];
   for (; d < n; d++) acc[d & 15] += a[d] * b[d];
-  float s = 0;
-  for (int j = 0; j < 16; j++) s += acc[j];
-  return s;
+  for (int j = 0; j < 8; j++) acc[j] += acc[j + 8];  // pairwise, in vectors
+  for (int j = 0; j < 4; j++) acc[j] += acc[j + 4];
+  return (acc[0] + acc[2]) + (acc[1] + acc[3]);
 }
 
 struct AttnCtx {
@@ -62,6 +62,7 @@ struct AttnCtx {
   float* const* kv;
   float* const* vv;
   const int64_t* lens;
+  const int64_t* caps;
   int64_t C, H, D;
   float scale;
 };
@@ -71,15 +72,15 @@ void attnUnit(const void* ctxp, int64_t unit) {
   const int64_t i = unit / c.H, h = unit % c.H;
   const int64_t T = c.lens[i] + 1, C = c.C, D = c.D;
   const float* q = c.qkv + i * 3 * C + h * D;
-  const float* K = c.kv[i] + h * D;
-  const float* V = c.vv[i] + h * D;
+  const float* K = c.kv[i] + h * c.caps[i] * D;  // head h's rows: [capacity][D], contiguous
+  const float* V = c.vv[i] + h * c.caps[i] * D;
   thread_local std::vector<float> p;
   thread_local std::vector<float> acc;
   p.resize(static_cast<size_t>(T));
   acc.assign(static_cast<size_t>(D), 0.0f);
   float mx = -INFINITY;
   for (int64_t t = 0; t < T; t++) {
-    const float s = dot(q, K + t * C, D) * c.scale;
+    const float s = dot(q, K + t * D, D) * c.scale;
     p[t] = s;
     mx = std::max(mx, s);
   }
@@ -91,7 +92,7 @@ void attnUnit(const void* ctxp, int64_t unit) {
   float* a = acc.data();
   for (int64_t t = 0; t < T; t++) {
     const float w = p[t];
-    const float* v = V + t * C;
+    const float* v = V + t * D;
     for (int64_t d = 0; d < D; d++) a[d] += w * v[d];
   }
   const float inv = 1.0f / sum;
@@ -109,18 +110,21 @@ void addLayerNorm(const float* x, const float* y, const float* yBias, const floa
   parallelFor(units, lnUnit, &c, rows * C < 65536);
 }
 
-void decodeAttention(const float* qkv, float* out, float* const* kv, float* const* vv, const int64_t* lens, int64_t B,
-                     int64_t C, int64_t H, float scale) {
+void decodeAttention(const float* qkv, float* out, float* const* kv, float* const* vv, const int64_t* lens,
+                     const int64_t* caps, int64_t B, int64_t C, int64_t H, float scale) {
   if (B <= 0 || C <= 0 || H <= 0) return;
-  // Append this step's keys and values (row lens[i] of each sequence's buffers).
+  const int64_t D = C / H;
+  // Append this step's keys and values (row lens[i] of each head's block).
   int64_t work = 0;
   for (int64_t i = 0; i < B; i++) {
-    std::memcpy(kv[i] + lens[i] * C, qkv + i * 3 * C + C, C * sizeof(float));
-    std::memcpy(vv[i] + lens[i] * C, qkv + i * 3 * C + 2 * C, C * sizeof(float));
+    for (int64_t h = 0; h < H; h++) {
+      std::memcpy(kv[i] + (h * caps[i] + lens[i]) * D, qkv + i * 3 * C + C + h * D, D * sizeof(float));
+      std::memcpy(vv[i] + (h * caps[i] + lens[i]) * D, qkv + i * 3 * C + 2 * C + h * D, D * sizeof(float));
+    }
     work += (lens[i] + 1) * C * 2;
   }
-  AttnCtx c{qkv, out, kv, vv, lens, C, H, C / H, scale};
-  parallelFor(B * H, attnUnit, &c, work < (1 << 18));
+  AttnCtx c{qkv, out, kv, vv, lens, caps, C, H, D, scale};
+  parallelFor(B * H, attnUnit, &c, work < (1 << 15));
 }
 
 }  // namespace nemo
