@@ -17,50 +17,93 @@ export interface SamplerOptions {
   seed?: number;
 }
 
-/** Indices of the k largest values, largest first (min-heap; O(n log k)). */
-export function topIndices(values: Float32Array, k: number): Int32Array {
-  const n = values.length;
+/**
+ * Indices of the k largest values, largest first; ties go to the lower index (deterministic).
+ * One pass with a min-heap of k (O(n) when k is small: the heap changes rarely). `ids`, when given,
+ * restricts the search to those indices; `out` (length >= k) is reused to avoid allocation.
+ */
+export function topIndices(values: Float32Array, k: number, ids?: ArrayLike<number>, out?: Int32Array): Int32Array {
+  const n = ids ? ids.length : values.length;
   k = Math.min(k, n);
-  const heap = new Int32Array(k);
+  const heap = out && out.length >= k ? out : new Int32Array(k);
+  if (k <= 0) return heap.subarray(0, 0);
+  // Heap order: the root is the worst kept index (smallest value; on equal values the larger index).
   let size = 0;
-  const less = (a: number, b: number) => values[a] < values[b];
-  const siftDown = (i: number) => {
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < size && less(heap[l], heap[m])) m = l;
-      if (r < size && less(heap[r], heap[m])) m = r;
-      if (m === i) return;
-      const t = heap[i];
-      heap[i] = heap[m];
-      heap[m] = t;
-      i = m;
-    }
-  };
-  for (let i = 0; i < n; i++) {
+  let rootValue = Infinity;
+  const push = (i: number, v: number) => {
     if (size < k) {
-      heap[size] = i;
       let c = size++;
       while (c > 0) {
         const p = (c - 1) >> 1;
-        if (!less(heap[c], heap[p])) break;
-        const t = heap[c];
-        heap[c] = heap[p];
-        heap[p] = t;
+        const hp = heap[p];
+        const pv = values[hp];
+        if (!(v < pv || (v === pv && i > hp))) break;
+        heap[c] = hp;
         c = p;
       }
-    } else if (values[i] > values[heap[0]]) {
-      heap[0] = i;
-      siftDown(0);
+      heap[c] = i;
+    } else {
+      let c = 0;
+      for (;;) {
+        const l = 2 * c + 1;
+        if (l >= k) break;
+        let m = l;
+        const r = l + 1;
+        if (r < k) {
+          const lv = values[heap[l]];
+          const rv = values[heap[r]];
+          if (rv < lv || (rv === lv && heap[r] > heap[l])) m = r;
+        }
+        const hm = heap[m];
+        const mv = values[hm];
+        if (!(mv < v || (mv === v && hm > i))) break;
+        heap[c] = hm;
+        c = m;
+      }
+      heap[c] = i;
+    }
+    return values[heap[0]];
+  };
+  if (ids) {
+    for (let q = 0; q < n; q++) {
+      const i = ids[q] as number;
+      const v = values[i];
+      if (size < k || v > rootValue || (v === rootValue && i < heap[0])) rootValue = push(i, v);
+    }
+  } else {
+    for (let i = 0; i < k; i++) rootValue = push(i, values[i]);
+    // Indices come in increasing order, so an equal value is never better than the root.
+    for (let i = k; i < n; i++) {
+      const v = values[i];
+      if (v > rootValue) rootValue = push(i, v);
     }
   }
-  return Int32Array.from(heap).sort((a, b) => values[b] - values[a] || a - b);
+  const res = heap.subarray(0, k);
+  // Insertion sort: k is small in practice (top-k); fall back to sort() when it is not.
+  if (k > 64) return res.sort((a, b) => values[b] - values[a] || a - b);
+  for (let a = 1; a < k; a++) {
+    const x = res[a];
+    const xv = values[x];
+    let b = a - 1;
+    while (b >= 0 && (values[res[b]] < xv || (values[res[b]] === xv && res[b] > x))) {
+      res[b + 1] = res[b];
+      b--;
+    }
+    res[b + 1] = x;
+  }
+  return res;
 }
 
 export function argmax(values: Float32Array): number {
   let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  let bestValue = values[0];
+  for (let i = 1; i < values.length; i++) {
+    const v = values[i];
+    if (v > bestValue) {
+      best = i;
+      bestValue = v;
+    }
+  }
   return best;
 }
 
@@ -84,6 +127,9 @@ export function bannedByNgram(context: readonly number[], n: number): Set<number
 
 export class Sampler {
   private readonly rng: Rng;
+  /** Reused per call (no vocabulary-sized allocation per token). */
+  private candBuf = new Int32Array(64);
+  private weightBuf = new Float64Array(64);
   readonly temperature: number;
   readonly topK: number;
   readonly topP: number;
@@ -127,45 +173,151 @@ export class Sampler {
       if (!open) for (let j = 0; j < allowed.length; j++) logits[allowed[j]] = kept[j];
     }
     if (this.temperature === 0) return argmax(logits);
+    const d = this.distribution(logits, allowed);
+    if (!d) return argmax(logits); // everything banned: nothing sensible left
+    let r = this.rng.next() * d.mass;
+    for (let j = 0; j < d.count; j++) {
+      r -= d.weights[j];
+      if (r < 0) return d.ids[j];
+    }
+    return d.ids[d.count - 1];
+  }
 
-    // Candidates: the top-k (or, for top-p alone, a growing top set until it holds p of the mass).
-    const n = logits.length;
-    let max = -Infinity;
-    for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
-    if (max === -Infinity) return argmax(logits); // everything banned: nothing sensible left
+  /**
+   * The candidates and their (unnormalised) weights for sampling from `logits` after the filters
+   * (temperature, top-k, top-p), in the order the draw walks them: by logit (ties: lower id first)
+   * when top-k or top-p cut, by id otherwise. Every token outside `ids[0..count)` has probability
+   * 0; token ids[j] has probability weights[j] / mass. Only `allowed` is looked at when given (the
+   * rest of `logits` is -Infinity then). Null when every logit is -Infinity. The arrays are reused
+   * by the next call.
+   */
+  distribution(logits: Float32Array, allowed?: ArrayLike<number>): { ids: Int32Array; weights: Float64Array; count: number; mass: number } | null {
+    const n = allowed ? allowed.length : logits.length;
     const invT = 1 / this.temperature;
-    let total = 0;
-    for (let i = 0; i < n; i++) total += Math.exp((logits[i] - max) * invT);
-    const prob = (i: number) => Math.exp((logits[i] - max) * invT) / total;
+    const topP = this.topP;
+    // Top-k over the whole vocabulary without top-p is plain sampling (walked in id order).
+    const topK = this.topK >= logits.length && topP >= 1 ? 0 : this.topK;
+    let ids: Int32Array;
+    let count: number;
+    let max: number;
+    if (topK > 0) {
+      const k = Math.min(topK, n);
+      if (this.candBuf.length < k) this.candBuf = new Int32Array(k);
+      ids = topIndices(logits, k, allowed, this.candBuf);
+      count = ids.length;
+      max = count ? logits[ids[0]] : -Infinity;
+    } else {
+      max = -Infinity;
+      if (allowed) for (let q = 0; q < n; q++) max = Math.max(max, logits[allowed[q]]);
+      else for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
+      ids = this.candBuf;
+      count = 0;
+    }
+    if (max === -Infinity) return null;
+    if (this.weightBuf.length < Math.max(count, 1)) this.weightBuf = new Float64Array(Math.max(count, 64));
 
-    let k = this.topK > 0 ? Math.min(this.topK, n) : this.topP < 1 ? Math.min(256, n) : n;
-    let cand: Int32Array;
-    let keep: number;
-    for (;;) {
-      cand = k === n && this.topP >= 1 ? Int32Array.from({ length: n }, (_, i) => i) : topIndices(logits, k);
-      keep = cand.length;
-      if (this.topP >= 1) break;
+    if (topP >= 1 && topK > 0) {
+      // Top-k alone: the k weights are all that matter (the softmax total cancels out).
+      const w = this.weightBuf;
+      let mass = 0;
+      for (let j = 0; j < count; j++) mass += w[j] = Math.exp((logits[ids[j]] - max) * invT);
+      return { ids, weights: w, count, mass };
+    }
+    if (topP >= 1) {
+      // Plain temperature sampling: every token, in id order.
+      if (this.candBuf.length < n) this.candBuf = new Int32Array(n);
+      if (this.weightBuf.length < n) this.weightBuf = new Float64Array(n);
+      ids = this.candBuf;
+      const w = this.weightBuf;
+      let mass = 0;
+      if (allowed) {
+        for (let q = 0; q < n; q++) ids[q] = allowed[q];
+        ids.subarray(0, n).sort();
+        for (let q = 0; q < n; q++) mass += w[q] = Math.exp((logits[ids[q]] - max) * invT);
+      } else {
+        for (let i = 0; i < n; i++) {
+          ids[i] = i;
+          mass += w[i] = Math.exp((logits[i] - max) * invT);
+        }
+      }
+      return { ids, weights: w, count: n, mass };
+    }
+
+    // Top-p (over the full softmax, also after top-k): the total over every token is needed.
+    // Terms below e^-80 relative to the largest cannot change it beyond float64 rounding.
+    const floor = max - 80 * this.temperature;
+    let total = 0;
+    if (allowed) {
+      for (let q = 0; q < n; q++) {
+        const l = logits[allowed[q]];
+        if (l > floor) total += Math.exp((l - max) * invT);
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const l = logits[i];
+        if (l > floor) total += Math.exp((l - max) * invT);
+      }
+    }
+    if (topK === 0) {
+      // Candidates by a falling logit threshold: everything at or above it, sorted; stop as soon
+      // as their mass reaches p (then they are exactly the top of the sorted vocabulary).
+      if (this.candBuf.length < n) this.candBuf = new Int32Array(n);
+      for (let c = 4; ; c *= 2) {
+        const t = c > 256 ? -Infinity : max - c * this.temperature;
+        count = 0;
+        const buf = this.candBuf;
+        let sum = 0;
+        if (allowed) {
+          for (let q = 0; q < n; q++) {
+            const l = logits[allowed[q]];
+            if (l >= t) {
+              buf[count++] = allowed[q];
+              sum += Math.exp((l - max) * invT);
+            }
+          }
+        } else {
+          for (let i = 0; i < n; i++) {
+            const l = logits[i];
+            if (l >= t) {
+              buf[count++] = i;
+              sum += Math.exp((l - max) * invT);
+            }
+          }
+        }
+        if (t === -Infinity && !allowed) {
+          // All of them (as the full sort did); -Infinity logits included, with weight 0.
+          count = n;
+          for (let i = 0; i < n; i++) buf[i] = i;
+        }
+        // Sorting only pays once the candidates can hold p of the mass (a margin for rounding).
+        if (t !== -Infinity && sum / total < topP * (1 - 1e-9)) continue;
+        ids = buf.subarray(0, count).sort((a, b) => logits[b] - logits[a] || a - b);
+        let cum = 0;
+        let reached = false;
+        for (let j = 0; j < count; j++) {
+          cum += Math.exp((logits[ids[j]] - max) * invT) / total;
+          if (cum >= topP) {
+            count = j + 1;
+            reached = true;
+            break;
+          }
+        }
+        if (reached || t === -Infinity) break;
+      }
+    } else {
       let cum = 0;
-      let reached = false;
-      for (let j = 0; j < cand.length; j++) {
-        cum += prob(cand[j]);
-        if (cum >= this.topP) {
-          keep = j + 1;
-          reached = true;
+      for (let j = 0; j < count; j++) {
+        cum += Math.exp((logits[ids[j]] - max) * invT) / total;
+        if (cum >= topP) {
+          count = j + 1;
           break;
         }
       }
-      if (reached || k >= n || this.topK > 0) break;
-      k = Math.min(n, k * 4);
     }
+    if (this.weightBuf.length < count) this.weightBuf = new Float64Array(count);
+    const w = this.weightBuf;
     let mass = 0;
-    const ps = new Float64Array(keep);
-    for (let j = 0; j < keep; j++) mass += ps[j] = prob(cand[j]);
-    let r = this.rng.next() * mass;
-    for (let j = 0; j < keep; j++) {
-      r -= ps[j];
-      if (r < 0) return cand[j];
-    }
-    return cand[keep - 1];
+    for (let j = 0; j < count; j++) mass += w[j] = Math.exp((logits[ids[j]] - max) * invT) / total;
+    return { ids, weights: w, count, mass };
   }
 }
