@@ -92,7 +92,8 @@ test('timeouts: a running request ends with finishReason timeout, a queued one r
   const gen = await createGenerator({ modelDir, maxBatch: 1, maxQueue: 4 });
   try {
     const a = firstChunk();
-    const running = gen.generate({ prompt: PROMPT, maxNewTokens: 500, minNewTokens: 500, timeoutMs: 400, onText: a.onText });
+    // The tiny model can produce 500 tokens in well under 400 ms: the timeout must be far shorter.
+    const running = gen.generate({ prompt: PROMPT, maxNewTokens: 500, minNewTokens: 500, timeoutMs: 100, onText: a.onText });
     const waiting = gen.generate({ prompt: PROMPT, maxNewTokens: 5, timeoutMs: 50 });
     await assert.rejects(waiting, GeneratorTimeoutError);
     const r = await running;
