@@ -15,6 +15,7 @@ import { makeConfig } from '../config.js';
 import { disposeParams, initParams } from '../params.js';
 import { ADDON_PATH, nativeStatus } from './index.js';
 import { nativeCounts, nativeMatMulActive, setNativeThreads, withoutNative } from './kernels.js';
+import { refMatMul } from '../test/reference.js';
 
 const backend = await initBackend('wasm');
 const built = existsSync(ADDON_PATH);
@@ -24,36 +25,6 @@ const skip = !built
 
 function rand(n: number, seed: number): Float32Array {
   return new Rng(seed).fillNormal(new Float32Array(n), 1);
-}
-
-/** float64 reference: [batchA|1, ...] x [batchB|1, ...] with transposes, optional bias and relu. */
-function ref(a: Float32Array, as: number[], b: Float32Array, bs: number[], ta: boolean, tb: boolean, bias?: Float32Array, relu = false): Float64Array {
-  const batchA = as.slice(0, -2).reduce((x, y) => x * y, 1);
-  const batchB = bs.slice(0, -2).reduce((x, y) => x * y, 1);
-  const batch = Math.max(batchA, batchB);
-  const [ar, ac] = as.slice(-2);
-  const [br, bc] = bs.slice(-2);
-  const M = ta ? ac : ar;
-  const K = ta ? ar : ac;
-  const N = tb ? br : bc;
-  const out = new Float64Array(batch * M * N);
-  for (let x = 0; x < batch; x++) {
-    const ao = (batchA === 1 ? 0 : x) * ar * ac;
-    const bo = (batchB === 1 ? 0 : x) * br * bc;
-    for (let i = 0; i < M; i++) {
-      for (let j = 0; j < N; j++) {
-        let s = 0;
-        for (let k = 0; k < K; k++) {
-          const av = ta ? a[ao + k * ac + i] : a[ao + i * ac + k];
-          const bv = tb ? b[bo + j * bc + k] : b[bo + k * bc + j];
-          s += av * bv;
-        }
-        if (bias) s += bias[j];
-        out[x * M * N + i * N + j] = relu ? Math.max(0, s) : s;
-      }
-    }
-  }
-  return out;
 }
 
 /** Largest |a - b| over sqrt(K): float32 rounding of a K-term dot product of unit normals is ~1e-7 · K there. */
@@ -98,7 +69,7 @@ test('native matmul equals a float64 reference and the original wasm kernel', { 
     const a = rand(c.as.reduce((x, y) => x * y, 1), 10 + i);
     const b = rand(c.bs.reduce((x, y) => x * y, 1), 1000 + i);
     const K = c.ta ? c.as[c.as.length - 2] : c.as[c.as.length - 1];
-    const want = ref(a, c.as, b, c.bs, !!c.ta, !!c.tb);
+    const want = refMatMul(a, c.as, b, c.bs, !!c.ta, !!c.tb);
     const before = nativeCounts().native;
     const [got, orig] = tf.tidy(() => {
       const ta = tf.tensor(a, c.as);
@@ -121,7 +92,7 @@ test('fused matmul: bias and relu (and linear) natively, same as the wasm kernel
       const a = rand(M * K, M + K);
       const b = rand(K * N, N);
       const bias = rand(N, 7);
-      const want = ref(a, c.as, b, c.bs, ta, tb, bias, activation === 'relu');
+      const want = refMatMul(a, c.as, b, c.bs, ta, tb, bias, activation === 'relu');
       const before = nativeCounts().native;
       const [got, orig] = tf.tidy(() => {
         const args = { a: tf.tensor2d(a, c.as as [number, number]), b: tf.tensor2d(b, c.bs as [number, number]), bias: tf.tensor1d(bias), transposeA: ta, transposeB: tb, activation };
@@ -167,7 +138,7 @@ test('a packed B is only reused for the same layout (reshapes and transposes sha
     const wData = w.dataSync() as Float32Array;
     const check = (a: tf.Tensor, b: tf.Tensor, tb: boolean, as: number[], bs: number[]) => {
       const got = tf.matMul(a, b, false, tb).dataSync();
-      const want = ref(a.dataSync() as Float32Array, as, wData, bs, false, tb);
+      const want = refMatMul(a.dataSync() as Float32Array, as, wData, bs, false, tb);
       assert.ok(maxErr(got, want, as[1]) < 1e-5, `${as} x ${bs}${tb ? ' tB' : ''}`);
     };
     for (let i = 0; i < 3; i++) check(tf.tensor2d(rand(3 * 48, i), [3, 48]), w, false, [3, 48], [48, 40]);
@@ -211,7 +182,7 @@ test('unsupported cases fall back to the original wasm kernel', { skip }, () => 
     // prelu and relu6 are not native activations; int32 is not float32 (the wasm kernel refuses it)
     const a = tf.tensor2d(rand(6, 1), [2, 3]);
     const b = tf.tensor2d(rand(12, 2), [3, 4]);
-    const want = ref(a.dataSync() as Float32Array, [2, 3], b.dataSync() as Float32Array, [3, 4], false, false);
+    const want = refMatMul(a.dataSync() as Float32Array, [2, 3], b.dataSync() as Float32Array, [3, 4], false, false);
     const w = [0.1, 0.2, 0.3, 0.4];
     const y1 = tf.fused.matMul({ a, b, activation: 'prelu', preluActivationWeights: tf.tensor1d(w) });
     assert.ok(maxErr(y1.dataSync(), want.map((v, i) => (v > 0 ? v : v * w[i % 4])), 1) < 1e-5);
@@ -228,7 +199,7 @@ test('a bias of one value is broadcast natively (the wasm kernel reads it as [N]
   tf.tidy(() => {
     const a = tf.tensor2d(rand(6, 1), [2, 3]);
     const b = tf.tensor2d(rand(12, 2), [3, 4]);
-    const want = ref(a.dataSync() as Float32Array, [2, 3], b.dataSync() as Float32Array, [3, 4], false, false);
+    const want = refMatMul(a.dataSync() as Float32Array, [2, 3], b.dataSync() as Float32Array, [3, 4], false, false);
     const before = nativeCounts().native;
     const y = tf.fused.matMul({ a, b, bias: tf.tensor1d([2]) });
     assert.equal(nativeCounts().native, before + 1);

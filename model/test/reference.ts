@@ -84,3 +84,33 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
+
+/** float64 reference: [batchA|1, ...] x [batchB|1, ...] with transposes, optional bias and relu. */
+export function refMatMul(a: Float32Array, as: number[], b: Float32Array, bs: number[], ta: boolean, tb: boolean, bias?: Float32Array, relu = false): Float64Array {
+  const batchA = as.slice(0, -2).reduce((x, y) => x * y, 1);
+  const batchB = bs.slice(0, -2).reduce((x, y) => x * y, 1);
+  const batch = Math.max(batchA, batchB);
+  const [ar, ac] = as.slice(-2);
+  const [br, bc] = bs.slice(-2);
+  const M = ta ? ac : ar;
+  const K = ta ? ar : ac;
+  const N = tb ? br : bc;
+  const out = new Float64Array(batch * M * N);
+  for (let x = 0; x < batch; x++) {
+    const ao = (batchA === 1 ? 0 : x) * ar * ac;
+    const bo = (batchB === 1 ? 0 : x) * br * bc;
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const av = ta ? a[ao + k * ac + i] : a[ao + i * ac + k];
+          const bv = tb ? b[bo + j * bc + k] : b[bo + k * bc + j];
+          s += av * bv;
+        }
+        if (bias) s += bias[j];
+        out[x * M * N + i * N + j] = relu ? Math.max(0, s) : s;
+      }
+    }
+  }
+  return out;
+}

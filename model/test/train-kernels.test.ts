@@ -8,40 +8,13 @@ import { initBackend } from '../backend.js';
 import { Rng } from '../rng.js';
 import { installTrainingKernels } from '../train/kernels.js';
 import { crossEntropy } from '../train/loss.js';
+import { refMatMul } from './reference.js';
 
 const backend = await initBackend();
 installTrainingKernels();
 
 function rand(n: number, seed: number): Float32Array {
   return new Rng(seed).fillNormal(new Float32Array(n), 1);
-}
-
-/** float64 reference of matMul with transpose flags on [batch, r, c] row-major data. */
-function refMatMul(a: Float32Array, as: number[], b: Float32Array, bs: number[], ta: boolean, tb: boolean): Float64Array {
-  const batch = as.length === 3 ? as[0] : 1;
-  const [ar, ac] = as.slice(-2);
-  const [br, bc] = bs.slice(-2);
-  const M = ta ? ac : ar;
-  const K = ta ? ar : ac;
-  const N = tb ? br : bc;
-  const bBatch = bs.length === 3 ? bs[0] : 1;
-  const out = new Float64Array(batch * M * N);
-  for (let x = 0; x < batch; x++) {
-    const ao = x * ar * ac;
-    const bo = (bBatch === 1 ? 0 : x) * br * bc;
-    for (let i = 0; i < M; i++) {
-      for (let j = 0; j < N; j++) {
-        let s = 0;
-        for (let k = 0; k < K; k++) {
-          const av = ta ? a[ao + k * ac + i] : a[ao + i * ac + k];
-          const bv = tb ? b[bo + j * bc + k] : b[bo + k * bc + j];
-          s += av * bv;
-        }
-        out[x * M * N + i * N + j] = s;
-      }
-    }
-  }
-  return out;
 }
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
