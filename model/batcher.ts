@@ -1,6 +1,7 @@
 // Continuous batching: every active request advances by one token in ONE engine step (the
 // weights are read once for all of them); new requests join between steps after their prefill
-// (fed in chunks between steps, so running streams keep going),
+// (fed in chunks between steps, so running streams keep going; several short waiting prompts are
+// prefilled together in one engine call),
 // finished, cancelled or timed-out ones leave between steps. Runs on whichever thread owns the
 // engine (the generation worker, or the CLI's main thread).
 import type { InferenceEngine, KvCache } from './engine.js';
@@ -111,7 +112,10 @@ export class Batcher {
   private loop(): void {
     try {
       this.expire();
-      // One prompt at a time is fed, a chunk per iteration, between batched decode steps.
+      // Several short waiting prompts are prefilled together in one engine call (the weights are
+      // read once for all of them); otherwise one prompt at a time is fed, a chunk per iteration,
+      // between batched decode steps.
+      if (!this.filling && this.pending.length > 1 && this.maxBatch - this.active.length > 1) this.prefillBatch();
       if (!this.filling && this.active.length < this.maxBatch && this.pending.length) {
         this.filling = { job: this.pending.shift()!, cache: null, fed: 0 };
       }
@@ -147,6 +151,58 @@ export class Batcher {
     if (fd !== undefined && now >= fd) this.dropFilling('timeout');
   }
 
+  /**
+   * Takes waiting jobs (in order, while there is room) whose prompts fit in one chunk, at most one
+   * chunk of rows in all while other requests are decoding, and prefills them in one call. An
+   * engine error falls back to one prefill per job, so only the failing job fails.
+   */
+  private prefillBatch(): void {
+    const room = this.maxBatch - this.active.length;
+    const budget = this.active.length ? this.prefillChunk : this.prefillChunk * this.maxBatch;
+    const jobs: BatchJob[] = [];
+    let rows = 0;
+    while (jobs.length < room && this.pending.length) {
+      const n = this.pending[0].seq.promptIds.length;
+      if (n > this.prefillChunk || rows + n > budget) break;
+      rows += n;
+      jobs.push(this.pending.shift()!);
+    }
+    if (jobs.length < 2) {
+      this.pending.unshift(...jobs);
+      return;
+    }
+    let out: Array<{ cache: KvCache; logits: Float32Array }> | null = null;
+    try {
+      out = this.engine.prefillMany(jobs.map((j) => j.seq.promptIds));
+    } catch {
+      out = null;
+    }
+    jobs.forEach((job, i) => {
+      let r = out?.[i];
+      if (!r) {
+        try {
+          r = this.engine.prefill(job.seq.promptIds);
+        } catch (err) {
+          job.onError(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
+      }
+      this.started(job, r.cache, r.logits);
+    });
+  }
+
+  /** A job whose whole prompt is in `cache`: its first token, then it decodes with the others. */
+  private started(job: BatchJob, cache: KvCache, logits: Float32Array): void {
+    const next = job.seq.accept(logits);
+    this.tokens++;
+    if (next === null) {
+      this.engine.release(cache);
+      job.onDone(job.seq.result());
+      return;
+    }
+    this.active.push({ job, cache, next });
+  }
+
   private feed(): void {
     const f = this.filling!;
     const ids = f.job.seq.promptIds;
@@ -165,14 +221,7 @@ export class Batcher {
     f.fed += chunk.length;
     if (f.fed < ids.length) return;
     this.filling = null;
-    const next = f.job.seq.accept(logits);
-    this.tokens++;
-    if (next === null) {
-      this.engine.release(f.cache);
-      f.job.onDone(f.job.seq.result());
-      return;
-    }
-    this.active.push({ job: f.job, cache: f.cache, next });
+    this.started(f.job, f.cache, logits);
   }
 
   private step(): void {

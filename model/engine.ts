@@ -61,6 +61,12 @@ export function disposeCache(c: KvCache): void {
 export interface InferenceEngine {
   readonly config: GptConfig;
   prefill(ids: number[]): { cache: KvCache; logits: Float32Array };
+  /**
+   * Several prompts at once (each its own new cache; no attention across prompts): the weight
+   * matmuls run on all their rows together, so the weights are read once. Same results as one
+   * `prefill` per prompt.
+   */
+  prefillMany(prompts: number[][]): Array<{ cache: KvCache; logits: Float32Array }>;
   /** Feeds several more tokens to an existing cache (chunked prefill); logits of the last one. */
   extend(cache: KvCache, ids: number[]): Float32Array;
   step(items: Array<{ cache: KvCache; token: number }>): Float32Array[];
@@ -252,6 +258,20 @@ export class Engine implements InferenceEngine {
     return { cache, logits };
   }
 
+  /**
+   * Prefill of several prompts in one pass: embeddings, weight matmuls, LayerNorm and GELU run on
+   * the concatenated rows (the weights are read once for all prompts); attention is per prompt
+   * (causal within it: one attention over all rows with a block-diagonal mask). Without the native matmul kernels (per-head attention loop on wasm) or for
+   * one prompt it is one `prefill` per prompt. Caller releases the caches.
+   */
+  prefillMany(prompts: number[][]): Array<{ cache: KvCache; logits: Float32Array }> {
+    for (const ids of prompts) this.validatePrefill(ids);
+    if (prompts.length <= 1 || !nativeMatMulActive()) return prompts.map((ids) => this.prefill(ids));
+    const caches = prompts.map((): KvCache => ({ id: this.nextId++, k: [], v: [], kTail: [], vTail: [], length: 0 }));
+    const logits = this.runMany(caches, prompts);
+    return caches.map((cache, i) => ({ cache, logits: logits[i] }));
+  }
+
   /** Feeds `ids` after the cached tokens (chunked prefill); returns the last position's logits. */
   extend(cache: KvCache, ids: number[]): Float32Array {
     this.validatePrefill(ids, cache);
@@ -354,6 +374,96 @@ export class Engine implements InferenceEngine {
     cache.kTail = ks.map(() => null);
     cache.vTail = vs.map(() => null);
     cache.length = S;
+    return logits;
+  }
+
+  /** `run` for several new (empty) caches at once; see prefillMany. Needs the native matmul kernels. */
+  private runMany(caches: KvCache[], prompts: number[][]): Float32Array[] {
+    const { nEmbd } = this.config;
+    const D = headSize(this.config);
+    const H = this.hs;
+    const C = this.cs;
+    const scale = 1 / Math.sqrt(D);
+    const fused = this.fusedFor(caches);
+    const lens = prompts.map((p) => p.length);
+    const offs: number[] = [];
+    let N = 0;
+    for (const T of lens) {
+      offs.push(N);
+      N += T;
+    }
+    // One attention over all rows with a block-diagonal causal mask: row j of prompt s sees only
+    // prompt s's rows up to j (masked scores give exact zeros). One set of ops per layer instead of
+    // one per prompt (tfjs op overhead); the extra masked work is small next to the matmuls.
+    const maskData = new Float32Array(N * N).fill(-1e9);
+    lens.forEach((T, s) => {
+      const r = offs[s];
+      for (let j = 0; j < T; j++) maskData.fill(0, (r + j) * N + r, (r + j) * N + r + j + 1);
+    });
+    const mask = tf.tensor2d(maskData, [N, N]);
+    let x = tf.tidy(() => this.embed(prompts.flat(), tf.concat(lens.map((T) => tf.slice(this.wpe, [0, 0], [T, nEmbd])), 0) as tf.Tensor2D));
+    // Each layer's new keys and values [N, C] for all prompts (split per prompt at the commit).
+    const ks: tf.Tensor2D[] = [];
+    const vs: tf.Tensor2D[] = [];
+    const all = () => [...ks, ...vs];
+    try {
+      for (const b of this.blocks) {
+        const out = tf.tidy(() => {
+          const qkv = this.dense(x, b.qkvW, b.qkvB); // [N, 3C]
+          const q = tf.mul(tf.slice(qkv, [0, 0], [N, C]), scale);
+          const k = tf.slice(qkv, [0, C], [N, C]) as tf.Tensor2D;
+          const v = tf.slice(qkv, [0, 2 * C], [N, C]) as tf.Tensor2D;
+          const qh = tf.transpose(tf.reshape(q, [N, H, D]), [1, 0, 2]); // [H, N, D]
+          const kh = tf.transpose(tf.reshape(k, [N, H, D]), [1, 2, 0]); // [H, D, N]
+          const vh = tf.transpose(tf.reshape(v, [N, H, D]), [1, 0, 2]); // [H, N, D]
+          const w = tf.add(tf.matMul(qh, kh), mask); // [H, N, N]
+          const y = tf.reshape(tf.transpose(tf.matMul(tf.softmax(w), vh), [1, 0, 2]), [N, C]) as tf.Tensor2D;
+          return [this.finishBlock(b, x, y, fused), k, v] as const;
+        });
+        x.dispose();
+        x = out[0];
+        ks.push(out[1]);
+        vs.push(out[2]);
+      }
+    } catch (err) {
+      x.dispose();
+      for (const t of all()) t.dispose();
+      throw err;
+    } finally {
+      mask.dispose();
+    }
+    const last = tf.tidy(() => tf.gather(x, tf.tensor1d(lens.map((T, s) => offs[s] + T - 1), 'int32')) as tf.Tensor2D);
+    x.dispose();
+    let logits: Float32Array[];
+    try {
+      logits = this.lmHead(last);
+    } catch (err) {
+      for (const t of all()) t.dispose();
+      throw err;
+    } finally {
+      last.dispose();
+    }
+    // Commit: each prompt's rows go into its cache (buffers, or tensors without the fused ops).
+    if (fused) {
+      caches.forEach((cache, s) => this.reserve(cache, lens[s]));
+      ks.forEach((k, l) => {
+        const kd = k.dataSync() as Float32Array;
+        const vd = vs[l].dataSync() as Float32Array;
+        caches.forEach((cache, s) => {
+          this.toHeads(cache.nk![l], kd.subarray(offs[s] * C, (offs[s] + lens[s]) * C), 0);
+          this.toHeads(cache.nv![l], vd.subarray(offs[s] * C, (offs[s] + lens[s]) * C), 0);
+        });
+      });
+    } else {
+      caches.forEach((cache, s) => {
+        cache.k = ks.map((k) => tf.slice(k, [offs[s], 0], [lens[s], C]));
+        cache.v = vs.map((v) => tf.slice(v, [offs[s], 0], [lens[s], C]));
+        cache.kTail = ks.map(() => null);
+        cache.vTail = vs.map(() => null);
+      });
+    }
+    for (const t of all()) t.dispose();
+    caches.forEach((cache, s) => (cache.length = lens[s]));
     return logits;
   }
 

@@ -95,6 +95,18 @@ export class ParallelEngine implements InferenceEngine {
     return this.local.prefill(ids, id);
   }
 
+  /** One prefill per prompt (the shards' protocol has no batched prefill). */
+  prefillMany(prompts: number[][]): Array<{ cache: KvCache; logits: Float32Array }> {
+    const out: Array<{ cache: KvCache; logits: Float32Array }> = [];
+    try {
+      for (const ids of prompts) out.push(this.prefill(ids));
+    } catch (err) {
+      for (const r of out) this.release(r.cache);
+      throw err;
+    }
+    return out;
+  }
+
   extend(cache: KvCache, ids: number[]): Float32Array {
     this.local.validatePrefill(ids, cache);
     this.post({ op: 'extend', id: cache.id, ids });

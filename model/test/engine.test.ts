@@ -12,6 +12,7 @@ import { makeConfig } from '../config.js';
 import { disposeCache, Engine } from '../engine.js';
 import { CheckpointError } from '../errors.js';
 import { writeNpy } from '../npy.js';
+import { nativeMatMulActive, nativeOpsActive, withoutNative } from '../native/kernels.js';
 import { ParallelEngine } from '../parallel.js';
 import { disposeParams, paramSpecs } from '../params.js';
 import { loadShard, SINGLE } from '../shard.js';
@@ -118,6 +119,42 @@ test('batched decoding of sequences of different lengths equals one-at-a-time de
   engine.dispose();
 });
 
+test('batched prefill (prefillMany) equals one-at-a-time prefill, then the same decode; native kernels on and off', async () => {
+  const engine = await engineFrom(hfDir);
+  // lengths 1, 5, 12 and 23 (one position short of the context of 24: one decode step fits)
+  const prompts = [[7], [1, 2, 3, 4, 5], Array.from({ length: 12 }, (_, i) => (i * 5) % 61), Array.from({ length: 23 }, (_, i) => (i * 13 + 2) % 61)];
+  const run = (label: string) => {
+    const before = tf.memory().numTensors;
+    const a = prompts.map((p) => engine.prefill(p));
+    const b = engine.prefillMany(prompts);
+    assert.equal(b.length, prompts.length);
+    b.forEach((r, i) => {
+      assert.equal(r.cache.length, prompts[i].length);
+      assert.ok(maxAbsDiff(r.logits, a[i].logits) < 1e-5, `${label}: prefill logits of prompt ${i}`);
+      assert.ok(maxAbsDiff(r.logits, lastRow(referenceLogits(cfg, arrays, prompts[i]))) < 1e-4, `${label}: prompt ${i} vs reference`);
+    });
+    // One batched decode step for all, then two more for the sequences with room: same logits.
+    for (let s = 0; s < 3; s++) {
+      const members = s === 0 ? [0, 1, 2, 3] : [0, 1, 2];
+      const oa = engine.step(members.map((i) => ({ cache: a[i].cache, token: (i * 11 + s) % 61 })));
+      const ob = engine.step(members.map((i) => ({ cache: b[i].cache, token: (i * 11 + s) % 61 })));
+      members.forEach((i, j) => assert.ok(maxAbsDiff(oa[j], ob[j]) < 1e-5, `${label}: seq ${i} step ${s}`));
+    }
+    assert.throws(() => engine.step([{ cache: b[3].cache, token: 1 }]), /full/);
+    for (const r of [...a, ...b]) engine.release(r.cache);
+    assert.equal(tf.memory().numTensors, before, `${label}: prefill and decode leak no tensors`);
+  };
+  run(nativeMatMulActive() ? (nativeOpsActive() ? 'native fused' : 'native matmul') : 'wasm');
+  withoutNative(() => run('wasm'));
+  // A single prompt and an invalid one.
+  const [one] = engine.prefillMany([[3, 4]]);
+  assert.ok(maxAbsDiff(one.logits, lastRow(referenceLogits(cfg, arrays, [3, 4]))) < 1e-4);
+  engine.release(one.cache);
+  assert.deepEqual(engine.prefillMany([]), []);
+  assert.throws(() => engine.prefillMany([[1, 2], Array.from({ length: 25 }, () => 1)]), /exceeds? the context/);
+  engine.dispose();
+});
+
 test('original OpenAI layout (params_shapes.json + params_N.npy) loads and matches', async () => {
   const d = path.join(dir, 'openai');
   await mkdir(d);
@@ -214,6 +251,10 @@ test('tensor-parallel engine (2 threads) equals the single-thread engine', async
     a.forEach((r) => single.release(r.cache));
     b.forEach((r) => par.release(r.cache));
     par.release(again.cache);
+    // Batched prefill is one prefill per prompt on the group.
+    const many = par.prefillMany(prompts);
+    many.forEach((r, i) => assert.ok(maxAbsDiff(r.logits, b[i].logits) < 1e-4, `prefillMany ${i}`));
+    many.forEach((r) => par.release(r.cache));
   } finally {
     single.dispose();
     par.dispose();

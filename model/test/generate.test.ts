@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Batcher } from '../batcher.js';
+import type { InferenceEngine } from '../engine.js';
 import { Sequence, type SequenceResult } from '../generate.js';
 import { GenerationRequestError, type SamplingOptions } from '../generator.js';
 import { loadRuntime, type Runtime } from '../runtime.js';
@@ -159,6 +160,40 @@ test('requests decoded together give the same text as one at a time', async () =
   for (let i = 0; i < 4; i++) alone.push(await run(opts[i], prompts[i]));
   const together = await Promise.all(opts.map((o, i) => run(o, prompts[i])));
   together.forEach((r, i) => assert.deepEqual(r.ids, alone[i].ids, `request ${i}`));
+});
+
+test('waiting prompts are prefilled together in one engine call and give the same text', async () => {
+  const engine = rt.engine;
+  const batches: number[] = [];
+  // The real engine, with its batched prefill calls recorded.
+  const recorded: InferenceEngine = {
+    config: engine.config,
+    prefill: (ids) => engine.prefill(ids),
+    prefillMany: (prompts) => {
+      batches.push(prompts.length);
+      return engine.prefillMany(prompts);
+    },
+    extend: (cache, ids) => engine.extend(cache, ids),
+    step: (items) => engine.step(items),
+    release: (cache) => engine.release(cache),
+    warmUp: () => engine.warmUp(),
+    dispose: () => {},
+  };
+  const b = new Batcher(recorded, 4);
+  try {
+    const opts = [5, 6, 7, 8].map((seed) => ({ seed, temperature: 1, maxNewTokens: 12, minNewTokens: 12 }));
+    const prompts = ['a', PROMPT, 'User: tell me a story about a cat.\nBot:', '今天天气很好'];
+    const alone: Run[] = [];
+    for (let i = 0; i < 4; i++) alone.push(await run(opts[i], prompts[i]));
+    const together = await Promise.all(opts.map((o, i) => new Promise<Run>((resolve, reject) => {
+      const seq = new Sequence(rt.tokenizer, rt.config, prompts[i], o);
+      b.add({ id: String(i), seq, onDone: (r) => resolve({ ...r, chunks: [], ids: seq.generated }), onError: reject });
+    })));
+    together.forEach((r, i) => assert.deepEqual(r.ids, alone[i].ids, `request ${i}`));
+    assert.deepEqual(batches, [4], 'the four waiting prompts were prefilled in one call');
+  } finally {
+    b.close();
+  }
 });
 
 test('prompts fed in chunks between decode steps give the same text', async () => {
