@@ -207,12 +207,9 @@ async function continueFromModel(
   const [a, b] = await Promise.all([dir, data.tokenizerDir].map((d) => readFile(path.join(d, 'vocab.json'), 'utf8').catch(() => undefined)));
   if (a !== b) throw new TrainingError(`--continue-from ${dir}: its vocab.json differs from the data set's tokenizer (${data.tokenizerDir})`);
   const saved = JSON.parse(await readFile(path.join(dir, TRAINER_STATE_FILE), 'utf8').catch(() => 'null')) as TrainerState | null;
-  const same = (x: unknown, y: unknown) => JSON.stringify(x) === JSON.stringify(y);
-  const continues = saved?.version === 1 && Number.isInteger(saved.step) && saved.position &&
-    same(saved.config?.model, config.model) && saved.config.batchSize === config.batchSize &&
-    saved.config.gradAccum === config.gradAccum && saved.config.seed === config.seed &&
-    saved.data?.trainTokens === data.train.length && saved.data?.vocabSize === data.meta.vocabSize;
-  const host = new Map([...ck.arrays].map(([k, v]) => [k, { shape: [...v.shape], data: Float32Array.from(v.data) }]));
+  const continues = saved?.version === 1 && Number.isInteger(saved.step) && saved.position && saved.config && saved.data &&
+    sameRecipe(saved.config, config) && sameData(saved.data, data);
+  const host = ck.arrays;
   if (continues) {
     const exported = await readFile(path.join(dir, EXPORTED_LOG_FILE), 'utf8').catch(() => '');
     await writeFile(path.join(outDir, LOG_FILE), exported);
@@ -221,12 +218,29 @@ async function continueFromModel(
     return { state: { ...saved, config, optimizerStep: 0, savedAt: new Date().toISOString() }, host };
   }
   await writeFile(path.join(outDir, LOG_FILE), '');
+  return { state: freshState(config, data), host };
+}
+
+/** Same model shape, batch, accumulation and seed: what a resumed schedule and data order depend on. */
+function sameRecipe(saved: TrainConfig, config: TrainConfig): boolean {
+  return JSON.stringify(saved.model) === JSON.stringify(config.model) && saved.batchSize === config.batchSize &&
+    saved.gradAccum === config.gradAccum && saved.seed === config.seed;
+}
+
+function sameData(saved: TrainerState['data'], data: Dataset): boolean {
+  return saved.trainTokens === data.train.length && saved.vocabSize === data.meta.vocabSize;
+}
+
+function freshState(config: TrainConfig, data: Dataset): TrainerState {
   return {
-    state: {
-      version: 1, step: 0, position: { epoch: 0, cursor: 0 }, tokensSeen: 0, elapsedMs: 0, config,
-      data: { trainTokens: data.train.length, vocabSize: data.meta.vocabSize }, savedAt: new Date().toISOString(),
-    },
-    host,
+    version: 1,
+    step: 0,
+    position: { epoch: 0, cursor: 0 },
+    tokensSeen: 0,
+    elapsedMs: 0,
+    config,
+    data: { trainTokens: data.train.length, vocabSize: data.meta.vocabSize },
+    savedAt: new Date().toISOString(),
   };
 }
 
@@ -294,14 +308,13 @@ async function pretrainLocked(opts: PretrainOptions): Promise<PretrainResult> {
   let optimizerArrays: Map<string, { shape: number[]; data: Float32Array }> | undefined;
   if (found && !opts.restart) {
     const ck = await loadTrainingCheckpoint(found);
-    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-    if (!same(ck.state.config.model, config.model) || ck.state.config.batchSize !== B || ck.state.config.gradAccum !== accum || ck.state.config.seed !== config.seed) {
+    if (!sameRecipe(ck.state.config, config)) {
       throw new TrainingError(
         `${found} was trained with a different model shape, batch, accumulation or seed than this config; ` +
           `use a new --out folder or --restart to discard it`,
       );
     }
-    if (ck.state.data.trainTokens !== data.train.length || ck.state.data.vocabSize !== data.meta.vocabSize) {
+    if (!sameData(ck.state.data, data)) {
       throw new TrainingError(
         `${found} was trained on different data (${ck.state.data.trainTokens} train tokens, vocabulary ${ck.state.data.vocabSize}; ` +
           `now ${data.train.length} and ${data.meta.vocabSize}): an exact resume needs the same data set`,
@@ -314,16 +327,7 @@ async function pretrainLocked(opts: PretrainOptions): Promise<PretrainResult> {
   } else if (opts.continueFrom) {
     ({ state, host } = await continueFromModel(opts.continueFrom, config, modelConfig, data, outDir));
   } else {
-    state = {
-      version: 1,
-      step: 0,
-      position: { epoch: 0, cursor: 0 },
-      tokensSeen: 0,
-      elapsedMs: 0,
-      config,
-      data: { trainTokens: data.train.length, vocabSize: data.meta.vocabSize },
-      savedAt: new Date().toISOString(),
-    };
+    state = freshState(config, data);
     const init = initParamArrays(modelConfig, config.seed);
     host = new Map(paramSpecs(modelConfig).map((s) => [s.name, { shape: s.shape, data: init.get(s.name)! }]));
     await writeFile(path.join(outDir, LOG_FILE), '');
