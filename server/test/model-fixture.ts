@@ -14,13 +14,13 @@ export const testFormat: ChatPromptFormat = {
   stop: ['\nUser:'],
 };
 
-export async function tinyGenerator(opts: { maxBatch?: number; maxQueue?: number; nPositions?: number } = {}): Promise<{
+export async function tinyGenerator(opts: { maxBatch?: number; maxQueue?: number; nPositions?: number; nLayer?: number; nEmbd?: number } = {}): Promise<{
   generator: TextGenerator;
   dir: string;
   close(): Promise<void>;
 }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'nemo-server-model-'));
-  await createTinyModel(dir, { seed: 7, nPositions: opts.nPositions ?? 128 });
+  await createTinyModel(dir, { seed: 7, nPositions: opts.nPositions ?? 128, nLayer: opts.nLayer, nEmbd: opts.nEmbd });
   const generator = await createGenerator({ modelDir: dir, maxBatch: opts.maxBatch ?? 4, maxQueue: opts.maxQueue ?? 8, backend: process.env.TFJS_BACKEND });
   return {
     generator,

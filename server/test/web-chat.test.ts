@@ -45,7 +45,10 @@ describe('web chat', () => {
   let h: Harness;
   let model: Awaited<ReturnType<typeof tinyGenerator>>;
   before(async () => {
-    model = await tinyGenerator({ maxBatch: 1, maxQueue: 0, nPositions: 256 });
+    // Wider and deeper than the default tiny model: the busy test needs a reply that is still being
+    // generated when a second visitor asks, and with native kernels the default one finished a
+    // 124-token reply in ~160 ms, sometimes before that request arrived.
+    model = await tinyGenerator({ maxBatch: 1, maxQueue: 0, nPositions: 256, nLayer: 4, nEmbd: 256 });
     h = await startHarness({ generator: model.generator, format: testFormat, bot: { BOT_MAX_NEW_TOKENS: 24, BOT_RATE_LIMIT: 100 } });
   });
   after(async () => {
