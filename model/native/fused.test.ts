@@ -87,7 +87,7 @@ test('matMulGelu = tanh-GELU(x · w + bias) for streaming and blocked shapes, pa
     }
     const wt = tf.tensor2d(w, [K, N]);
     const before = nativeCounts();
-    // Three uses of one weight: the second and third read packB's copy when M <= gemvMaxRows.
+    // Three uses of one weight: the second and third read packB's copy (any M).
     const runs = [0, 1, 2].map(() => bothThreadCounts(() => tf.tidy(() => matMulGelu(tf.tensor2d(x, [M, K]), wt, tf.tensor1d(bias)).dataSync() as Float32Array)));
     wt.dispose();
     assert.ok(nativeCounts().native - before.native === 6);

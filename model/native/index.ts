@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 export interface NativeAddon {
   /**
    * out[batch][M][N] = act(op(a) · op(b) + bias); a/b entries `strideA`/`strideB` floats apart
-   * (0: one shared matrix). act 0 = linear, 1 = relu, 2 = tanh-GELU. packedB 1: b is packB's copy (M <=
-   * gemvMaxRows, one B). Synchronous; uses the pool.
+   * (0: one shared matrix). act 0 = linear, 1 = relu, 2 = tanh-GELU. packedB 1: b is packB's copy (one B,
+   * any M). Synchronous; uses the pool.
    */
   matmul(a: Float32Array, b: Float32Array, out: Float32Array, bias: Float32Array | null, batch: number, M: number, K: number, N: number,
     strideA: number, strideB: number, transA: number, transB: number, act: number, packedB: number): void;
@@ -26,7 +26,7 @@ export interface NativeAddon {
    * softmax(scale · q·K) · V over rows 0..lengths[i].
    */
   decodeAttention(qkv: Float32Array, out: Float32Array, k: Float32Array[], v: Float32Array[], lengths: number[], C: number, H: number, scale: number): void;
-  /** `out` (K · N rounded up to packWidth columns) = one B ([K, N], or [N, K] when transB) in the streaming kernel's layout. */
+  /** `out` (K · N rounded up to packWidth columns) = one B ([K, N], or [N, K] when transB) in the kernels' strip layout. */
   packB(b: Float32Array, out: Float32Array, K: number, N: number, transB: number): void;
   setThreads(n: number): void;
   /** gemvMaxRows: matmuls with at most this many rows stream B (and can use a packed B) */

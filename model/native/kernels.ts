@@ -30,9 +30,10 @@ let gemvMaxRows = 0;
 let packWidth = 1;
 
 /**
- * Row-streaming (decode) matmuls read B column chunk by column chunk; a B used a second time is
- * copied once into that order (packB: sequential reads, ~2x the bandwidth of the strided rows of
- * a wide matrix) and the copy is used from then on — as XNNPACK packs weights on wasm. Keyed by
+ * Both native kernels read B strip by strip; a B used a second time (a weight) is copied once
+ * into that order (packB: sequential reads, ~2x the bandwidth of the strided rows of a wide
+ * matrix for decode, and no per-call packing for prefill: GEMM ~1.3-2x) and the copy is used
+ * from then on — as XNNPACK packs weights on wasm. Keyed by
  * the tensor's data id and layout (reshapes share a data id); dropped when the backend frees that
  * data. Same results packed or not.
  */
@@ -92,7 +93,7 @@ function run(backend: WasmBackendLike, a: tf.TensorInfo, b: tf.TensorInfo, p: Pl
   const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
   let bView = heapView(backend, b, heap);
   let packed = 0;
-  if (p.M <= gemvMaxRows && p.strideB === 0) {
+  if (p.strideB === 0) {
     // Reshapes share a data id: the copy is only for the same layout (K, N, transposeB).
     const layout = `${p.K},${p.N},${transB ? 1 : 0}`;
     const entry = packedB.get(b.dataId);

@@ -118,7 +118,7 @@ test('results are bit-identical for 1 and 2 threads, and with a packed B', { ski
       const runs: Float32Array[] = [];
       for (const n of [1, 2, 1, 2]) {
         setNativeThreads(n);
-        // The second use of `w` as a small-M operand packs it: runs 2-4 read the packed copy.
+        // The second use of `w` packs it (any M): runs 2-4 read the packed copy.
         const y = tf.matMul(a, w);
         runs.push(y.dataSync() as Float32Array);
         y.dispose();

@@ -3,13 +3,14 @@
 //
 // Two kernels:
 //  - GEMV-style streaming for M <= 8 rows (14 with AVX-512: decode, short prompts): B's columns
-//    are cut into chunks (64, or 256
-//    for wide B), each streamed once for all rows with every row's accumulators in registers
-//    over the whole K. Memory-bound: threads split the chunks. A B used more than once can be
-//    given in packB's layout (strips of 32 columns, each [K][32] contiguous): sequential reads.
-//  - register- and cache-blocked GEMM for larger M (prefill, training): fixed units of 96 rows x 32
-//    columns; per K block of 128 the unit packs its B panel (handling transposeB), then a 12x32
-//    (AVX-512) micro-kernel accumulates in registers, reading A in place (either layout).
+//    are cut into chunks (64, or 256 for wide B), each streamed once for all rows with every
+//    row's accumulators in registers over the whole K (more rows than registers allow: row
+//    passes over each strip while it is in cache). Memory-bound: threads split the chunks. A B
+//    used more than once is given in packB's layout (strips of NR columns, [K][NR]): sequential.
+//  - GEMM for larger M (prefill, training), in the manner of BLIS: units of MC rows x NCU
+//    columns; per K block of KC the unit packs A into MR-row micro-panels and B into NR-column
+//    strips (or reads packB's strips directly), then an MR x NR micro-kernel (6 x 16 AVX2,
+//    12 x 32 AVX-512) runs on both from cache.
 // Epilogue: bias, then relu or tanh-GELU (act 2, the engine's MLP). The fused inference ops
 // (residual LayerNorm, decode attention) are in ops.cc and share the thread pool (parallelFor).
 // Determinism: the work units, the K blocking and each element's FMA order depend only on the
@@ -49,6 +50,7 @@ const char* const ISA = "avx2";
 const char* const ISA = "generic";
 #endif
 constexpr int VL = NEMO_VL;
+constexpr int REGS = VL == 16 ? 32 : 16;  // vector registers
 constexpr int MR = NEMO_MR;
 
 typedef float vf __attribute__((vector_size(VL * 4)));
@@ -56,7 +58,28 @@ typedef float vfu __attribute__((vector_size(VL * 4), aligned(4)));
 
 inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
-inline vf bcast(float x) { return vf{} + x; }
+// Keeps a loaded B vector in a register: otherwise GCC may re-load it as a memory operand of every
+// row's FMA (R x more loads than FMAs need; load-bound at 4 rows on Zen 3).
+inline void inRegister(vf& v) {
+#if defined(__x86_64__) && (NEMO_VL == 8 || NEMO_VL == 16)
+  __asm__("" : "+v"(v));
+#else
+  (void)v;
+#endif
+}
+
+// Broadcast of one float from memory (one vbroadcastss; `vf{} + x` costs an extra add: -0.0 + x).
+inline vf bcastp(const float* p) {
+#if NEMO_VL == 16
+  return reinterpret_cast<vf>(_mm512_set1_ps(*p));
+#elif NEMO_VL == 8
+  return reinterpret_cast<vf>(_mm256_broadcast_ss(p));
+#else
+  vf v;
+  for (int i = 0; i < VL; i++) v[i] = *p;
+  return v;
+#endif
+}
 inline vf relu(vf v) { return v > 0 ? v : vf{}; }
 // tanh-GELU in its sigmoid form: x * sigmoid(2 * sqrt(2/pi) * (x + 0.044715 x^3)) (the engine's).
 inline vf gelu(vf v) {
@@ -65,12 +88,10 @@ inline vf gelu(vf v) {
 }
 inline vf activate(vf v, int act) { return act == 1 ? relu(v) : act == 2 ? gelu(v) : v; }
 
-constexpr int NR = 2 * VL;     // GEMM micro-tile columns
-constexpr int MC = 8 * MR;     // GEMM unit rows
+constexpr int NR = 2 * VL;     // GEMM micro-tile columns (and packB's strip width)
 #ifndef NEMO_KC
-#define NEMO_KC 128
+#define NEMO_KC 256
 #endif
-constexpr int KC = NEMO_KC;   // GEMM K block
 // At most this many rows: streaming kernel (2 x rows accumulators + 3 fit AVX-512's 32 registers
 // at 14: short prompts stream the weights once too).
 #if NEMO_VL == 16
@@ -210,14 +231,23 @@ namespace {
 //
 // Units of work are column chunks of GEMV_CW. Within a chunk, panels narrow enough that every
 // row's accumulators stay in registers for the whole K; each panel streams its rows of B once.
-// Every output element is one FMA chain in k order, whatever R, the panel width, the packing or
-// the thread count. packB's layout: strips of PW columns, each [K][PW] contiguous (zero-padded
-// to PW), strips in column order — so a panel reads NV*VL/PW sequential streams.
+// More rows than fit the registers (PASS_MAX) are done in row passes over each strip while it is
+// in cache. Every output element is one FMA chain in k order, whatever R, the panel width, the
+// passes, the packing or the thread count. packB's layout: strips of PW (= the GEMM's NR)
+// columns, each [K][PW] contiguous (zero-padded to PW), strips in column order — so a panel
+// reads NV*VL/PW sequential streams, and the GEMM reads a strip's K block as its packed B panel.
 
 constexpr int GEMV_CW = 256;  // chunk width for wide B; narrow B (N < 8192) uses 64 for balance
 constexpr int ACC_REGS = VL == 16 ? 16 : 8;
-constexpr int PW = VL * (ACC_REGS / 8);  // packed strip width: the narrowest panel (8 rows)
+constexpr int PW = NR;                   // packed strip width
 constexpr int VPS = PW / VL;             // vectors per strip
+// Rows per pass: accumulators for R rows x one strip, the strip's vectors and a broadcast fit
+// the registers (16 on AVX2: 6 x 2 + 2 + 1).
+#if NEMO_VL == 16
+constexpr int PASS_MAX = 14;
+#else
+constexpr int PASS_MAX = 6;
+#endif
 
 struct GemvCtx {
   const MatMulArgs* x;
@@ -241,9 +271,12 @@ void gemvPanel(const float* a, int64_t K, const float* b, int64_t ldb, int64_t s
     for (int v = 0; v < NV; v++) bs[v] = b + (v / VPS) * stripStride + (v % VPS) * VL;
     for (int64_t k = 0; k < K; k++) {
       vf bv[NV];
-      for (int v = 0; v < NV; v++) bv[v] = load(bs[v] + k * ldb);
+      for (int v = 0; v < NV; v++) {
+        bv[v] = load(bs[v] + k * ldb);
+        if constexpr (R * NV + NV + 1 <= REGS) inRegister(bv[v]);
+      }
       for (int r = 0; r < R; r++) {
-        const vf av = bcast(a[r * K + k]);
+        const vf av = bcastp(a + r * K + k);
         for (int v = 0; v < NV; v++) acc[r][v] += av * bv[v];
       }
     }
@@ -256,11 +289,17 @@ void gemvPanel(const float* a, int64_t K, const float* b, int64_t ldb, int64_t s
       vf bv[NV];
       for (int v = 0; v < NV; v++) bv[v] = load(tmp + v * VL);
       for (int r = 0; r < R; r++) {
-        const vf av = bcast(a[r * K + k]);
+        const vf av = bcastp(a + r * K + k);
         for (int v = 0; v < NV; v++) acc[r][v] += av * bv[v];
       }
     }
   }
+  // Leave the registers once, through a local tile (see micro below).
+  alignas(64) float tile[R][W];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) store(tile[r] + v * VL, acc[r][v]);
   alignas(64) float bb[W];
   if (bias) {
     std::memset(bb, 0, sizeof bb);
@@ -269,7 +308,7 @@ void gemvPanel(const float* a, int64_t K, const float* b, int64_t ldb, int64_t s
   for (int r = 0; r < R; r++) {
     alignas(64) float row[W];
     for (int v = 0; v < NV; v++) {
-      vf y = acc[r][v];
+      vf y = load(tile[r] + v * VL);
       if (bias) y += load(bb + v * VL);
       y = activate(y, act);
       store(row + v * VL, y);
@@ -278,12 +317,12 @@ void gemvPanel(const float* a, int64_t K, const float* b, int64_t ldb, int64_t s
   }
 }
 
-// One chunk: b/out/bias at its first column.
+// One chunk in one pass (R <= PASS_MAX rows): b/out/bias at its first column.
 template <int R>
 void gemvChunk(const float* a, int64_t K, const float* b, int64_t ldb, int64_t stripStride, bool padded, int ncols,
                float* out, int64_t ldo, const float* bias, int act) {
   constexpr int NV0 = ACC_REGS / R >= 16 ? 16 : ACC_REGS / R >= 8 ? 8 : ACC_REGS / R >= 4 ? 4 : ACC_REGS / R >= 2 ? 2 : 1;
-  constexpr int NV = NV0 < VPS ? VPS : NV0;  // more than 8 rows: one strip wide
+  constexpr int NV = NV0 < VPS ? VPS : NV0;  // at least one strip wide
   constexpr int W = NV * VL;
   static_assert(W % PW == 0 && 64 % PW == 0, "panels and chunks are whole strips");
   int p0 = 0;
@@ -295,6 +334,21 @@ void gemvChunk(const float* a, int64_t K, const float* b, int64_t ldb, int64_t s
     const int w = std::min(PW, ncols - p0);
     gemvPanel<R, VPS>(a, K, b + (p0 / PW) * stripStride, ldb, stripStride, padded, w, out + p0, ldo,
                       bias ? bias + p0 : nullptr, act);
+  }
+}
+
+// One strip for R <= PASS_MAX rows (the multi-pass path).
+void gemvStrip(int R, const float* a, int64_t K, const float* b, int64_t ldb, int64_t stripStride, bool padded, int ncols,
+               float* out, int64_t ldo, const float* bias, int act) {
+  switch (R) {
+#define NEMO_CASE(n) \
+  case n: gemvPanel<n, VPS>(a, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act); break;
+    NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6)
+#if NEMO_VL == 16
+    NEMO_CASE(7) NEMO_CASE(8) NEMO_CASE(9) NEMO_CASE(10) NEMO_CASE(11) NEMO_CASE(12) NEMO_CASE(13) NEMO_CASE(14)
+#endif
+#undef NEMO_CASE
+    default: break;
   }
 }
 
@@ -336,12 +390,28 @@ void gemvUnit(const void* ctxp, int64_t unit) {
     stripStride = PW;
     padded = false;
   }
+  if (x.M > PASS_MAX) {
+    // Row passes of balanced sizes over each strip while it is in cache.
+    const int M = static_cast<int>(x.M);
+    const int passes = (M + PASS_MAX - 1) / PASS_MAX;
+    for (int p0 = 0; p0 < ncols; p0 += PW) {
+      const int w = std::min(PW, ncols - p0);
+      int r0 = 0;
+      for (int pi = 0; pi < passes; pi++) {
+        const int rows = M / passes + (pi < M % passes ? 1 : 0);
+        gemvStrip(rows, a + r0 * x.K, x.K, b + (p0 / PW) * stripStride, ldb, stripStride, padded, w, o + r0 * x.N + p0, x.N,
+                  bias ? bias + p0 : nullptr, x.act);
+        r0 += rows;
+      }
+    }
+    return;
+  }
   switch (x.M) {
 #define NEMO_CASE(n) \
   case n: gemvChunk<n>(a, x.K, b, ldb, stripStride, padded, ncols, o, x.N, bias, x.act); break;
-    NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6) NEMO_CASE(7) NEMO_CASE(8)
+    NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6)
 #if NEMO_VL == 16
-    NEMO_CASE(9) NEMO_CASE(10) NEMO_CASE(11) NEMO_CASE(12) NEMO_CASE(13) NEMO_CASE(14)
+    NEMO_CASE(7) NEMO_CASE(8) NEMO_CASE(9) NEMO_CASE(10) NEMO_CASE(11) NEMO_CASE(12) NEMO_CASE(13) NEMO_CASE(14)
 #endif
 #undef NEMO_CASE
     default: break;
@@ -376,83 +446,91 @@ void gemv(const MatMulArgs& x) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// GEMM (M > GEMV_MAX_M).
+// GEMM (M > GEMV_MAX_M), in the manner of BLIS. Work units: (batch entry, MC rows, NCU columns).
+// Per K block of KC the unit packs its A block into micro-panels of MR rows ([kc][MR], zero
+// rows past M) and, unless B is packB's copy already, its B block into strips ([kc][NR]); then
+// an MR x NR micro-kernel (12 / 24 accumulators) runs over every (strip, micro-panel) pair with
+// both operands read sequentially from cache. Partial sums go through C between K blocks (exact
+// float32 stores); bias and activation come with the last block.
+
+constexpr int MC = 8 * MR;   // unit rows
+constexpr int NCU = 8 * NR;  // unit columns
+constexpr int KC = NEMO_KC;  // K block
 
 struct GemmCtx {
   const MatMulArgs* x;
-  int64_t rowBlocks, panels;
+  int64_t rowBlocks, colBlocks;
 };
 
-// C[R x NR] (+)= A[R x kc] * Bp[kc x NR]. !TA: A(r, k) = a[r * lda + k]; TA: A(r, k) = a[k * lda + r].
-template <int R, bool TA>
-void micro(const float* a, int64_t lda, int64_t kc, const float* bp, float* c, int64_t ldc, int ncols, bool first,
-           bool last, const float* biasPadded, int act) {
+// C tile (R rows, ncols) = (first ? 0 : C) + A panel (ap[k * MR + r]) x B panel (bp[k * NR + j])
+// over kc; with `last`, + bias and the activation. Accumulators are locals (kept in registers).
+template <int R>
+void micro(const float* ap, const float* bp, int64_t kc, float* c, int64_t ldc, int ncols, bool first, bool last,
+           const float* biasPadded, int act) {
   vf acc0[R], acc1[R];
   for (int r = 0; r < R; r++) acc0[r] = acc1[r] = vf{};
-  if (TA) {
-    for (int64_t k = 0; k < kc; k++) {
-      const vf b0 = load(bp + k * NR);
-      const vf b1 = load(bp + k * NR + VL);
-      const float* ak = a + k * lda;
-      for (int r = 0; r < R; r++) {
-        const vf av = bcast(ak[r]);
-        acc0[r] += av * b0;
-        acc1[r] += av * b1;
-      }
-    }
-  } else {
-    for (int64_t k = 0; k < kc; k++) {
-      const vf b0 = load(bp + k * NR);
-      const vf b1 = load(bp + k * NR + VL);
-      for (int r = 0; r < R; r++) {
-        const vf av = bcast(a[r * lda + k]);
-        acc0[r] += av * b0;
-        acc1[r] += av * b1;
-      }
+  for (int64_t k = 0; k < kc; k++) {
+    vf b0 = load(bp + k * NR);
+    vf b1 = load(bp + k * NR + VL);
+    inRegister(b0);
+    inRegister(b1);
+    const float* ak = ap + k * MR;
+    for (int r = 0; r < R; r++) {
+      const vf av = bcastp(ak + r);
+      acc0[r] += av * b0;
+      acc1[r] += av * b1;
     }
   }
+  // Leave the registers once, through a local tile: indexing acc in the epilogue below (with its
+  // memcpy edges) made GCC keep the accumulators in memory inside the k loop.
+  alignas(64) float tile[R][NR];
+#pragma GCC unroll 16
   for (int r = 0; r < R; r++) {
+    store(tile[r], acc0[r]);
+    store(tile[r] + VL, acc1[r]);
+  }
+  const bool full = ncols == NR;
+  for (int r = 0; r < R; r++) {
+    vf y0 = load(tile[r]), y1 = load(tile[r] + VL);
     alignas(64) float row[NR];
     float* dst = c + r * ldc;
-    const bool full = ncols == NR;
     if (!first) {
       if (full) {
-        acc0[r] += load(dst);
-        acc1[r] += load(dst + VL);
+        y0 += load(dst);
+        y1 += load(dst + VL);
       } else {
         std::memset(row, 0, sizeof row);
         std::memcpy(row, dst, ncols * sizeof(float));
-        acc0[r] += load(row);
-        acc1[r] += load(row + VL);
+        y0 += load(row);
+        y1 += load(row + VL);
       }
     }
     if (last) {
       if (biasPadded) {
-        acc0[r] += load(biasPadded);
-        acc1[r] += load(biasPadded + VL);
+        y0 += load(biasPadded);
+        y1 += load(biasPadded + VL);
       }
       if (act != 0) {
-        acc0[r] = activate(acc0[r], act);
-        acc1[r] = activate(acc1[r], act);
+        y0 = activate(y0, act);
+        y1 = activate(y1, act);
       }
     }
     if (full) {
-      store(dst, acc0[r]);
-      store(dst + VL, acc1[r]);
+      store(dst, y0);
+      store(dst + VL, y1);
     } else {
-      store(row, acc0[r]);
-      store(row + VL, acc1[r]);
+      store(row, y0);
+      store(row + VL, y1);
       std::memcpy(dst, row, ncols * sizeof(float));
     }
   }
 }
 
-template <bool TA>
-void microDispatch(int R, const float* a, int64_t lda, int64_t kc, const float* bp, float* c, int64_t ldc, int ncols,
-                   bool first, bool last, const float* bias, int act) {
+void microDispatch(int R, const float* ap, const float* bp, int64_t kc, float* c, int64_t ldc, int ncols, bool first,
+                   bool last, const float* biasPadded, int act) {
   switch (R) {
 #define NEMO_CASE(n) \
-  case n: micro<n, TA>(a, lda, kc, bp, c, ldc, ncols, first, last, bias, act); break;
+  case n: micro<n>(ap, bp, kc, c, ldc, ncols, first, last, biasPadded, act); break;
     NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4)
 #if NEMO_MR > 4
     NEMO_CASE(5) NEMO_CASE(6)
@@ -465,58 +543,97 @@ void microDispatch(int R, const float* a, int64_t lda, int64_t kc, const float* 
   }
 }
 
-void gemmUnit(const void* ctxp, int64_t unit) {
-  const GemmCtx& c = *static_cast<const GemmCtx*>(ctxp);
-  const MatMulArgs& x = *c.x;
-  const int64_t perBatch = c.rowBlocks * c.panels;
-  const int64_t bi = unit / perBatch;
-  const int64_t rb = (unit % perBatch) / c.panels;
-  const int64_t jp = unit % c.panels;
-  const int64_t M = x.M, K = x.K, N = x.N;
-  const float* A = x.a + bi * x.strideA;
-  const float* B = x.b + bi * x.strideB;
-  float* C = x.out + bi * M * N;
-  const int64_t i0 = rb * MC, i1 = std::min<int64_t>(M, i0 + MC);
-  const int64_t j0 = jp * NR;
-  const int ncols = static_cast<int>(std::min<int64_t>(NR, N - j0));
-  thread_local std::vector<float> bpBuf;
-  bpBuf.resize(KC * NR);
-  float* bp = bpBuf.data();
-  alignas(64) float biasPadded[NR];
-  if (x.bias) {
-    std::memset(biasPadded, 0, sizeof biasPadded);
-    std::memcpy(biasPadded, x.bias + j0, ncols * sizeof(float));
+// Packs rows [i0, i0 + rows) x [k0, k0 + kc) of A into micro-panels: ap[p * kc * MR + k * MR + r].
+void packA(const MatMulArgs& x, const float* A, int64_t i0, int rows, int64_t k0, int64_t kc, float* ap) {
+  for (int p = 0; p * MR < rows; p++) {
+    float* dst = ap + p * kc * MR;
+    const int r1 = std::min(MR, rows - p * MR);
+    const int64_t i = i0 + p * MR;
+    if (x.transA) {  // A(i, k) = A[k * M + i]: MR consecutive floats per k
+      for (int64_t k = 0; k < kc; k++) {
+        const float* src = A + (k0 + k) * x.M + i;
+        float* d = dst + k * MR;
+        for (int r = 0; r < r1; r++) d[r] = src[r];
+        for (int r = r1; r < MR; r++) d[r] = 0.0f;
+      }
+    } else {
+      for (int r = 0; r < r1; r++) {
+        const float* src = A + (i + r) * x.K + k0;
+        for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = src[k];
+      }
+      for (int r = r1; r < MR; r++)
+        for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = 0.0f;
+    }
   }
-  for (int64_t k0 = 0; k0 < K; k0 += KC) {
-    const int64_t kc = std::min<int64_t>(KC, K - k0);
-    // Pack B[k0:k0+kc, j0:j0+NR] as [kc][NR], zero-padded.
-    if (x.transB) {
-      if (ncols < NR) std::memset(bp, 0, sizeof(float) * kc * NR);
-      for (int j = 0; j < ncols; j++) {
-        const float* src = B + (j0 + j) * K + k0;
-        for (int64_t k = 0; k < kc; k++) bp[k * NR + j] = src[k];
+}
+
+// Packs [k0, k0 + kc) x [j0, j0 + ncols) of an unpacked B into strips: bp[s * kc * NR + k * NR + j].
+void packBBlock(const MatMulArgs& x, const float* B, int64_t k0, int64_t kc, int64_t j0, int ncols, float* bp) {
+  const int strips = (ncols + NR - 1) / NR;
+  for (int s = 0; s < strips; s++) {
+    float* dst = bp + s * kc * NR;
+    const int w = std::min(NR, ncols - s * NR);
+    const int64_t j = j0 + s * NR;
+    if (x.transB) {  // B(k, j) = B[j * K + k]
+      if (w < NR) std::memset(dst, 0, sizeof(float) * kc * NR);
+      for (int c = 0; c < w; c++) {
+        const float* src = B + (j + c) * x.K + k0;
+        for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = src[k];
       }
     } else {
       for (int64_t k = 0; k < kc; k++) {
-        float* dst = bp + k * NR;
-        const float* src = B + (k0 + k) * N + j0;
-        if (ncols == NR) {
-          store(dst, load(src));
-          store(dst + VL, load(src + VL));
+        const float* src = B + (k0 + k) * x.N + j;
+        float* d = dst + k * NR;
+        if (w == NR) {
+          store(d, load(src));
+          store(d + VL, load(src + VL));
         } else {
-          std::memset(dst, 0, NR * sizeof(float));
-          std::memcpy(dst, src, ncols * sizeof(float));
+          std::memset(d, 0, NR * sizeof(float));
+          std::memcpy(d, src, w * sizeof(float));
         }
       }
     }
+  }
+}
+
+void gemmUnit(const void* ctxp, int64_t unit) {
+  const GemmCtx& c = *static_cast<const GemmCtx*>(ctxp);
+  const MatMulArgs& x = *c.x;
+  const int64_t perBatch = c.rowBlocks * c.colBlocks;
+  const int64_t bi = unit / perBatch;
+  const int64_t rb = (unit % perBatch) / c.colBlocks;
+  const int64_t cb = unit % c.colBlocks;
+  const int64_t M = x.M, K = x.K, N = x.N;
+  const float* A = x.a + bi * x.strideA;
+  const float* B = x.packedB ? x.b : x.b + bi * x.strideB;
+  float* C = x.out + bi * M * N;
+  const int64_t i0 = rb * MC;
+  const int rows = static_cast<int>(std::min<int64_t>(MC, M - i0));
+  const int64_t j0 = cb * NCU;
+  const int cols = static_cast<int>(std::min<int64_t>(NCU, N - j0));
+  const int strips = (cols + NR - 1) / NR;
+  const int panels = (rows + MR - 1) / MR;
+  thread_local std::vector<float> apBuf, bpBuf;
+  apBuf.resize(static_cast<size_t>(MC) * KC);
+  if (!x.packedB) bpBuf.resize(static_cast<size_t>(NCU) * KC);
+  for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    const int64_t kc = std::min<int64_t>(KC, K - k0);
+    packA(x, A, i0, rows, k0, kc, apBuf.data());
+    if (!x.packedB) packBBlock(x, B, k0, kc, j0, cols, bpBuf.data());
     const bool first = k0 == 0, last = k0 + kc >= K;
-    for (int64_t i = i0; i < i1; i += MR) {
-      const int R = static_cast<int>(std::min<int64_t>(MR, i1 - i));
-      float* ct = C + i * N + j0;
-      if (x.transA) {
-        microDispatch<true>(R, A + k0 * M + i, M, kc, bp, ct, N, ncols, first, last, x.bias ? biasPadded : nullptr, x.act);
-      } else {
-        microDispatch<false>(R, A + i * K + k0, K, kc, bp, ct, N, ncols, first, last, x.bias ? biasPadded : nullptr, x.act);
+    for (int s = 0; s < strips; s++) {
+      const int64_t j = j0 + s * NR;
+      const int ncols = static_cast<int>(std::min<int64_t>(NR, N - j));
+      const float* bp = x.packedB ? B + (j / NR) * K * NR + k0 * NR : bpBuf.data() + s * kc * NR;
+      alignas(64) float biasPadded[NR];
+      if (last && x.bias) {
+        std::memset(biasPadded, 0, sizeof biasPadded);
+        std::memcpy(biasPadded, x.bias + j, ncols * sizeof(float));
+      }
+      for (int p = 0; p < panels; p++) {
+        const int R = std::min(MR, rows - p * MR);
+        microDispatch(R, apBuf.data() + p * kc * MR, bp, kc, C + (i0 + p * MR) * N + j, N, ncols, first, last,
+                      x.bias ? biasPadded : nullptr, x.act);
       }
     }
   }
@@ -526,9 +643,9 @@ void gemm(const MatMulArgs& x) {
   GemmCtx c;
   c.x = &x;
   c.rowBlocks = (x.M + MC - 1) / MC;
-  c.panels = (x.N + NR - 1) / NR;
+  c.colBlocks = (x.N + NCU - 1) / NCU;
   const bool small = x.batch * x.M * x.K * x.N < SMALL_MACS;
-  parallelFor(x.batch * c.rowBlocks * c.panels, gemmUnit, &c, small);
+  parallelFor(x.batch * c.rowBlocks * c.colBlocks, gemmUnit, &c, small);
 }
 
 }  // namespace

@@ -15,14 +15,14 @@ struct MatMulArgs {
   int64_t strideA, strideB;  // elements between batch entries (0: broadcast)
   bool transA, transB;
   int act;  // 0 linear, 1 relu, 2 gelu (geluScalar)
-  bool packedB = false;  // b is packB's layout of one [K, N] matrix (M <= gemvMaxRows() only)
+  bool packedB = false;  // b is packB's layout of one [K, N] matrix (strideB 0)
 };
 
 // Computes out = act(op(a) op(b) + bias) for every batch entry. Every output element is summed by
 // one thread in an order that depends only on the shapes, never on the thread count.
 void matmul(const MatMulArgs& args);
 
-// Copies B (one [K, N] matrix, or [N, K] when transB) into the streaming kernel's layout
+// Copies B (one [K, N] matrix, or [N, K] when transB) into the kernels' strip layout
 // (packedSize(K, N) floats); matmul with packedB then reads it sequentially. Same results as unpacked.
 void packB(const float* b, float* out, int64_t K, int64_t N, bool transB);
 int64_t packedSize(int64_t K, int64_t N);
