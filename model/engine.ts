@@ -9,11 +9,11 @@
 //  - decode attention of one query against T cached keys: per-head scores by a reduction,
 //    scores[h, t] = Σ_d (K ⊙ q)[t, h·D + d]; then p [H, T] · V [T, C] and a head mask Sᵀ [H, C]
 //    keeps each head's own columns — plain 2-D ops, no per-head loop;
-//  - prefill attention loops over heads with 2-D matmuls (all heads in one batched matmul when the
-//    native matmul kernels are active); a prompt can be fed in chunks (extend);
-//  - with the native addon (nativeOpsActive()), a decode step is a few fused native ops per layer
-//    instead of ~80 small tfjs ops: residual add + LayerNorm, matmul + GELU, and one attention call
-//    for all sequences of the step over per-sequence K/V buffers (KvCache.nk/nv) outside the heap.
+//  - prefill attention loops over heads with 2-D matmuls; a prompt can be fed in chunks (extend);
+//  - with the native addon (nativeOpsActive()), decode steps and prompts (one or several) take one
+//    path, forwardFused: a few fused native ops per layer instead of ~80 small tfjs ops: residual
+//    add + LayerNorm, matmul + GELU, and one causal attention call for all sequences over
+//    per-sequence K/V buffers (KvCache.nk/nv) outside the heap, which it appends to in place.
 // An Engine can be one shard of a tensor-parallel group (shard.ts): it then owns some heads, part
 // of the MLP and a vocabulary range, and sums partial results with its peers through `comm`.
 import * as tf from '@tensorflow/tfjs';
@@ -254,7 +254,7 @@ export class Engine implements InferenceEngine {
   prefill(ids: number[], id = this.nextId++): { cache: KvCache; logits: Float32Array } {
     this.validatePrefill(ids);
     const cache: KvCache = { id, k: [], v: [], kTail: [], vTail: [], length: 0 };
-    const logits = this.run(cache, ids);
+    const logits = this.fusedFor([cache]) ? this.forwardFused([cache], [ids])[0] : this.run(cache, ids);
     return { cache, logits };
   }
 
@@ -268,14 +268,14 @@ export class Engine implements InferenceEngine {
     for (const ids of prompts) this.validatePrefill(ids);
     if (prompts.length <= 1 || !nativeMatMulActive()) return prompts.map((ids) => this.prefill(ids));
     const caches = prompts.map((): KvCache => ({ id: this.nextId++, k: [], v: [], kTail: [], vTail: [], length: 0 }));
-    const logits = this.runMany(caches, prompts);
+    const logits = this.fusedFor(caches) ? this.forwardFused(caches, prompts) : this.runMany(caches, prompts);
     return caches.map((cache, i) => ({ cache, logits: logits[i] }));
   }
 
   /** Feeds `ids` after the cached tokens (chunked prefill); returns the last position's logits. */
   extend(cache: KvCache, ids: number[]): Float32Array {
     this.validatePrefill(ids, cache);
-    return this.run(cache, ids);
+    return this.fusedFor([cache]) ? this.forwardFused([cache], [ids])[0] : this.run(cache, ids);
   }
 
   /**
@@ -291,7 +291,6 @@ export class Engine implements InferenceEngine {
     const T0 = cache.length;
     const S = T0 + T;
     const scale = 1 / Math.sqrt(D);
-    const fused = this.fusedFor([cache]);
     // Row i (position T0 + i) sees columns 0..T0+i.
     const maskData = new Float32Array(T * S);
     for (let i = 0; i < T; i++) maskData.fill(-1e9, i * S + T0 + i + 1, (i + 1) * S);
@@ -309,9 +308,8 @@ export class Engine implements InferenceEngine {
           const kNew = tf.slice(qkv, [0, C], [T, C]) as tf.Tensor2D;
           const vNew = tf.slice(qkv, [0, 2 * C], [T, C]) as tf.Tensor2D;
           const past = (a: tf.Tensor2D | undefined, tail: tf.Tensor2D | null | undefined) => [a, tail].filter((t): t is tf.Tensor2D => !!t);
-          const rows = (buf: Float32Array) => [tf.tensor2d(this.fromHeads(buf, T0), [T0, C])];
-          const k = T0 ? tf.concat([...(fused ? rows(cache.nk![l]) : past(cache.k[l], cache.kTail[l])), kNew], 0) as tf.Tensor2D : kNew; // [S, C]
-          const v = T0 ? tf.concat([...(fused ? rows(cache.nv![l]) : past(cache.v[l], cache.vTail[l])), vNew], 0) as tf.Tensor2D : vNew;
+          const k = T0 ? tf.concat([...past(cache.k[l], cache.kTail[l]), kNew], 0) as tf.Tensor2D : kNew; // [S, C]
+          const v = T0 ? tf.concat([...past(cache.v[l], cache.vTail[l]), vNew], 0) as tf.Tensor2D : vNew;
           const qh = tf.transpose(tf.reshape(q, [T, H, D]), [1, 0, 2]); // [H, T, D]
           const kh = tf.transpose(tf.reshape(k, [S, H, D]), [1, 2, 0]); // [H, D, S]
           const vh = tf.transpose(tf.reshape(v, [S, H, D]), [1, 0, 2]); // [H, S, D]
@@ -319,9 +317,7 @@ export class Engine implements InferenceEngine {
             // Native kernels run batched matmuls at full speed: all heads in two calls.
             const w = tf.add(tf.matMul(qh, kh), mask); // [H, T, S]
             const y = tf.matMul(tf.softmax(w), vh); // [H, T, D]
-            const out = this.finishBlock(b, x, tf.reshape(tf.transpose(y, [1, 0, 2]), [T, C]) as tf.Tensor2D, fused);
-            // The fused path keeps only the new rows (they are copied into the cache's buffers).
-            return fused ? [out, kNew, vNew] as const : [out, k, v] as const;
+            return [this.finishBlock(b, x, tf.reshape(tf.transpose(y, [1, 0, 2]), [T, C]) as tf.Tensor2D), k, v] as const;
           }
           const heads: tf.Tensor2D[] = [];
           for (let h = 0; h < H; h++) {
@@ -356,17 +352,6 @@ export class Engine implements InferenceEngine {
     } finally {
       last.dispose();
     }
-    if (fused) {
-      // Commit: the new rows go into the buffers (grown first; the old rows are kept).
-      this.reserve(cache, S);
-      ks.forEach((t, l) => {
-        this.toHeads(cache.nk![l], t.dataSync() as Float32Array, T0);
-        this.toHeads(cache.nv![l], vs[l].dataSync() as Float32Array, T0);
-      });
-      for (const t of [...ks, ...vs]) t.dispose();
-      cache.length = S;
-      return logits;
-    }
     // Commit: the whole sequence becomes the cache block.
     for (const t of [...cache.k, ...cache.v, ...cache.kTail, ...cache.vTail]) t?.dispose();
     cache.k = ks;
@@ -384,7 +369,6 @@ export class Engine implements InferenceEngine {
     const H = this.hs;
     const C = this.cs;
     const scale = 1 / Math.sqrt(D);
-    const fused = this.fusedFor(caches);
     const lens = prompts.map((p) => p.length);
     const offs: number[] = [];
     let N = 0;
@@ -418,7 +402,7 @@ export class Engine implements InferenceEngine {
           const vh = tf.transpose(tf.reshape(v, [N, H, D]), [1, 0, 2]); // [H, N, D]
           const w = tf.add(tf.matMul(qh, kh), mask); // [H, N, N]
           const y = tf.reshape(tf.transpose(tf.matMul(tf.softmax(w), vh), [1, 0, 2]), [N, C]) as tf.Tensor2D;
-          return [this.finishBlock(b, x, y, fused), k, v] as const;
+          return [this.finishBlock(b, x, y), k, v] as const;
         });
         x.dispose();
         x = out[0];
@@ -443,25 +427,13 @@ export class Engine implements InferenceEngine {
     } finally {
       last.dispose();
     }
-    // Commit: each prompt's rows go into its cache (buffers, or tensors without the fused ops).
-    if (fused) {
-      caches.forEach((cache, s) => this.reserve(cache, lens[s]));
-      ks.forEach((k, l) => {
-        const kd = k.dataSync() as Float32Array;
-        const vd = vs[l].dataSync() as Float32Array;
-        caches.forEach((cache, s) => {
-          this.toHeads(cache.nk![l], kd.subarray(offs[s] * C, (offs[s] + lens[s]) * C), 0);
-          this.toHeads(cache.nv![l], vd.subarray(offs[s] * C, (offs[s] + lens[s]) * C), 0);
-        });
-      });
-    } else {
-      caches.forEach((cache, s) => {
-        cache.k = ks.map((k) => tf.slice(k, [offs[s], 0], [lens[s], C]));
-        cache.v = vs.map((v) => tf.slice(v, [offs[s], 0], [lens[s], C]));
-        cache.kTail = ks.map(() => null);
-        cache.vTail = vs.map(() => null);
-      });
-    }
+    // Commit: each prompt's rows become its cache.
+    caches.forEach((cache, s) => {
+      cache.k = ks.map((k) => tf.slice(k, [offs[s], 0], [lens[s], C]));
+      cache.v = vs.map((v) => tf.slice(v, [offs[s], 0], [lens[s], C]));
+      cache.kTail = ks.map(() => null);
+      cache.vTail = vs.map(() => null);
+    });
     for (const t of all()) t.dispose();
     caches.forEach((cache, s) => (cache.length = lens[s]));
     return logits;
@@ -475,7 +447,7 @@ export class Engine implements InferenceEngine {
     this.validateStep(items);
     const B = items.length;
     if (B === 0) return [];
-    if (this.fusedFor(items.map((it) => it.cache))) return this.stepFused(items);
+    if (this.fusedFor(items.map((it) => it.cache))) return this.forwardFused(items.map((it) => it.cache), items.map((it) => [it.token]));
     const C = this.cs;
     const scale = 1 / Math.sqrt(headSize(this.config));
     let x = tf.tidy(() => this.embed(items.map((i) => i.token), tf.gather(this.wpe, tf.tensor1d(items.map((i) => i.cache.length), 'int32'))));
@@ -594,55 +566,41 @@ export class Engine implements InferenceEngine {
     }
   }
 
-  /** Writes rows [T, C] (row-major) at rows t0.. of a head-major buffer [H][capacity][D]. */
-  private toHeads(buf: Float32Array, rows: Float32Array, t0: number): void {
-    const C = this.cs;
-    const H = this.hs;
-    const D = C / H;
-    const cap = buf.length / C;
-    const T = rows.length / C;
-    for (let t = 0; t < T; t++) {
-      for (let h = 0; h < H; h++) buf.set(rows.subarray(t * C + h * D, t * C + (h + 1) * D), (h * cap + t0 + t) * D);
-    }
-  }
-
-  /** The first T rows of a head-major buffer as row-major [T, C]. */
-  private fromHeads(buf: Float32Array, T: number): Float32Array {
-    const C = this.cs;
-    const H = this.hs;
-    const D = C / H;
-    const cap = buf.length / C;
-    const out = new Float32Array(T * C);
-    for (let h = 0; h < H; h++) {
-      for (let t = 0; t < T; t++) out.set(buf.subarray((h * cap + t) * D, (h * cap + t + 1) * D), t * C + h * D);
-    }
-    return out;
-  }
-
-  /** The fused decode step: per layer one dense, one native attention call for all sequences, the fused block end. */
-  private stepFused(items: Array<{ cache: KvCache; token: number }>): Float32Array[] {
-    const lengths = items.map((it) => it.cache.length);
-    for (const it of items) this.reserve(it.cache, it.cache.length + 1);
+  /**
+   * The pass with the native fused ops, for decode steps and prompts alike: each cache's new
+   * tokens attend to its cached rows and causally to each other. Per layer one dense, one native
+   * attention call for all sequences (it writes the new keys and values into the cache buffers,
+   * past `length`: a failed pass leaves every cache as it was) and the fused block end; the LM
+   * head on each sequence's last row. Returns each sequence's next-token logits.
+   */
+  private forwardFused(caches: KvCache[], ids: number[][]): Float32Array[] {
+    const lengths = caches.map((c) => c.length);
+    const counts = ids.map((t) => t.length);
+    caches.forEach((c, i) => this.reserve(c, lengths[i] + counts[i]));
     const scale = 1 / Math.sqrt(headSize(this.config));
-    let x = tf.tidy(() => this.embed(items.map((i) => i.token), tf.gather(this.wpe, tf.tensor1d(lengths, 'int32'))));
+    const positions = ids.flatMap((t, i) => t.map((_, j) => lengths[i] + j));
+    const oneRowEach = counts.every((n) => n === 1);
+    let x = tf.tidy(() => this.embed(ids.flat(), tf.gather(this.wpe, tf.tensor1d(positions, 'int32'))));
     try {
       this.blocks.forEach((b, l) => {
         const nx = tf.tidy(() => {
-          const qkv = this.dense(x, b.qkvW, b.qkvB); // [B, 3C]
-          // Writes each sequence's new k/v row at row `length` (not yet counted: a failed step leaves the cache as it was).
-          const y = decodeAttention(qkv, items.map((it) => it.cache.nk![l]), items.map((it) => it.cache.nv![l]), lengths, this.hs, scale);
+          const qkv = this.dense(x, b.qkvW, b.qkvB); // [rows, 3C]
+          const y = decodeAttention(qkv, caches.map((c) => c.nk![l]), caches.map((c) => c.nv![l]), lengths, this.hs, scale, oneRowEach ? undefined : counts);
           return this.finishBlock(b, x, y, true);
         });
         x.dispose();
         x = nx;
       });
-    } catch (err) {
-      x.dispose();
-      throw err;
-    }
-    for (const it of items) it.cache.length += 1;
-    try {
-      return this.lmHead(x);
+      if (!oneRowEach) {
+        let row = -1;
+        const last = counts.map((n) => (row += n));
+        const lx = tf.tidy(() => tf.gather(x, tf.tensor1d(last, 'int32')) as tf.Tensor2D);
+        x.dispose();
+        x = lx;
+      }
+      const logits = this.lmHead(x);
+      caches.forEach((c, i) => (c.length = lengths[i] + counts[i]));
+      return logits;
     } finally {
       x.dispose();
     }

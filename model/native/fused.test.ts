@@ -155,6 +155,37 @@ test('decodeAttention: several sequences of different lengths, odd head sizes, r
   assert.throws(() => tf.tidy(() => decodeAttention(tf.zeros([1, 6]), [new Float32Array(5)], [new Float32Array(5)], [0], 1, 1)), /multiples of C/);
 });
 
+test('decodeAttention with counts: prompt rows attend causally to the cache and to each other', { skip }, () => {
+  // counts > 1 is the prefill / extend form: row j of sequence i sits at position lengths[i] + j.
+  for (const [C, H, lengths, counts] of [[21, 3, [0, 5, 40], [1, 17, 40]], [768, 12, [0, 100], [37, 3]], [36, 4, [3], [70]]] as const) {
+    const B = lengths.length;
+    const rows = counts.reduce((a, b) => a + b, 0);
+    const cap = lengths.map((l, i) => l + counts[i] + (i % 2));
+    const qkv = rand(rows * 3 * C, 7 + C);
+    const kBufs = lengths.map((l, i) => rand(cap[i] * C, 300 + i));
+    const vBufs = lengths.map((l, i) => rand(cap[i] * C, 400 + i));
+    const got = bothThreadCounts(() => tf.tidy(() =>
+      decodeAttention(tf.tensor2d(qkv, [rows, 3 * C]), kBufs, vBufs, [...lengths], H, 1 / Math.sqrt(C / H), [...counts]).dataSync() as Float32Array));
+    const D = C / H;
+    let r0 = 0;
+    lengths.forEach((l, i) => {
+      for (let j = 0; j < counts[i]; j++) {
+        const row = (off: number) => qkv.subarray(((r0 + j) * 3 + off) * C, ((r0 + j) * 3 + off + 1) * C);
+        for (let h = 0; h < H; h++) {
+          assert.ok(same(kBufs[i].subarray((h * cap[i] + l + j) * D, (h * cap[i] + l + j + 1) * D), row(1).subarray(h * D, (h + 1) * D)), `k row ${l + j}`);
+          assert.ok(same(vBufs[i].subarray((h * cap[i] + l + j) * D, (h * cap[i] + l + j + 1) * D), row(2).subarray(h * D, (h + 1) * D)), `v row ${l + j}`);
+        }
+        const want = refAttention(row(0), kBufs[i], vBufs[i], l + j + 1, C, H);
+        const d = maxDiff(got.subarray((r0 + j) * C, (r0 + j + 1) * C), want);
+        assert.ok(d < 2e-5, `C=${C} H=${H} sequence ${i} row ${j}: ${d}`);
+      }
+      r0 += counts[i];
+    });
+  }
+  assert.throws(() => tf.tidy(() => decodeAttention(tf.zeros([3, 6]), [new Float32Array(8)], [new Float32Array(8)], [2], 1, 1, [3])), /no room/);
+  assert.throws(() => tf.tidy(() => decodeAttention(tf.zeros([1, 6]), [new Float32Array(8)], [new Float32Array(8)], [0], 1, 1, [0])), /positive/);
+});
+
 test('engine: fused decode (KV buffers growing past 64 rows) equals the tfjs-op path, batched or not', { skip }, () => {
   const params = initParams(makeConfig({ nLayer: 2, nEmbd: 48, nHead: 3, nPositions: 160, vocabSize: 97 }), 5);
   const engine = Engine.fromParams(params);

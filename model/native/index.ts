@@ -21,15 +21,16 @@ export interface NativeAddon {
   addLayerNorm(x: Float32Array, y: Float32Array, yBias: Float32Array | null, gain: Float32Array, beta: Float32Array, out: Float32Array,
     rows: number, C: number, eps: number): void;
   /**
-   * qkv [B, 3C]; k[i] / v[i] are head-major [H][capacity][D] (capacity = length / C). Writes row
-   * lengths[i] of every head from sequence i's k and v, then out[i] (C floats) = each head's
-   * softmax(scale · q·K) · V over rows 0..lengths[i].
+   * qkv holds counts[i] (default 1) rows [3C] per sequence; k[i] / v[i] are head-major [H][capacity][D]
+   * (capacity = length / C). Writes rows lengths[i].. of every head from sequence i's k and v, then
+   * its row j of out (C floats) = each head's softmax(scale · q·K) · V over rows 0..lengths[i] + j.
    */
-  decodeAttention(qkv: Float32Array, out: Float32Array, k: Float32Array[], v: Float32Array[], lengths: number[], C: number, H: number, scale: number): void;
+  decodeAttention(qkv: Float32Array, out: Float32Array, k: Float32Array[], v: Float32Array[], lengths: number[], C: number, H: number, scale: number,
+    counts?: number[]): void;
   /** `out` (K · N rounded up to packWidth columns) = one B ([K, N], or [N, K] when transB) in the kernels' strip layout. */
   packB(b: Float32Array, out: Float32Array, K: number, N: number, transB: number): void;
   setThreads(n: number): void;
-  /** gemvMaxRows: matmuls with at most this many rows stream B (and can use a packed B) */
+  /** gemvMaxRows: matmuls with at most this many rows stream B; packWidth: packB's strip width */
   info(): { threads: number; isa: string; gemvMaxRows: number; packWidth: number };
 }
 

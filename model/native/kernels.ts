@@ -233,12 +233,15 @@ function matMulGeluKernel(args: KernelArgs): tf.TensorInfo {
 
 function decodeAttentionKernel(args: KernelArgs): tf.TensorInfo {
   const { qkv } = args.inputs as { qkv: tf.TensorInfo };
-  const { k, v, lengths, heads, scale } = args.attrs as unknown as { k: Float32Array[]; v: Float32Array[]; lengths: number[]; heads: number; scale: number };
+  const { k, v, lengths, heads, scale, counts } = args.attrs as unknown as {
+    k: Float32Array[]; v: Float32Array[]; lengths: number[]; heads: number; scale: number; counts?: number[];
+  };
   const backend = args.backend as WasmBackendLike;
-  const [B, C3] = qkv.shape;
-  const out = backend.makeOutput([B, C3 / 3], 'float32');
+  const [rows, C3] = qkv.shape;
+  const out = backend.makeOutput([rows, C3 / 3], 'float32');
   const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
-  addon!.decodeAttention(heapView(backend, qkv, heap), heapView(backend, out, heap), k, v, lengths, C3 / 3, heads, scale);
+  if (counts) addon!.decodeAttention(heapView(backend, qkv, heap), heapView(backend, out, heap), k, v, lengths, C3 / 3, heads, scale, counts);
+  else addon!.decodeAttention(heapView(backend, qkv, heap), heapView(backend, out, heap), k, v, lengths, C3 / 3, heads, scale);
   return out;
 }
 
@@ -260,14 +263,15 @@ export function matMulGelu(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor1D): t
 }
 
 /**
- * One-token attention for B sequences in one call: qkv [B, 3C] is the step's q | k | v rows.
- * k[i] / v[i] are sequence i's cache buffers, head-major [H][capacity][D] (each head's rows
- * contiguous; capacity = length / C > lengths[i]). Its k and v are first written at row
- * lengths[i] of every head; then, per head, its query attends to rows 0..lengths[i] with
- * softmax(scale · q·k). Returns [B, C]. Threads split (sequence, head).
+ * Attention for several sequences in one call: qkv holds counts[i] (default 1: a decode step)
+ * consecutive q | k | v rows per sequence. k[i] / v[i] are sequence i's cache buffers, head-major
+ * [H][capacity][D] (each head's rows contiguous; capacity = length / C ≥ lengths[i] + counts[i]).
+ * Its new k and v rows are first written at rows lengths[i].. of every head; then, per head, its
+ * row j attends to rows 0..lengths[i] + j with softmax(scale · q·k) (causal). Returns [rows, C].
+ * Threads split (sequence, head, 16 rows).
  */
-export function decodeAttention(qkv: tf.Tensor2D, k: Float32Array[], v: Float32Array[], lengths: number[], heads: number, scale: number): tf.Tensor2D {
-  return tf.engine().runKernel(DECODE_ATTENTION, { qkv }, { k, v, lengths, heads, scale } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+export function decodeAttention(qkv: tf.Tensor2D, k: Float32Array[], v: Float32Array[], lengths: number[], heads: number, scale: number, counts?: number[]): tf.Tensor2D {
+  return tf.engine().runKernel(DECODE_ATTENTION, { qkv }, { k, v, lengths, heads, scale, counts } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
 let profile: Map<string, { calls: number; ms: number }> | undefined;

@@ -134,32 +134,34 @@ napi_value AddLayerNorm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// decodeAttention(qkv, out, kBuffers[], vBuffers[], lengths[], C, H, scale): see matmul.h (buffers
-// [H][capacity][D], capacity = length / C).
+// decodeAttention(qkv, out, kBuffers[], vBuffers[], lengths[], C, H, scale[, counts[]]): nemo::attention
+// (see matmul.h; buffers [H][capacity][D], capacity = length / C; counts default to 1 row each).
 napi_value DecodeAttention(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 8) return Throw(env, "decodeAttention: expected 8 arguments");
+  if (argc != 8 && argc != 9) return Throw(env, "decodeAttention: expected 8 or 9 arguments");
   float *qkv, *out;
   size_t lq, lo;
   int64_t C, H;
   double scale;
-  bool isArr[3] = {false, false, false};
+  bool isArr[4] = {false, false, false, true};
   for (int j = 0; j < 3; j++) napi_is_array(env, argv[2 + j], &isArr[j]);
-  if (!GetF32(env, argv[0], &qkv, &lq) || !GetF32(env, argv[1], &out, &lo) || !isArr[0] || !isArr[1] || !isArr[2] ||
+  if (argc == 9) napi_is_array(env, argv[8], &isArr[3]);
+  if (!GetF32(env, argv[0], &qkv, &lq) || !GetF32(env, argv[1], &out, &lo) || !isArr[0] || !isArr[1] || !isArr[2] || !isArr[3] ||
       !GetInt(env, argv[5], &C) || !GetInt(env, argv[6], &H) || napi_get_value_double(env, argv[7], &scale) != napi_ok) {
-    return Throw(env, "decodeAttention: expected (Float32Array qkv, out, Float32Array[] k, v, number[] lengths, C, H, scale)");
+    return Throw(env, "decodeAttention: expected (Float32Array qkv, out, Float32Array[] k, v, number[] lengths, C, H, scale[, number[] counts])");
   }
-  uint32_t B = 0, Bv = 0, Bl = 0;
+  uint32_t B = 0, Bv = 0, Bl = 0, Bc = 0;
   napi_get_array_length(env, argv[2], &B);
   napi_get_array_length(env, argv[3], &Bv);
   napi_get_array_length(env, argv[4], &Bl);
-  if (B != Bv || B != Bl) return Throw(env, "decodeAttention: one k buffer, v buffer and length per sequence");
+  if (argc == 9) napi_get_array_length(env, argv[8], &Bc);
+  if (B != Bv || B != Bl || (argc == 9 && B != Bc)) return Throw(env, "decodeAttention: one k buffer, v buffer, length (and count) per sequence");
   if (C < 1 || H < 1 || C % H != 0) return Throw(env, "decodeAttention: C must be a multiple of H");
-  if (lq < static_cast<size_t>(B) * 3 * C || lo < static_cast<size_t>(B) * C) return Throw(env, "decodeAttention: qkv or out too short");
   std::vector<float*> ks(B), vs(B);
-  std::vector<int64_t> lens(B), caps(B);
+  std::vector<int64_t> lens(B), caps(B), counts(B, 1);
+  int64_t rows = 0;
   for (uint32_t i = 0; i < B; i++) {
     napi_value kv, vv, lv;
     napi_get_element(env, argv[2], i, &kv);
@@ -169,12 +171,19 @@ napi_value DecodeAttention(napi_env env, napi_callback_info info) {
     if (!GetF32(env, kv, &ks[i], &lk) || !GetF32(env, vv, &vs[i], &lvv) || !GetInt(env, lv, &lens[i]) || lens[i] < 0) {
       return Throw(env, "decodeAttention: buffers must be Float32Arrays and lengths non-negative integers");
     }
+    if (argc == 9) {
+      napi_value cv;
+      napi_get_element(env, argv[8], i, &cv);
+      if (!GetInt(env, cv, &counts[i]) || counts[i] < 1) return Throw(env, "decodeAttention: counts must be positive integers");
+    }
+    rows += counts[i];
     // [H][capacity][D]: the capacity follows from the length.
     caps[i] = static_cast<int64_t>(lk) / C;
     if (lk != lvv || lk % C != 0) return Throw(env, "decodeAttention: k and v buffers must be equal multiples of C floats");
-    if (caps[i] < lens[i] + 1) return Throw(env, "decodeAttention: a k/v buffer has no room for the new row");
+    if (caps[i] < lens[i] + counts[i]) return Throw(env, "decodeAttention: a k/v buffer has no room for the new rows");
   }
-  nemo::decodeAttention(qkv, out, ks.data(), vs.data(), lens.data(), caps.data(), B, C, H, static_cast<float>(scale));
+  if (lq < static_cast<size_t>(rows) * 3 * C || lo < static_cast<size_t>(rows) * C) return Throw(env, "decodeAttention: qkv or out too short");
+  nemo::attention(qkv, out, ks.data(), vs.data(), lens.data(), counts.data(), caps.data(), B, C, H, static_cast<float>(scale));
   return nullptr;
 }
 

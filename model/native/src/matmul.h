@@ -45,13 +45,14 @@ void parallelFor(int64_t units, UnitFn fn, const void* ctx, bool small);
 void addLayerNorm(const float* x, const float* y, const float* yBias, const float* gain, const float* beta, float* out,
                   int64_t rows, int64_t C, float eps);
 
-// One-token decode attention for B sequences: qkv [B, 3C] (q | k | v, each C = H * D wide).
-// kv[i] / vv[i] are sequence i's keys / values head-major: [H][caps[i]][D] (each head's rows
-// contiguous). Sequence i appends its k and v at row lens[i] of every head, then
-// out[i] = softmax(scale * q_h K_h^T) V_h over rows 0..lens[i] for every head h. One unit per
-// (sequence, head), each summed in a fixed order whatever the thread count.
-void decodeAttention(const float* qkv, float* out, float* const* kv, float* const* vv, const int64_t* lens,
-                     const int64_t* caps, int64_t B, int64_t C, int64_t H, float scale);
+// Attention for B sequences over head-major KV buffers: qkv holds counts[i] consecutive rows
+// [3C] (q | k | v, each C = H * D wide) per sequence. kv[i] / vv[i] are sequence i's keys /
+// values [H][caps[i]][D] (each head's rows contiguous). Sequence i's new k and v rows are written
+// at rows lens[i].. of every head; then its row j (position lens[i] + j) gets, per head h,
+// softmax(scale * q_h K_h^T) V_h over rows 0..lens[i] + j. A decode step is counts all 1. Units
+// of (sequence, head, up to 16 rows), each summed in a fixed order whatever the thread count.
+void attention(const float* qkv, float* out, float* const* kv, float* const* vv, const int64_t* lens, const int64_t* counts,
+               const int64_t* caps, int64_t B, int64_t C, int64_t H, float scale);
 
 // Thread pool size (including the calling thread); set before the first matmul or any time.
 void setThreads(int n);

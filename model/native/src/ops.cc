@@ -1,6 +1,7 @@
 // Fused inference ops for nemo's native addon (see matmul.h): the post-LN residual LayerNorm and
-// the batched one-token decode attention. They replace ~80 small tfjs ops per layer of a decode
-// step (each costing 2-3 us of dispatch) with two native calls. Every output is computed by one
+// the batched attention over KV-cache buffers (decode steps and prompts). They replace ~80 small
+// tfjs ops per layer (each costing 2-3 us of dispatch, and copies of the cache) with two native
+// calls. Every output is computed by one
 // thread in a fixed order, so results do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
@@ -63,41 +64,50 @@ struct AttnCtx {
   float* const* vv;
   const int64_t* lens;
   const int64_t* caps;
+  const int64_t* rowOff;  // first qkv/out row of each sequence
+  const int64_t* units;   // per unit: sequence, head, first row, row count (4 values)
   int64_t C, H, D;
   float scale;
 };
 
+// Attention of rows [j0, j0 + n) of sequence i for head h: row j (position lens[i] + j) attends
+// to the cached rows 0..lens[i] + j of that head.
 void attnUnit(const void* ctxp, int64_t unit) {
   const AttnCtx& c = *static_cast<const AttnCtx*>(ctxp);
-  const int64_t i = unit / c.H, h = unit % c.H;
-  const int64_t T = c.lens[i] + 1, C = c.C, D = c.D;
-  const float* q = c.qkv + i * 3 * C + h * D;
+  const int64_t* u = c.units + unit * 4;
+  const int64_t i = u[0], h = u[1], j0 = u[2], n = u[3];
+  const int64_t C = c.C, D = c.D;
   const float* K = c.kv[i] + h * c.caps[i] * D;  // head h's rows: [capacity][D], contiguous
   const float* V = c.vv[i] + h * c.caps[i] * D;
   thread_local std::vector<float> p;
   thread_local std::vector<float> acc;
-  p.resize(static_cast<size_t>(T));
-  acc.assign(static_cast<size_t>(D), 0.0f);
-  float mx = -INFINITY;
-  for (int64_t t = 0; t < T; t++) {
-    const float s = dot(q, K + t * D, D) * c.scale;
-    p[t] = s;
-    mx = std::max(mx, s);
+  for (int64_t j = j0; j < j0 + n; j++) {
+    const int64_t row = c.rowOff[i] + j;
+    const int64_t T = c.lens[i] + j + 1;
+    const float* q = c.qkv + row * 3 * C + h * D;
+    p.resize(static_cast<size_t>(T));
+    acc.assign(static_cast<size_t>(D), 0.0f);
+    float mx = -INFINITY;
+    for (int64_t t = 0; t < T; t++) {
+      const float s = dot(q, K + t * D, D) * c.scale;
+      p[t] = s;
+      mx = std::max(mx, s);
+    }
+    float sum = 0;
+    for (int64_t t = 0; t < T; t++) {
+      p[t] = std::exp(p[t] - mx);
+      sum += p[t];
+    }
+    float* a = acc.data();
+    for (int64_t t = 0; t < T; t++) {
+      const float w = p[t];
+      const float* v = V + t * D;
+      for (int64_t d = 0; d < D; d++) a[d] += w * v[d];
+    }
+    const float inv = 1.0f / sum;
+    float* o = c.out + row * C + h * D;
+    for (int64_t d = 0; d < D; d++) o[d] = a[d] * inv;
   }
-  float sum = 0;
-  for (int64_t t = 0; t < T; t++) {
-    p[t] = std::exp(p[t] - mx);
-    sum += p[t];
-  }
-  float* a = acc.data();
-  for (int64_t t = 0; t < T; t++) {
-    const float w = p[t];
-    const float* v = V + t * D;
-    for (int64_t d = 0; d < D; d++) a[d] += w * v[d];
-  }
-  const float inv = 1.0f / sum;
-  float* o = c.out + i * C + h * D;
-  for (int64_t d = 0; d < D; d++) o[d] = a[d] * inv;
 }
 
 }  // namespace
@@ -110,21 +120,33 @@ void addLayerNorm(const float* x, const float* y, const float* yBias, const floa
   parallelFor(units, lnUnit, &c, rows * C < 65536);
 }
 
-void decodeAttention(const float* qkv, float* out, float* const* kv, float* const* vv, const int64_t* lens,
-                     const int64_t* caps, int64_t B, int64_t C, int64_t H, float scale) {
+void attention(const float* qkv, float* out, float* const* kv, float* const* vv, const int64_t* lens, const int64_t* counts,
+               const int64_t* caps, int64_t B, int64_t C, int64_t H, float scale) {
   if (B <= 0 || C <= 0 || H <= 0) return;
   const int64_t D = C / H;
-  // Append this step's keys and values (row lens[i] of each head's block).
-  int64_t work = 0;
+  // Append the new keys and values (rows lens[i].. of each head's block) before any unit reads them.
+  std::vector<int64_t> rowOff(static_cast<size_t>(B));
+  int64_t rows = 0, work = 0;
   for (int64_t i = 0; i < B; i++) {
-    for (int64_t h = 0; h < H; h++) {
-      std::memcpy(kv[i] + (h * caps[i] + lens[i]) * D, qkv + i * 3 * C + C + h * D, D * sizeof(float));
-      std::memcpy(vv[i] + (h * caps[i] + lens[i]) * D, qkv + i * 3 * C + 2 * C + h * D, D * sizeof(float));
+    rowOff[i] = rows;
+    for (int64_t j = 0; j < counts[i]; j++) {
+      const float* src = qkv + (rows + j) * 3 * C;
+      for (int64_t h = 0; h < H; h++) {
+        std::memcpy(kv[i] + (h * caps[i] + lens[i] + j) * D, src + C + h * D, D * sizeof(float));
+        std::memcpy(vv[i] + (h * caps[i] + lens[i] + j) * D, src + 2 * C + h * D, D * sizeof(float));
+      }
+      work += (lens[i] + j + 1) * C * 2;
     }
-    work += (lens[i] + 1) * C * 2;
+    rows += counts[i];
   }
-  AttnCtx c{qkv, out, kv, vv, lens, caps, C, H, D, scale};
-  parallelFor(B * H, attnUnit, &c, work < (1 << 15));
+  // Units of up to 16 rows of one (sequence, head): a long prompt splits over the threads.
+  constexpr int64_t ROWS = 16;
+  std::vector<int64_t> units;
+  for (int64_t i = 0; i < B; i++)
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t j0 = 0; j0 < counts[i]; j0 += ROWS) units.insert(units.end(), {i, h, j0, std::min(ROWS, counts[i] - j0)});
+  AttnCtx c{qkv, out, kv, vv, lens, caps, rowOff.data(), units.data(), C, H, D, scale};
+  parallelFor(static_cast<int64_t>(units.size() / 4), attnUnit, &c, work < (1 << 15));
 }
 
 }  // namespace nemo
