@@ -158,7 +158,6 @@ test('decodeAttention: several sequences of different lengths, odd head sizes, r
 test('decodeAttention with counts: prompt rows attend causally to the cache and to each other', { skip }, () => {
   // counts > 1 is the prefill / extend form: row j of sequence i sits at position lengths[i] + j.
   for (const [C, H, lengths, counts] of [[21, 3, [0, 5, 40], [1, 17, 40]], [768, 12, [0, 100], [37, 3]], [36, 4, [3], [70]]] as const) {
-    const B = lengths.length;
     const rows = counts.reduce((a, b) => a + b, 0);
     const cap = lengths.map((l, i) => l + counts[i] + (i % 2));
     const qkv = rand(rows * 3 * C, 7 + C);

@@ -26,7 +26,6 @@ let installed = false;
 let enabled = true;
 const originals: { BatchMatMul?: KernelImpl; _FusedMatMul?: KernelImpl } = {};
 const counts = { native: 0, fallback: 0, packed: 0 };
-let gemvMaxRows = 0;
 let packWidth = 1;
 
 /**
@@ -160,7 +159,7 @@ export function installNativeKernels(): boolean {
   const bmm = tf.getKernel('BatchMatMul', 'wasm');
   const fused = tf.getKernel('_FusedMatMul', 'wasm');
   if (!bmm || !fused) return false;
-  ({ gemvMaxRows, packWidth } = addon.info());
+  ({ packWidth } = addon.info());
   const backend = tf.findBackend('wasm') as unknown as WasmBackendLike | undefined;
   if (!backend) return false;
   const dispose = backend.disposeData.bind(backend);
