@@ -30,13 +30,17 @@ const { values: args } = parseArgs({
     streams: { type: 'string', default: '1,4,8' },
     tokens: { type: 'string', default: '48' },
     threads: { type: 'string', default: '1' },
+    repeat: { type: 'string', default: '3' },
     prepare: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log(`Usage: npm run bench:model [-- --json] [--model DIR] [--backend node|wasm|cpu] [--streams 1,4,8] [--tokens 48] [--threads 1|2]
-Measures GPT-1 inference (random full-size weights unless --model is given).
+  console.log(`Usage: npm run bench:model [-- --json] [--model DIR] [--backend node|wasm|cpu] [--streams 1,4,8] [--tokens 48] [--threads 1|2] [--repeat 3]
+Measures GPT-1 inference (random full-size weights unless --model is given). The stream counts
+run --repeat times in turn (1, 4, 8, 1, 4, 8, ...): medians are reported, and the 8-vs-1 ratio is
+the median of the ratios within each round, so a slow moment on a shared machine skews one round,
+not the ratio.
 On wasm the native matmul addon is used when built; NEMO_NATIVE=0 measures the wasm kernels,
 NEMO_NATIVE_THREADS=n its thread count.`);
   process.exit(0);
@@ -140,11 +144,21 @@ async function main(): Promise<void> {
     const decode400 = timeDecode(rt.engine, 400, 20);
     log(`decode at ~400: ${decode400.wall.toFixed(1)} ms/token (${decode400.cpu.toFixed(1)} ms CPU)`);
     const tokens = Number(args.tokens);
-    const aggregate: Record<string, { tokensPerSecond: number; msPerStep: number }> = {};
-    for (const n of args.streams!.split(',').map(Number)) {
-      aggregate[n] = await streams(rt, n, tokens);
-      log(`${n} stream(s): ${aggregate[n].tokensPerSecond.toFixed(1)} tokens/s aggregate (${aggregate[n].msPerStep.toFixed(1)} ms per batched step)`);
+    const counts = args.streams!.split(',').map(Number);
+    const rounds = Math.max(1, Number(args.repeat));
+    const runs: Record<string, Array<{ tokensPerSecond: number; msPerStep: number }>> = {};
+    for (let r = 0; r < rounds; r++) {
+      for (const n of counts) {
+        const m = await streams(rt, n, tokens);
+        (runs[n] ??= []).push(m);
+        log(`${n} stream(s): ${m.tokensPerSecond.toFixed(1)} tokens/s aggregate (${m.msPerStep.toFixed(1)} ms per batched step, prefill included)${rounds > 1 ? ` [round ${r + 1}/${rounds}]` : ''}`);
+      }
     }
+    const aggregate: Record<string, { tokensPerSecond: number; msPerStep: number; runs: number[] }> = {};
+    for (const [n, ms] of Object.entries(runs)) {
+      aggregate[n] = { tokensPerSecond: median(ms.map((m) => m.tokensPerSecond)), msPerStep: median(ms.map((m) => m.msPerStep)), runs: ms.map((m) => +m.tokensPerSecond.toFixed(1)) };
+    }
+    const ratios = runs['8'] && runs['1'] ? runs['8'].map((m, i) => m.tokensPerSecond / runs['1'][i].tokensPerSecond) : [];
     const c = rt.config;
     // Bytes of weights read per generated token: every matrix and the LM head (tied embedding),
     // plus one row of each embedding table.
@@ -163,8 +177,9 @@ async function main(): Promise<void> {
       prefill128CpuMs: Math.round(prefillCpu),
       decodeMsPerToken: { pos16: +decode16.wall.toFixed(1), pos400: +decode400.wall.toFixed(1) },
       decodeCpuMsPerToken: { pos16: +decode16.cpu.toFixed(1), pos400: +decode400.cpu.toFixed(1) },
-      aggregate: Object.fromEntries(Object.entries(aggregate).map(([k, v]) => [k, { tokensPerSecond: +v.tokensPerSecond.toFixed(1), msPerStep: +v.msPerStep.toFixed(1) }])),
-      batchSpeedup8: aggregate['8'] && aggregate['1'] ? +(aggregate['8'].tokensPerSecond / aggregate['1'].tokensPerSecond).toFixed(2) : undefined,
+      aggregate: Object.fromEntries(Object.entries(aggregate).map(([k, v]) => [k, { tokensPerSecond: +v.tokensPerSecond.toFixed(1), msPerStep: +v.msPerStep.toFixed(1), runs: v.runs }])),
+      batchSpeedup8: ratios.length ? +median(ratios).toFixed(2) : undefined,
+      batchSpeedup8Rounds: ratios.map((x) => +x.toFixed(2)),
       peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
       bandwidthFloor: {
         bytesPerTokenMB: Math.round(bytesPerToken / 1e6),
@@ -175,6 +190,7 @@ async function main(): Promise<void> {
     rt.engine.dispose();
     if (args.json) console.log(JSON.stringify(result, null, 2));
     else {
+      if (ratios.length) log(`8 streams vs 1: ${result.batchSpeedup8}x (median of rounds: ${result.batchSpeedup8Rounds.join(', ')})`);
       log(`peak RSS ${result.peakRssMB} MB; floor: ${result.bandwidthFloor.bytesPerTokenMB} MB/token → ${result.bandwidthFloor.oneCoreMs} ms on one core, ${result.bandwidthFloor.twoCoresMs} ms on two`);
       log(`machine: ${result.machine.cpus} vCPU ${result.machine.model}, load average ${result.machine.loadavg.join(' ')} (shared machine: figures are noisy)`);
     }

@@ -259,9 +259,11 @@ struct GemvCtx {
 
 // B(k, vector v) = b + (v / VPS) * stripStride + k * ldb + (v % VPS) * VL. Plain [K, N]:
 // stripStride = PW, ldb = N. Packed: stripStride = K * PW, ldb = PW (and padded: full loads OK).
+// pf (multi-pass, packed): this pass's share of the next strip to prefetch, one row (cache line)
+// every pfEvery k: the passes over a strip in cache then keep DRAM busy with the next one.
 template <int R, int NV>
 void gemvPanel(const float* a, int64_t K, const float* b, int64_t ldb, int64_t stripStride, bool padded, int ncols,
-               float* out, int64_t ldo, const float* bias, int act) {
+               float* out, int64_t ldo, const float* bias, int act, const float* pf = nullptr, int pfEvery = 1) {
   constexpr int W = NV * VL;
   vf acc[R][NV];
   for (int r = 0; r < R; r++)
@@ -270,6 +272,7 @@ void gemvPanel(const float* a, int64_t K, const float* b, int64_t ldb, int64_t s
     const float* bs[NV];
     for (int v = 0; v < NV; v++) bs[v] = b + (v / VPS) * stripStride + (v % VPS) * VL;
     for (int64_t k = 0; k < K; k++) {
+      if (pf && k % pfEvery == 0) __builtin_prefetch(pf + (k / pfEvery) * PW, 0, 3);
       vf bv[NV];
       for (int v = 0; v < NV; v++) {
         bv[v] = load(bs[v] + k * ldb);
@@ -339,10 +342,10 @@ void gemvChunk(const float* a, int64_t K, const float* b, int64_t ldb, int64_t s
 
 // One strip for R <= PASS_MAX rows (the multi-pass path).
 void gemvStrip(int R, const float* a, int64_t K, const float* b, int64_t ldb, int64_t stripStride, bool padded, int ncols,
-               float* out, int64_t ldo, const float* bias, int act) {
+               float* out, int64_t ldo, const float* bias, int act, const float* pf, int pfEvery) {
   switch (R) {
 #define NEMO_CASE(n) \
-  case n: gemvPanel<n, VPS>(a, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act); break;
+  case n: gemvPanel<n, VPS>(a, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act, pf, pfEvery); break;
     NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6)
 #if NEMO_VL == 16
     NEMO_CASE(7) NEMO_CASE(8) NEMO_CASE(9) NEMO_CASE(10) NEMO_CASE(11) NEMO_CASE(12) NEMO_CASE(13) NEMO_CASE(14)
@@ -396,11 +399,15 @@ void gemvUnit(const void* ctxp, int64_t unit) {
     const int passes = (M + PASS_MAX - 1) / PASS_MAX;
     for (int p0 = 0; p0 < ncols; p0 += PW) {
       const int w = std::min(PW, ncols - p0);
+      // The next strip (packed: it follows this one), a share per pass.
+      const float* next = padded && p0 + PW < ncols ? b + (p0 / PW + 1) * stripStride : nullptr;
+      const int64_t share = (x.K + passes - 1) / passes;
       int r0 = 0;
       for (int pi = 0; pi < passes; pi++) {
         const int rows = M / passes + (pi < M % passes ? 1 : 0);
+        const float* pf = next && pi * share < x.K ? next + pi * share * PW : nullptr;
         gemvStrip(rows, a + r0 * x.K, x.K, b + (p0 / PW) * stripStride, ldb, stripStride, padded, w, o + r0 * x.N + p0, x.N,
-                  bias ? bias + p0 : nullptr, x.act);
+                  bias ? bias + p0 : nullptr, x.act, pf, passes);
         r0 += rows;
       }
     }
