@@ -13,13 +13,15 @@
 //  - with the native addon (nativeOpsActive()), decode steps and prompts (one or several) take one
 //    path, forwardFused: a few fused native ops per layer instead of ~80 small tfjs ops: residual
 //    add + LayerNorm, matmul + GELU, and one causal attention call for all sequences over
-//    per-sequence K/V buffers (KvCache.nk/nv) outside the heap, which it appends to in place.
+//    per-sequence K/V buffers (KvCache.nk/nv) outside the heap, which it appends to in place;
+//    a single engine (no shards) makes those calls directly (forwardDirect), without tfjs.
 // An Engine can be one shard of a tensor-parallel group (shard.ts): it then owns some heads, part
 // of the MLP and a vocabulary range, and sums partial results with its peers through `comm`.
 import * as tf from '@tensorflow/tfjs';
 import { headSize, type GptConfig } from './config.js';
 import { checkIds } from './gpt.js';
-import { addLayerNorm, decodeAttention, matMulGelu, nativeMatMulActive, nativeOpsActive } from './native/kernels.js';
+import type { NativeAddon } from './native/index.js';
+import { addLayerNorm, decodeAttention, matMulGelu, nativeAddon, nativeMatMulActive, nativeOpsActive, packedWeight, tensorView } from './native/kernels.js';
 import type { GptParams } from './params.js';
 import { checkShard, shardFromParams, SINGLE, vocabRange, type ShardSpec } from './shard.js';
 import type { ShardComm } from './shard-comm.js';
@@ -115,6 +117,8 @@ export class Engine implements InferenceEngine {
   private readonly all: tf.Tensor[] = [];
   private nextId = 1;
   private disposed = false;
+  /** forwardDirect's activations, grown to the largest pass so far (rows of C, 3C and 4C floats) */
+  private scratch?: { rows: number; x: Float32Array; n: Float32Array; att: Float32Array; tmp: Float32Array; qkv: Float32Array; h: Float32Array };
 
   /**
    * `tensors` are shard tensors as made by shard.ts (loadShard / shardFromParams); the engine
@@ -578,6 +582,10 @@ export class Engine implements InferenceEngine {
     const counts = ids.map((t) => t.length);
     caches.forEach((c, i) => this.reserve(c, lengths[i] + counts[i]));
     const scale = 1 / Math.sqrt(headSize(this.config));
+    if (!this.comm) {
+      const addon = nativeAddon();
+      if (addon) return this.forwardDirect(addon, caches, ids, lengths, counts);
+    }
     const positions = ids.flatMap((t, i) => t.map((_, j) => lengths[i] + j));
     const oneRowEach = counts.every((n) => n === 1);
     let x = tf.tidy(() => this.embed(ids.flat(), tf.gather(this.wpe, tf.tensor1d(positions, 'int32'))));
@@ -604,6 +612,64 @@ export class Engine implements InferenceEngine {
     } finally {
       x.dispose();
     }
+  }
+
+  /**
+   * forwardFused for one engine, without tfjs: the same native calls (so the same numbers) made
+   * directly on packed weights, heap views of the small parameters and reused activation buffers.
+   * A decode step is ~85 addon calls; through tfjs each cost ~40 us of dispatch (~20% of a step).
+   */
+  private forwardDirect(addon: NativeAddon, caches: KvCache[], ids: number[][], lengths: number[], counts: number[]): Float32Array[] {
+    const { nEmbd: C, nHead: H, vocabSize: V, layerNormEpsilon: eps } = this.config;
+    const rows = counts.reduce((a, b) => a + b, 0);
+    if (!this.scratch || this.scratch.rows < rows) {
+      const f = (w: number) => new Float32Array(rows * w);
+      this.scratch = { rows, x: f(C), n: f(C), att: f(C), tmp: f(C), qkv: f(3 * C), h: f(4 * C) };
+    }
+    const { x, n, att, tmp, qkv, h } = this.scratch;
+    // Packing (first use only) allocates no heap memory: the views below stay valid throughout.
+    const packed = this.blocks.map((b) => [b.qkvW, b.projW, b.fcW, b.fc2W].map((w) => packedWeight(w)));
+    const head = packedWeight(this.wteT);
+    const wteT = tensorView(this.wteT);
+    const wpe = tensorView(this.wpe);
+    let r = 0;
+    ids.forEach((seq, i) => {
+      seq.forEach((id, j) => {
+        const p = (lengths[i] + j) * C;
+        for (let c = 0; c < C; c++) x[r * C + c] = wteT[c * V + id] + wpe[p + c];
+        r++;
+      });
+    });
+    const scale = 1 / Math.sqrt(headSize(this.config));
+    const oneRowEach = counts.every((k) => k === 1);
+    this.blocks.forEach((b, l) => {
+      const [qkvW, projW, fcW, fc2W] = packed[l];
+      addon.matmul(x, qkvW, qkv, tensorView(b.qkvB), 1, rows, C, 3 * C, 0, 0, 0, 0, 0, 1);
+      const ks = caches.map((c) => c.nk![l]);
+      const vs = caches.map((c) => c.nv![l]);
+      if (oneRowEach) addon.decodeAttention(qkv, att, ks, vs, lengths, C, H, scale);
+      else addon.decodeAttention(qkv, att, ks, vs, lengths, C, H, scale, counts);
+      addon.matmul(att, projW, tmp, null, 1, rows, C, C, 0, 0, 0, 0, 0, 1);
+      addon.addLayerNorm(x, tmp, tensorView(b.projB), tensorView(b.ln1G), tensorView(b.ln1B), n, rows, C, eps);
+      addon.matmul(n, fcW, h, tensorView(b.fcB), 1, rows, C, 4 * C, 0, 0, 0, 0, 2, 1);
+      addon.matmul(h, fc2W, tmp, null, 1, rows, 4 * C, C, 0, 0, 0, 0, 0, 1);
+      addon.addLayerNorm(n, tmp, tensorView(b.fc2B), tensorView(b.ln2G), tensorView(b.ln2B), x, rows, C, eps);
+    });
+    // The LM head on each sequence's last row.
+    let last = x;
+    if (!oneRowEach) {
+      last = att;
+      let row = -1;
+      counts.forEach((k, i) => {
+        row += k;
+        att.set(x.subarray(row * C, (row + 1) * C), i * C);
+      });
+    }
+    const B = caches.length;
+    const logits = new Float32Array(B * V);
+    addon.matmul(last, head, logits, null, 1, B, C, V, 0, 0, 0, 0, 0, 1);
+    caches.forEach((c, i) => (c.length = lengths[i] + counts[i]));
+    return Array.from({ length: B }, (_, i) => logits.subarray(i * V, (i + 1) * V));
   }
 
   private check(): void {

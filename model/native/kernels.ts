@@ -244,6 +244,37 @@ function decodeAttentionKernel(args: KernelArgs): tf.TensorInfo {
   return out;
 }
 
+/** The addon while the native kernels are installed and enabled (the engine's direct path), else undefined. */
+export function nativeAddon(): NativeAddon | undefined {
+  return installed && enabled ? addon : undefined;
+}
+
+/**
+ * A float32 tensor's data on the wasm heap, as a view: valid until the heap grows (any tfjs
+ * allocation may grow it), so take views per call, after allocating.
+ */
+export function tensorView(t: tf.Tensor): Float32Array {
+  const backend = tf.findBackend('wasm') as unknown as WasmBackendLike;
+  return heapView(backend, t, backend.wasm.HEAPU8.buffer as ArrayBuffer);
+}
+
+/** packB's copy of a weight [K, N] (made now if need be; shared with the matmul kernels, freed with the tensor's data). */
+export function packedWeight(w: tf.Tensor2D): Float32Array {
+  const [K, N] = w.shape;
+  const layout = `${K},${N},0`;
+  let entry = packedB.get(w.dataId);
+  if (!entry || entry.layout !== layout) {
+    entry = { layout, uses: 1 };
+    packedB.set(w.dataId, entry);
+  }
+  if (!entry.packed) {
+    entry.packed = new Float32Array(K * Math.ceil(N / packWidth) * packWidth);
+    addon!.packB(tensorView(w), entry.packed, K, N, 0);
+    counts.packed++;
+  }
+  return entry.packed;
+}
+
 /** True when the fused ops below can be used (native kernels installed and enabled, wasm active). */
 export function nativeOpsActive(): boolean {
   return installed && enabled && tf.getBackend() === 'wasm';
