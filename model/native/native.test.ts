@@ -207,7 +207,7 @@ test('a bias of one value is broadcast natively (the wasm kernel reads it as [N]
   });
 });
 
-test("the engine's decode and prefill matmuls all run natively, and match the wasm kernels", { skip }, () => {
+test("the engine's decode and prefill run on the addon directly, and match the wasm kernels", { skip }, () => {
   const params = initParams(makeConfig({ nLayer: 2, nEmbd: 32, nHead: 4, nPositions: 64, vocabSize: 300 }), 3);
   const engine = Engine.fromParams(params);
   try {
@@ -221,8 +221,9 @@ test("the engine's decode and prefill matmuls all run natively, and match the wa
     const before = nativeCounts();
     const native = run();
     const after = nativeCounts();
-    assert.equal(after.fallback, before.fallback, 'no matmul fell back');
-    assert.ok(after.native - before.native >= 4 * 2 * 4, 'the blocks and LM head ran natively');
+    assert.equal(after.fallback, before.fallback, 'no matmul fell back to the wasm kernels');
+    // A single engine's passes call the addon directly (forwardDirect), not through tfjs kernels.
+    assert.equal(after.native, before.native, 'no matmul went through the tfjs kernels');
     const wasm = withoutNative(run);
     native.forEach((l, i) => assert.ok(maxErr(l, wasm[i], 1) < 1e-4, `logits ${i} differ: ${maxErr(l, wasm[i], 1)}`));
   } finally {

@@ -461,12 +461,13 @@ void gemv(const MatMulArgs& x) {
 // float32 stores); bias and activation come with the last block.
 
 constexpr int MC = 8 * MR;   // unit rows
-constexpr int NCU = 8 * NR;  // unit columns
+constexpr int NCU = 8 * NR;  // unit columns (B packed per unit: its block stays in L2)
+constexpr int NCU_PACKED = 32 * NR;  // unit columns when B is packB's copy (fewer repacks of the same A block)
 constexpr int KC = NEMO_KC;  // K block
 
 struct GemmCtx {
   const MatMulArgs* x;
-  int64_t rowBlocks, colBlocks;
+  int64_t rowBlocks, colBlocks, ncu;
 };
 
 // C tile (R rows, ncols) = (first ? 0 : C) + A panel (ap[k * MR + r]) x B panel (bp[k * NR + j])
@@ -616,8 +617,8 @@ void gemmUnit(const void* ctxp, int64_t unit) {
   float* C = x.out + bi * M * N;
   const int64_t i0 = rb * MC;
   const int rows = static_cast<int>(std::min<int64_t>(MC, M - i0));
-  const int64_t j0 = cb * NCU;
-  const int cols = static_cast<int>(std::min<int64_t>(NCU, N - j0));
+  const int64_t j0 = cb * c.ncu;
+  const int cols = static_cast<int>(std::min<int64_t>(c.ncu, N - j0));
   const int strips = (cols + NR - 1) / NR;
   const int panels = (rows + MR - 1) / MR;
   thread_local std::vector<float> apBuf, bpBuf;
@@ -650,7 +651,8 @@ void gemm(const MatMulArgs& x) {
   GemmCtx c;
   c.x = &x;
   c.rowBlocks = (x.M + MC - 1) / MC;
-  c.colBlocks = (x.N + NCU - 1) / NCU;
+  c.ncu = x.packedB ? NCU_PACKED : NCU;
+  c.colBlocks = (x.N + c.ncu - 1) / c.ncu;
   const bool small = x.batch * x.M * x.K * x.N < SMALL_MACS;
   parallelFor(x.batch * c.rowBlocks * c.colBlocks, gemmUnit, &c, small);
 }
