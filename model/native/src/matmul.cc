@@ -245,9 +245,14 @@ constexpr int VPS = PW / VL;             // vectors per strip
 // the registers (16 on AVX2: 6 x 2 + 2 + 1).
 #if NEMO_VL == 16
 constexpr int PASS_MAX = 14;
+#define NEMO_PASS_ROWS                                                                                              \
+  NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6) NEMO_CASE(7) NEMO_CASE(8) NEMO_CASE(9) \
+      NEMO_CASE(10) NEMO_CASE(11) NEMO_CASE(12) NEMO_CASE(13) NEMO_CASE(14)
 #else
 constexpr int PASS_MAX = 6;
+#define NEMO_PASS_ROWS NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6)
 #endif
+// (NEMO_PASS_ROWS: a switch's cases for 1..PASS_MAX rows, with the NEMO_CASE of the switch.)
 
 struct GemvCtx {
   const MatMulArgs* x;
@@ -346,10 +351,7 @@ void gemvStrip(int R, const float* a, int64_t K, const float* b, int64_t ldb, in
   switch (R) {
 #define NEMO_CASE(n) \
   case n: gemvPanel<n, VPS>(a, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act, pf, pfEvery); break;
-    NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6)
-#if NEMO_VL == 16
-    NEMO_CASE(7) NEMO_CASE(8) NEMO_CASE(9) NEMO_CASE(10) NEMO_CASE(11) NEMO_CASE(12) NEMO_CASE(13) NEMO_CASE(14)
-#endif
+    NEMO_PASS_ROWS
 #undef NEMO_CASE
     default: break;
   }
@@ -416,10 +418,7 @@ void gemvUnit(const void* ctxp, int64_t unit) {
   switch (x.M) {
 #define NEMO_CASE(n) \
   case n: gemvChunk<n>(a, x.K, b, ldb, stripStride, padded, ncols, o, x.N, bias, x.act); break;
-    NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6)
-#if NEMO_VL == 16
-    NEMO_CASE(7) NEMO_CASE(8) NEMO_CASE(9) NEMO_CASE(10) NEMO_CASE(11) NEMO_CASE(12) NEMO_CASE(13) NEMO_CASE(14)
-#endif
+    NEMO_PASS_ROWS
 #undef NEMO_CASE
     default: break;
   }
