@@ -117,7 +117,7 @@ export class Engine implements InferenceEngine {
   private readonly all: tf.Tensor[] = [];
   private nextId = 1;
   private disposed = false;
-  /** forwardDirect's activations, grown to the largest pass so far (rows of C, 3C and 4C floats) */
+  /** forwardDirect's activations, grown to the largest pass so far (rows of C, 3C and nInner floats) */
   private scratch?: { rows: number; x: Float32Array; n: Float32Array; att: Float32Array; tmp: Float32Array; qkv: Float32Array; h: Float32Array };
 
   /**
@@ -620,11 +620,11 @@ export class Engine implements InferenceEngine {
    * A decode step is ~85 addon calls; through tfjs each cost ~40 us of dispatch (~20% of a step).
    */
   private forwardDirect(addon: NativeAddon, caches: KvCache[], ids: number[][], lengths: number[], counts: number[]): Float32Array[] {
-    const { nEmbd: C, nHead: H, vocabSize: V, layerNormEpsilon: eps } = this.config;
+    const { nEmbd: C, nHead: H, nInner: F, vocabSize: V, layerNormEpsilon: eps } = this.config;
     const rows = counts.reduce((a, b) => a + b, 0);
     if (!this.scratch || this.scratch.rows < rows) {
       const f = (w: number) => new Float32Array(rows * w);
-      this.scratch = { rows, x: f(C), n: f(C), att: f(C), tmp: f(C), qkv: f(3 * C), h: f(4 * C) };
+      this.scratch = { rows, x: f(C), n: f(C), att: f(C), tmp: f(C), qkv: f(3 * C), h: f(F) };
     }
     const { x, n, att, tmp, qkv, h } = this.scratch;
     // Packing (first use only) allocates no heap memory: the views below stay valid throughout.
@@ -651,8 +651,8 @@ export class Engine implements InferenceEngine {
       else addon.decodeAttention(qkv, att, ks, vs, lengths, C, H, scale, counts);
       addon.matmul(att, projW, tmp, null, 1, rows, C, C, 0, 0, 0, 0, 0, 1);
       addon.addLayerNorm(x, tmp, tensorView(b.projB), tensorView(b.ln1G), tensorView(b.ln1B), n, rows, C, eps);
-      addon.matmul(n, fcW, h, tensorView(b.fcB), 1, rows, C, 4 * C, 0, 0, 0, 0, 2, 1);
-      addon.matmul(h, fc2W, tmp, null, 1, rows, 4 * C, C, 0, 0, 0, 0, 0, 1);
+      addon.matmul(n, fcW, h, tensorView(b.fcB), 1, rows, C, F, 0, 0, 0, 0, 2, 1);
+      addon.matmul(h, fc2W, tmp, null, 1, rows, F, C, 0, 0, 0, 0, 0, 1);
       addon.addLayerNorm(n, tmp, tensorView(b.fc2B), tensorView(b.ln2G), tensorView(b.ln2B), x, rows, C, eps);
     });
     // The LM head on each sequence's last row.

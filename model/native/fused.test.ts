@@ -186,7 +186,8 @@ test('decodeAttention with counts: prompt rows attend causally to the cache and 
 });
 
 test('engine: fused decode (KV buffers growing past 64 rows) equals the tfjs-op path, batched or not', { skip }, () => {
-  const params = initParams(makeConfig({ nLayer: 2, nEmbd: 48, nHead: 3, nPositions: 160, vocabSize: 97 }), 5);
+  // nInner not 4 * nEmbd: the direct path must take the MLP width from the config.
+  const params = initParams(makeConfig({ nLayer: 2, nEmbd: 48, nHead: 3, nInner: 100, nPositions: 160, vocabSize: 97 }), 5);
   const engine = Engine.fromParams(params);
   try {
     const prompts = [[1, 2, 3], Array.from({ length: 60 }, (_, i) => (i * 7) % 97), [50, 51]];
