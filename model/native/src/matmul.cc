@@ -650,7 +650,10 @@ void gemm(const MatMulArgs& x) {
   GemmCtx c;
   c.x = &x;
   c.rowBlocks = (x.M + MC - 1) / MC;
+  // Wide units when B is packed, but at least ~8 of them (shapes only: the split must not depend
+  // on the thread count) so that the threads stay balanced on narrow matrices.
   c.ncu = x.packedB ? NCU_PACKED : NCU;
+  while (c.ncu > NCU && x.batch * c.rowBlocks * ((x.N + c.ncu - 1) / c.ncu) < 8) c.ncu -= NR;
   c.colBlocks = (x.N + c.ncu - 1) / c.ncu;
   const bool small = x.batch * x.M * x.K * x.N < SMALL_MACS;
   parallelFor(x.batch * c.rowBlocks * c.colBlocks, gemmUnit, &c, small);
