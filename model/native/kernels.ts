@@ -36,7 +36,27 @@ let packWidth = 1;
  * the tensor's data id and layout (reshapes share a data id); dropped when the backend frees that
  * data. Same results packed or not.
  */
-const packedB = new WeakMap<object, { layout: string; uses: number; packed?: Float32Array }>();
+const packedB = new WeakMap<object, { layout: string; packed?: Float32Array }>();
+
+/**
+ * packB's copy of the B with this data id in this layout: made on its second use (`now`: on
+ * this one), undefined before that. `view` gives the unpacked data when the copy is made.
+ */
+function packedCopy(dataId: object, view: () => Float32Array, K: number, N: number, transB: boolean, now: boolean): Float32Array | undefined {
+  const layout = `${K},${N},${transB ? 1 : 0}`;
+  let entry = packedB.get(dataId);
+  if (!entry || entry.layout !== layout) {
+    entry = { layout };
+    packedB.set(dataId, entry);
+    if (!now) return undefined;
+  }
+  if (!entry.packed) {
+    entry.packed = new Float32Array(K * Math.ceil(N / packWidth) * packWidth);
+    addon!.packB(view(), entry.packed, K, N, transB ? 1 : 0);
+    counts.packed++;
+  }
+  return entry.packed;
+}
 
 const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
@@ -90,23 +110,11 @@ function run(backend: WasmBackendLike, a: tf.TensorInfo, b: tf.TensorInfo, p: Pl
   const out = backend.makeOutput(p.outShape, 'float32');
   // The heap may have grown (and moved) in makeOutput: take every view now.
   const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
-  let bView = heapView(backend, b, heap);
-  let packed = 0;
-  if (p.strideB === 0) {
-    // Reshapes share a data id: the copy is only for the same layout (K, N, transposeB).
-    const layout = `${p.K},${p.N},${transB ? 1 : 0}`;
-    const entry = packedB.get(b.dataId);
-    if (!entry || entry.layout !== layout) packedB.set(b.dataId, { layout, uses: 1 });
-    else {
-      if (!entry.packed) {
-        entry.packed = new Float32Array(p.K * Math.ceil(p.N / packWidth) * packWidth);
-        addon!.packB(bView, entry.packed, p.K, p.N, transB ? 1 : 0);
-        counts.packed++;
-      }
-      bView = entry.packed;
-      packed = 1;
-    }
-  }
+  const unpacked = heapView(backend, b, heap);
+  // Reshapes share a data id: the copy is only for the same layout (K, N, transposeB).
+  const copy = p.strideB === 0 ? packedCopy(b.dataId, () => unpacked, p.K, p.N, transB, false) : undefined;
+  const bView = copy ?? unpacked;
+  const packed = copy ? 1 : 0;
   const t0 = profile ? performance.now() : 0;
   // A one-value bias is broadcast here (tfjs allows it; the wasm kernel would read it as [N]).
   const biasView = !bias ? null : bias.shape[0] === p.N ? heapView(backend, bias, heap) : new Float32Array(p.N).fill(heapView(backend, bias, heap)[0]);
@@ -239,8 +247,7 @@ function decodeAttentionKernel(args: KernelArgs): tf.TensorInfo {
   const [rows, C3] = qkv.shape;
   const out = backend.makeOutput([rows, C3 / 3], 'float32');
   const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
-  if (counts) addon!.decodeAttention(heapView(backend, qkv, heap), heapView(backend, out, heap), k, v, lengths, C3 / 3, heads, scale, counts);
-  else addon!.decodeAttention(heapView(backend, qkv, heap), heapView(backend, out, heap), k, v, lengths, C3 / 3, heads, scale);
+  addon!.decodeAttention(heapView(backend, qkv, heap), heapView(backend, out, heap), k, v, lengths, C3 / 3, heads, scale, counts);
   return out;
 }
 
@@ -260,19 +267,7 @@ export function tensorView(t: tf.Tensor): Float32Array {
 
 /** packB's copy of a weight [K, N] (made now if need be; shared with the matmul kernels, freed with the tensor's data). */
 export function packedWeight(w: tf.Tensor2D): Float32Array {
-  const [K, N] = w.shape;
-  const layout = `${K},${N},0`;
-  let entry = packedB.get(w.dataId);
-  if (!entry || entry.layout !== layout) {
-    entry = { layout, uses: 1 };
-    packedB.set(w.dataId, entry);
-  }
-  if (!entry.packed) {
-    entry.packed = new Float32Array(K * Math.ceil(N / packWidth) * packWidth);
-    addon!.packB(tensorView(w), entry.packed, K, N, 0);
-    counts.packed++;
-  }
-  return entry.packed;
+  return packedCopy(w.dataId, () => tensorView(w), w.shape[0], w.shape[1], false, true)!;
 }
 
 /** True when the fused ops below can be used (native kernels installed and enabled, wasm active). */

@@ -135,19 +135,21 @@ napi_value AddLayerNorm(napi_env env, napi_callback_info info) {
 }
 
 // decodeAttention(qkv, out, kBuffers[], vBuffers[], lengths[], C, H, scale[, counts[]]): nemo::attention
-// (see matmul.h; buffers [H][capacity][D], capacity = length / C; counts default to 1 row each).
+// (see matmul.h; buffers [H][capacity][D], capacity = length / C; counts absent, null or
+// undefined: 1 row each).
 napi_value DecodeAttention(napi_env env, napi_callback_info info) {
   size_t argc = 9;
   napi_value argv[9];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   if (argc != 8 && argc != 9) return Throw(env, "decodeAttention: expected 8 or 9 arguments");
+  const bool haveCounts = argc == 9 && !IsNull(env, argv[8]);
   float *qkv, *out;
   size_t lq, lo;
   int64_t C, H;
   double scale;
   bool isArr[4] = {false, false, false, true};
   for (int j = 0; j < 3; j++) napi_is_array(env, argv[2 + j], &isArr[j]);
-  if (argc == 9) napi_is_array(env, argv[8], &isArr[3]);
+  if (haveCounts) napi_is_array(env, argv[8], &isArr[3]);
   if (!GetF32(env, argv[0], &qkv, &lq) || !GetF32(env, argv[1], &out, &lo) || !isArr[0] || !isArr[1] || !isArr[2] || !isArr[3] ||
       !GetInt(env, argv[5], &C) || !GetInt(env, argv[6], &H) || napi_get_value_double(env, argv[7], &scale) != napi_ok) {
     return Throw(env, "decodeAttention: expected (Float32Array qkv, out, Float32Array[] k, v, number[] lengths, C, H, scale[, number[] counts])");
@@ -156,8 +158,8 @@ napi_value DecodeAttention(napi_env env, napi_callback_info info) {
   napi_get_array_length(env, argv[2], &B);
   napi_get_array_length(env, argv[3], &Bv);
   napi_get_array_length(env, argv[4], &Bl);
-  if (argc == 9) napi_get_array_length(env, argv[8], &Bc);
-  if (B != Bv || B != Bl || (argc == 9 && B != Bc)) return Throw(env, "decodeAttention: one k buffer, v buffer, length (and count) per sequence");
+  if (haveCounts) napi_get_array_length(env, argv[8], &Bc);
+  if (B != Bv || B != Bl || (haveCounts && B != Bc)) return Throw(env, "decodeAttention: one k buffer, v buffer, length (and count) per sequence");
   if (C < 1 || H < 1 || C % H != 0) return Throw(env, "decodeAttention: C must be a multiple of H");
   std::vector<float*> ks(B), vs(B);
   std::vector<int64_t> lens(B), caps(B), counts(B, 1);
@@ -171,7 +173,7 @@ napi_value DecodeAttention(napi_env env, napi_callback_info info) {
     if (!GetF32(env, kv, &ks[i], &lk) || !GetF32(env, vv, &vs[i], &lvv) || !GetInt(env, lv, &lens[i]) || lens[i] < 0) {
       return Throw(env, "decodeAttention: buffers must be Float32Arrays and lengths non-negative integers");
     }
-    if (argc == 9) {
+    if (haveCounts) {
       napi_value cv;
       napi_get_element(env, argv[8], i, &cv);
       if (!GetInt(env, cv, &counts[i]) || counts[i] < 1) return Throw(env, "decodeAttention: counts must be positive integers");
