@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { headSize, type GptConfig } from './config.js';
 import { checkIds } from './gpt.js';
 import type { NativeAddon } from './native/index.js';
-import { addLayerNorm, decodeAttention, matMulGelu, nativeAddon, nativeMatMulActive, nativeOpsActive, packedWeight, tensorView } from './native/kernels.js';
+import { addLayerNorm, decodeAttention, matMulGelu, nativeAddon, nativeOpsActive, packedWeight, tensorView } from './native/kernels.js';
 import type { GptParams } from './params.js';
 import { checkShard, shardFromParams, SINGLE, vocabRange, type ShardSpec } from './shard.js';
 import type { ShardComm } from './shard-comm.js';
@@ -98,6 +98,21 @@ interface Block {
   fc2B: tf.Tensor1D;
   ln2G: tf.Tensor1D;
   ln2B: tf.Tensor1D;
+}
+
+/** One forwardFused pass: the caches, their new tokens, and what follows from them. */
+interface FusedPass {
+  caches: KvCache[];
+  ids: number[][];
+  /** each cache's length before the pass */
+  lengths: number[];
+  /** new rows per cache */
+  counts: number[];
+  /** each cache's last new row among all the pass's rows */
+  lastRows: number[];
+  /** new rows in all */
+  rows: number;
+  scale: number;
 }
 
 export class Engine implements InferenceEngine {
@@ -263,16 +278,16 @@ export class Engine implements InferenceEngine {
   }
 
   /**
-   * Prefill of several prompts in one pass: embeddings, weight matmuls, LayerNorm and GELU run on
-   * the concatenated rows (the weights are read once for all prompts); attention is per prompt
-   * (causal within it: one attention over all rows with a block-diagonal mask). Without the native matmul kernels (per-head attention loop on wasm) or for
-   * one prompt it is one `prefill` per prompt. Caller releases the caches.
+   * Prefill of several prompts in one pass (forwardFused): embeddings, weight matmuls, LayerNorm
+   * and GELU run on the concatenated rows (the weights are read once for all prompts); attention
+   * is per prompt. Without the native fused ops, or for one prompt, it is one `prefill` per
+   * prompt. Caller releases the caches.
    */
   prefillMany(prompts: number[][]): Array<{ cache: KvCache; logits: Float32Array }> {
     for (const ids of prompts) this.validatePrefill(ids);
-    if (prompts.length <= 1 || !nativeMatMulActive()) return prompts.map((ids) => this.prefill(ids));
+    if (prompts.length <= 1 || !nativeOpsActive()) return prompts.map((ids) => this.prefill(ids));
     const caches = prompts.map((): KvCache => ({ id: this.nextId++, k: [], v: [], kTail: [], vTail: [], length: 0 }));
-    const logits = this.fusedFor(caches) ? this.forwardFused(caches, prompts) : this.runMany(caches, prompts);
+    const logits = this.forwardFused(caches, prompts);
     return caches.map((cache, i) => ({ cache, logits: logits[i] }));
   }
 
@@ -317,12 +332,6 @@ export class Engine implements InferenceEngine {
           const qh = tf.transpose(tf.reshape(q, [T, H, D]), [1, 0, 2]); // [H, T, D]
           const kh = tf.transpose(tf.reshape(k, [S, H, D]), [1, 2, 0]); // [H, D, S]
           const vh = tf.transpose(tf.reshape(v, [S, H, D]), [1, 0, 2]); // [H, S, D]
-          if (nativeMatMulActive()) {
-            // Native kernels run batched matmuls at full speed: all heads in two calls.
-            const w = tf.add(tf.matMul(qh, kh), mask); // [H, T, S]
-            const y = tf.matMul(tf.softmax(w), vh); // [H, T, D]
-            return [this.finishBlock(b, x, tf.reshape(tf.transpose(y, [1, 0, 2]), [T, C]) as tf.Tensor2D), k, v] as const;
-          }
           const heads: tf.Tensor2D[] = [];
           for (let h = 0; h < H; h++) {
             heads.push(tf.tidy(() => {
@@ -363,83 +372,6 @@ export class Engine implements InferenceEngine {
     cache.kTail = ks.map(() => null);
     cache.vTail = vs.map(() => null);
     cache.length = S;
-    return logits;
-  }
-
-  /** `run` for several new (empty) caches at once; see prefillMany. Needs the native matmul kernels. */
-  private runMany(caches: KvCache[], prompts: number[][]): Float32Array[] {
-    const { nEmbd } = this.config;
-    const D = headSize(this.config);
-    const H = this.hs;
-    const C = this.cs;
-    const scale = 1 / Math.sqrt(D);
-    const lens = prompts.map((p) => p.length);
-    const offs: number[] = [];
-    let N = 0;
-    for (const T of lens) {
-      offs.push(N);
-      N += T;
-    }
-    // One attention over all rows with a block-diagonal causal mask: row j of prompt s sees only
-    // prompt s's rows up to j (masked scores give exact zeros). One set of ops per layer instead of
-    // one per prompt (tfjs op overhead); the extra masked work is small next to the matmuls.
-    const maskData = new Float32Array(N * N).fill(-1e9);
-    lens.forEach((T, s) => {
-      const r = offs[s];
-      for (let j = 0; j < T; j++) maskData.fill(0, (r + j) * N + r, (r + j) * N + r + j + 1);
-    });
-    const mask = tf.tensor2d(maskData, [N, N]);
-    let x = tf.tidy(() => this.embed(prompts.flat(), tf.concat(lens.map((T) => tf.slice(this.wpe, [0, 0], [T, nEmbd])), 0) as tf.Tensor2D));
-    // Each layer's new keys and values [N, C] for all prompts (split per prompt at the commit).
-    const ks: tf.Tensor2D[] = [];
-    const vs: tf.Tensor2D[] = [];
-    const all = () => [...ks, ...vs];
-    try {
-      for (const b of this.blocks) {
-        const out = tf.tidy(() => {
-          const qkv = this.dense(x, b.qkvW, b.qkvB); // [N, 3C]
-          const q = tf.mul(tf.slice(qkv, [0, 0], [N, C]), scale);
-          const k = tf.slice(qkv, [0, C], [N, C]) as tf.Tensor2D;
-          const v = tf.slice(qkv, [0, 2 * C], [N, C]) as tf.Tensor2D;
-          const qh = tf.transpose(tf.reshape(q, [N, H, D]), [1, 0, 2]); // [H, N, D]
-          const kh = tf.transpose(tf.reshape(k, [N, H, D]), [1, 2, 0]); // [H, D, N]
-          const vh = tf.transpose(tf.reshape(v, [N, H, D]), [1, 0, 2]); // [H, N, D]
-          const w = tf.add(tf.matMul(qh, kh), mask); // [H, N, N]
-          const y = tf.reshape(tf.transpose(tf.matMul(tf.softmax(w), vh), [1, 0, 2]), [N, C]) as tf.Tensor2D;
-          return [this.finishBlock(b, x, y), k, v] as const;
-        });
-        x.dispose();
-        x = out[0];
-        ks.push(out[1]);
-        vs.push(out[2]);
-      }
-    } catch (err) {
-      x.dispose();
-      for (const t of all()) t.dispose();
-      throw err;
-    } finally {
-      mask.dispose();
-    }
-    const last = tf.tidy(() => tf.gather(x, tf.tensor1d(lens.map((T, s) => offs[s] + T - 1), 'int32')) as tf.Tensor2D);
-    x.dispose();
-    let logits: Float32Array[];
-    try {
-      logits = this.lmHead(last);
-    } catch (err) {
-      for (const t of all()) t.dispose();
-      throw err;
-    } finally {
-      last.dispose();
-    }
-    // Commit: each prompt's rows become its cache.
-    caches.forEach((cache, s) => {
-      cache.k = ks.map((k) => tf.slice(k, [offs[s], 0], [lens[s], C]));
-      cache.v = vs.map((v) => tf.slice(v, [offs[s], 0], [lens[s], C]));
-      cache.kTail = ks.map(() => null);
-      cache.vTail = vs.map(() => null);
-    });
-    for (const t of all()) t.dispose();
-    caches.forEach((cache, s) => (cache.length = lens[s]));
     return logits;
   }
 
@@ -581,34 +513,37 @@ export class Engine implements InferenceEngine {
     const lengths = caches.map((c) => c.length);
     const counts = ids.map((t) => t.length);
     caches.forEach((c, i) => this.reserve(c, lengths[i] + counts[i]));
-    const scale = 1 / Math.sqrt(headSize(this.config));
-    if (!this.comm) {
-      const addon = nativeAddon();
-      if (addon) return this.forwardDirect(addon, caches, ids, lengths, counts);
-    }
+    // Each sequence's last row (the only ones the LM head needs).
+    let row = -1;
+    const lastRows = counts.map((n) => (row += n));
+    const pass: FusedPass = { caches, ids, lengths, counts, lastRows, rows: row + 1, scale: 1 / Math.sqrt(headSize(this.config)) };
+    const addon = this.comm ? undefined : nativeAddon();
+    const logits = addon ? this.forwardDirect(addon, pass) : this.forwardFusedOps(pass);
+    caches.forEach((c, i) => (c.length = lengths[i] + counts[i]));
+    return logits;
+  }
+
+  /** forwardFused through tfjs kernels (a tensor-parallel shard: partial sums go through `comm`). */
+  private forwardFusedOps({ caches, ids, lengths, counts, lastRows, rows, scale }: FusedPass): Float32Array[] {
     const positions = ids.flatMap((t, i) => t.map((_, j) => lengths[i] + j));
-    const oneRowEach = counts.every((n) => n === 1);
     let x = tf.tidy(() => this.embed(ids.flat(), tf.gather(this.wpe, tf.tensor1d(positions, 'int32'))));
     try {
       this.blocks.forEach((b, l) => {
         const nx = tf.tidy(() => {
           const qkv = this.dense(x, b.qkvW, b.qkvB); // [rows, 3C]
-          const y = decodeAttention(qkv, caches.map((c) => c.nk![l]), caches.map((c) => c.nv![l]), lengths, this.hs, scale, oneRowEach ? undefined : counts);
+          const y = decodeAttention(qkv, caches.map((c) => c.nk![l]), caches.map((c) => c.nv![l]), lengths, this.hs, scale, counts);
           return this.finishBlock(b, x, y, true);
         });
         x.dispose();
         x = nx;
       });
-      if (!oneRowEach) {
-        let row = -1;
-        const last = counts.map((n) => (row += n));
-        const lx = tf.tidy(() => tf.gather(x, tf.tensor1d(last, 'int32')) as tf.Tensor2D);
+      if (rows > caches.length) {
+        // Some sequence has several new rows: keep only the last ones.
+        const lx = tf.tidy(() => tf.gather(x, tf.tensor1d(lastRows, 'int32')) as tf.Tensor2D);
         x.dispose();
         x = lx;
       }
-      const logits = this.lmHead(x);
-      caches.forEach((c, i) => (c.length = lengths[i] + counts[i]));
-      return logits;
+      return this.lmHead(x);
     } finally {
       x.dispose();
     }
@@ -619,9 +554,8 @@ export class Engine implements InferenceEngine {
    * directly on packed weights, heap views of the small parameters and reused activation buffers.
    * A decode step is ~85 addon calls; through tfjs each cost ~40 us of dispatch (~20% of a step).
    */
-  private forwardDirect(addon: NativeAddon, caches: KvCache[], ids: number[][], lengths: number[], counts: number[]): Float32Array[] {
+  private forwardDirect(addon: NativeAddon, { caches, ids, lengths, counts, lastRows, rows, scale }: FusedPass): Float32Array[] {
     const { nEmbd: C, nHead: H, nInner: F, vocabSize: V, layerNormEpsilon: eps } = this.config;
-    const rows = counts.reduce((a, b) => a + b, 0);
     if (!this.scratch || this.scratch.rows < rows) {
       const f = (w: number) => new Float32Array(rows * w);
       this.scratch = { rows, x: f(C), n: f(C), att: f(C), tmp: f(C), qkv: f(3 * C), h: f(F) };
@@ -640,15 +574,12 @@ export class Engine implements InferenceEngine {
         r++;
       });
     });
-    const scale = 1 / Math.sqrt(headSize(this.config));
-    const oneRowEach = counts.every((k) => k === 1);
     this.blocks.forEach((b, l) => {
       const [qkvW, projW, fcW, fc2W] = packed[l];
       addon.matmul(x, qkvW, qkv, tensorView(b.qkvB), 1, rows, C, 3 * C, 0, 0, 0, 0, 0, 1);
       const ks = caches.map((c) => c.nk![l]);
       const vs = caches.map((c) => c.nv![l]);
-      if (oneRowEach) addon.decodeAttention(qkv, att, ks, vs, lengths, C, H, scale);
-      else addon.decodeAttention(qkv, att, ks, vs, lengths, C, H, scale, counts);
+      addon.decodeAttention(qkv, att, ks, vs, lengths, C, H, scale, counts);
       addon.matmul(att, projW, tmp, null, 1, rows, C, C, 0, 0, 0, 0, 0, 1);
       addon.addLayerNorm(x, tmp, tensorView(b.projB), tensorView(b.ln1G), tensorView(b.ln1B), n, rows, C, eps);
       addon.matmul(n, fcW, h, tensorView(b.fcB), 1, rows, C, F, 0, 0, 0, 0, 2, 1);
@@ -657,18 +588,13 @@ export class Engine implements InferenceEngine {
     });
     // The LM head on each sequence's last row.
     let last = x;
-    if (!oneRowEach) {
+    if (rows > caches.length) {
       last = att;
-      let row = -1;
-      counts.forEach((k, i) => {
-        row += k;
-        att.set(x.subarray(row * C, (row + 1) * C), i * C);
-      });
+      lastRows.forEach((r, i) => att.set(x.subarray(r * C, (r + 1) * C), i * C));
     }
     const B = caches.length;
     const logits = new Float32Array(B * V);
     addon.matmul(last, head, logits, null, 1, B, C, V, 0, 0, 0, 0, 0, 1);
-    caches.forEach((c, i) => (c.length = lengths[i] + counts[i]));
     return Array.from({ length: B }, (_, i) => logits.subarray(i * V, (i + 1) * V));
   }
 
