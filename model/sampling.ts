@@ -225,6 +225,16 @@ export class Sampler {
     return ids;
   }
 
+  /** How many of `ids[0..count)` (sorted by logit) hold top-p of the softmax (`total`); 0 if they all fall short. */
+  private cutAtP(logits: Float32Array, ids: Int32Array, count: number, max: number, invT: number, total: number): number {
+    let cum = 0;
+    for (let j = 0; j < count; j++) {
+      cum += Math.exp((logits[ids[j]] - max) * invT) / total;
+      if (cum >= this.topP) return j + 1;
+    }
+    return 0;
+  }
+
   /**
    * The candidates and their (unnormalised) weights for sampling from `logits` after the filters
    * (temperature, top-k, top-p), in the order the draw walks them: by logit (ties: lower id first)
@@ -334,27 +344,15 @@ export class Sampler {
         // Sorting only pays once the candidates can hold p of the mass (a margin for rounding).
         if (t !== -Infinity && sum / total < topP * (1 - 1e-9)) continue;
         ids = this.sortByLogit(logits, buf.subarray(0, count));
-        let cum = 0;
-        let reached = false;
-        for (let j = 0; j < count; j++) {
-          cum += Math.exp((logits[ids[j]] - max) * invT) / total;
-          if (cum >= topP) {
-            count = j + 1;
-            reached = true;
-            break;
-          }
-        }
-        if (reached || t === -Infinity) break;
-      }
-    } else {
-      let cum = 0;
-      for (let j = 0; j < count; j++) {
-        cum += Math.exp((logits[ids[j]] - max) * invT) / total;
-        if (cum >= topP) {
-          count = j + 1;
+        const cut = this.cutAtP(logits, ids, count, max, invT, total);
+        if (cut) {
+          count = cut;
           break;
         }
+        if (t === -Infinity) break;
       }
+    } else {
+      count = this.cutAtP(logits, ids, count, max, invT, total) || count;
     }
     if (this.weightBuf.length < count) this.weightBuf = new Float64Array(count);
     const w = this.weightBuf;
