@@ -29,12 +29,6 @@ int64_t packedSize(int64_t K, int64_t N);
 // Row counts up to this use the streaming (GEMV) kernel.
 int gemvMaxRows();
 
-// tanh-GELU as the engine computes it: x * sigmoid(2 sqrt(2/pi) (x + 0.044715 x^3)).
-inline float geluScalar(float x) {
-  const float z = 1.5957691216057308f * (x + 0.044715f * x * x * x);
-  return x / (1.0f + std::exp(-z));
-}
-
 // Runs fn(ctx, u) for u in [0, units) on the pool (on the calling thread only when `small`, when
 // the pool has one thread, or when another isolate is using it). One job at a time.
 typedef void (*UnitFn)(const void* ctx, int64_t unit);

@@ -20,27 +20,40 @@ struct LnCtx {
   float eps;
 };
 
+// Sum in 16 interleaved partial sums, then pairwise (vectorised by the compiler; a fixed order).
+// One running float sum is a chain of dependent adds: 768 of them took ~1 us per row.
+inline float sum16(const float* a, int64_t n) {
+  float acc[16] = {};
+  int64_t d = 0;
+  for (; d + 16 <= n; d += 16)
+    for (int j = 0; j < 16; j++) acc[j] += a[d + j];
+  for (; d < n; d++) acc[d & 15] += a[d];
+  for (int j = 0; j < 8; j++) acc[j] += acc[j + 8];
+  for (int j = 0; j < 4; j++) acc[j] += acc[j + 4];
+  return (acc[0] + acc[2]) + (acc[1] + acc[3]);
+}
+
 void lnUnit(const void* ctxp, int64_t unit) {
   const LnCtx& c = *static_cast<const LnCtx*>(ctxp);
   const int64_t r0 = unit * c.rowsPerUnit, r1 = std::min(c.rows, r0 + c.rowsPerUnit);
+  thread_local std::vector<float> sq;
+  sq.resize(static_cast<size_t>(c.C));
   for (int64_t r = r0; r < r1; r++) {
     const float* x = c.x + r * c.C;
     const float* y = c.y + r * c.C;
     float* o = c.out + r * c.C;
     // The sum is written to `out` first (out may alias x or y: each element is read before written).
-    float sum = 0;
-    for (int64_t j = 0; j < c.C; j++) {
-      const float s = c.yBias ? x[j] + (y[j] + c.yBias[j]) : x[j] + y[j];
-      o[j] = s;
-      sum += s;
+    if (c.yBias) {
+      for (int64_t j = 0; j < c.C; j++) o[j] = x[j] + (y[j] + c.yBias[j]);
+    } else {
+      for (int64_t j = 0; j < c.C; j++) o[j] = x[j] + y[j];
     }
-    const float mean = sum / static_cast<float>(c.C);
-    float ss = 0;
+    const float mean = sum16(o, c.C) / static_cast<float>(c.C);
     for (int64_t j = 0; j < c.C; j++) {
       const float d = o[j] - mean;
-      ss += d * d;
+      sq[j] = d * d;
     }
-    const float inv = 1.0f / std::sqrt(ss / static_cast<float>(c.C) + c.eps);
+    const float inv = 1.0f / std::sqrt(sum16(sq.data(), c.C) / static_cast<float>(c.C) + c.eps);
     for (int64_t j = 0; j < c.C; j++) o[j] = (o[j] - mean) * inv * c.gain[j] + c.beta[j];
   }
 }
