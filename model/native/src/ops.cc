@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "matmul.h"
+#include "simd.h"
 
 namespace nemo {
 namespace {
+using namespace simd;
 
 struct LnCtx {
   const float *x, *y, *yBias, *gain, *beta;
@@ -83,6 +85,77 @@ struct AttnCtx {
   float scale;
 };
 
+// One query row q of one head against its T cached rows K, V ([T][D], D = NV * VL): the
+// scores in registers (q held in NV vectors), the softmax's exponentials in vectors, the weighted
+// sum in two sets of accumulators. `p` has room for T rounded up to VL. ~4x the plain loops (a
+// dot product's partial sums through memory, std::exp per score).
+template <int NV>
+void attnRow(const float* q, const float* K, const float* V, int64_t T, float scale, float* p, float* o) {
+  constexpr int D = NV * VL;
+  vf qv[NV];
+  for (int v = 0; v < NV; v++) qv[v] = load(q + v * VL);
+  float mx = -INFINITY;
+  for (int64_t t = 0; t < T; t++) {
+    const float* k = K + t * D;
+    vf s = qv[0] * load(k);
+    for (int v = 1; v < NV; v++) s += qv[v] * load(k + v * VL);
+    const float st = hsum(s) * scale;
+    p[t] = st;
+    mx = std::max(mx, st);
+  }
+  const int64_t Tv = T / VL * VL;
+  vf sv = vf{};
+  for (int64_t t = 0; t < Tv; t += VL) {
+    const vf e = expVec(load(p + t) - mx);
+    store(p + t, e);
+    sv += e;
+  }
+  float sum = hsum(sv);
+  for (int64_t t = Tv; t < T; t++) {
+    p[t] = expVec(vf{} + (p[t] - mx))[0];
+    sum += p[t];
+  }
+  vf a0[NV], a1[NV];
+  for (int v = 0; v < NV; v++) a0[v] = a1[v] = vf{};
+  int64_t t = 0;
+  for (; t + 1 < T; t += 2) {
+    const vf w0 = bcastp(p + t), w1 = bcastp(p + t + 1);
+    for (int v = 0; v < NV; v++) {
+      a0[v] += w0 * load(V + t * D + v * VL);
+      a1[v] += w1 * load(V + (t + 1) * D + v * VL);
+    }
+  }
+  if (t < T) {
+    const vf w0 = bcastp(p + t);
+    for (int v = 0; v < NV; v++) a0[v] += w0 * load(V + t * D + v * VL);
+  }
+  const float inv = 1.0f / sum;
+  for (int v = 0; v < NV; v++) store(o + v * VL, (a0[v] + a1[v]) * inv);
+}
+
+// The same for any head size (D not a multiple of VL, or wider than 8 vectors).
+void attnRowAny(const float* q, const float* K, const float* V, int64_t T, int64_t D, float scale, float* p, float* o) {
+  float mx = -INFINITY;
+  for (int64_t t = 0; t < T; t++) {
+    const float s = dot(q, K + t * D, D) * scale;
+    p[t] = s;
+    mx = std::max(mx, s);
+  }
+  float sum = 0;
+  for (int64_t t = 0; t < T; t++) {
+    p[t] = std::exp(p[t] - mx);
+    sum += p[t];
+  }
+  for (int64_t d = 0; d < D; d++) o[d] = 0.0f;
+  for (int64_t t = 0; t < T; t++) {
+    const float w = p[t];
+    const float* v = V + t * D;
+    for (int64_t d = 0; d < D; d++) o[d] += w * v[d];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t d = 0; d < D; d++) o[d] *= inv;
+}
+
 // Attention of rows [j0, j0 + n) of sequence i for head h: row j (position lens[i] + j) attends
 // to the cached rows 0..lens[i] + j of that head.
 void attnUnit(const void* ctxp, int64_t unit) {
@@ -93,33 +166,26 @@ void attnUnit(const void* ctxp, int64_t unit) {
   const float* K = c.kv[i] + h * c.caps[i] * D;  // head h's rows: [capacity][D], contiguous
   const float* V = c.vv[i] + h * c.caps[i] * D;
   thread_local std::vector<float> p;
-  thread_local std::vector<float> acc;
+  p.resize(static_cast<size_t>((c.lens[i] + j0 + n + VL - 1) / VL * VL));
+  // In a decode step the rows come from memory (the weights streamed through the caches since
+  // the last step); asking for all of them at once keeps more reads in flight than the hardware
+  // prefetcher does for a few KB: 8 sequences x 40 rows x 12 layers 1.7 -> 1.45 ms.
+  for (int64_t o = 0; o < (c.lens[i] + j0 + n) * D; o += 64 / sizeof(float)) {
+    __builtin_prefetch(K + o);
+    __builtin_prefetch(V + o);
+  }
   for (int64_t j = j0; j < j0 + n; j++) {
     const int64_t row = c.rowOff[i] + j;
     const int64_t T = c.lens[i] + j + 1;
     const float* q = c.qkv + row * 3 * C + h * D;
-    p.resize(static_cast<size_t>(T));
-    acc.assign(static_cast<size_t>(D), 0.0f);
-    float mx = -INFINITY;
-    for (int64_t t = 0; t < T; t++) {
-      const float s = dot(q, K + t * D, D) * c.scale;
-      p[t] = s;
-      mx = std::max(mx, s);
-    }
-    float sum = 0;
-    for (int64_t t = 0; t < T; t++) {
-      p[t] = std::exp(p[t] - mx);
-      sum += p[t];
-    }
-    float* a = acc.data();
-    for (int64_t t = 0; t < T; t++) {
-      const float w = p[t];
-      const float* v = V + t * D;
-      for (int64_t d = 0; d < D; d++) a[d] += w * v[d];
-    }
-    const float inv = 1.0f / sum;
     float* o = c.out + row * C + h * D;
-    for (int64_t d = 0; d < D; d++) o[d] = a[d] * inv;
+    switch (D % VL == 0 ? D / VL : 0) {
+#define NEMO_CASE(nv) \
+  case nv: attnRow<nv>(q, K, V, T, c.scale, p.data(), o); break;
+      NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6) NEMO_CASE(7) NEMO_CASE(8)
+#undef NEMO_CASE
+      default: attnRowAny(q, K, V, T, D, c.scale, p.data(), o); break;
+    }
   }
 }
 
