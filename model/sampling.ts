@@ -1,6 +1,7 @@
 // Choosing the next token from logits: repetition penalty, no-repeat n-grams, banned tokens,
 // then greedy (temperature 0) or temperature + top-k + top-p sampling with a seeded PRNG.
 // Works on host Float32Arrays (the logits of one position; ~40k entries for GPT-1).
+import { loadNative } from './native/index.js';
 import { Rng } from './rng.js';
 
 export interface SamplerOptions {
@@ -27,6 +28,33 @@ export function topIndices(values: Float32Array, k: number, ids?: ArrayLike<numb
   k = Math.min(k, n);
   const heap = out && out.length >= k ? out : new Int32Array(k);
   if (k <= 0) return heap.subarray(0, 0);
+  // The native addon's vector loop gives the same indices (it declines NaN and k > 256): over a
+  // GPT-1 vocabulary ~0.1 ms less per sequence and decode step.
+  if (!ids && n >= NATIVE_TOPK_MIN && useNativeTopK) {
+    const got = loadNative()?.topK(values, k, heap) ?? -1;
+    if (got === k) return heap.subarray(0, k);
+  }
+  return topIndicesJs(values, k, ids, heap);
+}
+
+/** Below this many values the JS loop is as quick as a call into the addon. */
+const NATIVE_TOPK_MIN = 4096;
+let useNativeTopK = true;
+
+/** Runs `fn` with topIndices in plain JS (tests compare the two). */
+export function withJsTopK<T>(fn: () => T): T {
+  const was = useNativeTopK;
+  useNativeTopK = false;
+  try {
+    return fn();
+  } finally {
+    useNativeTopK = was;
+  }
+}
+
+/** topIndices' own loop: `heap` has room for k (1 <= k <= n). */
+function topIndicesJs(values: Float32Array, k: number, ids: ArrayLike<number> | undefined, heap: Int32Array): Int32Array {
+  const n = ids ? ids.length : values.length;
   // Heap order: the root is the worst kept index (smallest value; on equal values the larger index).
   let size = 0;
   let rootValue = Infinity;

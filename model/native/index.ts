@@ -29,6 +29,11 @@ export interface NativeAddon {
     counts?: number[]): void;
   /** `out` (K · N rounded up to packWidth columns) = one B ([K, N], or [N, K] when transB) in the kernels' strip layout. */
   packB(b: Float32Array, out: Float32Array, K: number, N: number, transB: number): void;
+  /**
+   * Indices of the k largest values into `out`, largest first, equal values by lower index (as
+   * sampling's topIndices); returns min(k, length), or -1 when `values` holds a NaN or k > 256.
+   */
+  topK(values: Float32Array, k: number, out: Int32Array): number;
   setThreads(n: number): void;
   /** gemvMaxRows: matmuls with at most this many rows stream B; packWidth: packB's strip width */
   info(): { threads: number; isa: string; gemvMaxRows: number; packWidth: number };

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../rng.js';
-import { bannedByNgram, Sampler, topIndices, type SamplerOptions } from '../sampling.js';
+import { loadNative } from '../native/index.js';
+import { bannedByNgram, Sampler, topIndices, withJsTopK, type SamplerOptions } from '../sampling.js';
 
 interface RefOptions {
   temperature: number;
@@ -96,6 +97,40 @@ test('topIndices: the k largest, ties to the lower index, with and without an id
     const ids = Int32Array.from(Array.from({ length: n }, (_, i) => i).filter(() => rng.next() < 0.5).sort(() => rng.next() - 0.5));
     const wantSub = [...ids].sort((a, b) => v[b] - v[a] || a - b).slice(0, k);
     assert.deepEqual([...topIndices(v, k, ids, new Int32Array(k + 1))], wantSub);
+  }
+});
+
+test('topIndices on vocabulary-size inputs: the native loop and the JS loop agree (ties, infinities, NaN, odd lengths)', (t) => {
+  const native = loadNative();
+  if (!native) t.diagnostic('native addon not loaded: only the JS loop is checked');
+  const rng = new Rng(12);
+  for (let trial = 0; trial < 120; trial++) {
+    const n = 4096 + Math.floor(rng.next() * 40000);
+    const kind = trial % 5;
+    const v = Float32Array.from({ length: n }, () => {
+      const x = rng.normal() * 4;
+      return kind === 1 ? Math.round(x) : kind === 2 ? Math.round(x * 8) / 8 : x; // 1, 2: many ties
+    });
+    if (kind === 3) for (let i = 0; i < n; i += 2) v[i] = -Infinity;
+    if (kind === 4) v[Math.floor(rng.next() * n)] = Infinity;
+    if (trial % 17 === 0) v[Math.floor(rng.next() * n)] = NaN; // declined by the addon: the JS loop decides
+    const k = [1, 2, 40, 50, 255, 256, 257, 1000][trial % 8];
+    const want = withJsTopK(() => [...topIndices(v, k)]);
+    assert.deepEqual([...topIndices(v, k)], want, `trial ${trial}: n ${n}, k ${k}`);
+    if (!v.some(Number.isNaN)) {
+      const ref = Array.from({ length: n }, (_, i) => i).sort((a, b) => v[b] - v[a] || a - b).slice(0, k);
+      assert.deepEqual(want, ref);
+    }
+    if (native && k <= 256) {
+      const out = new Int32Array(k);
+      assert.equal(native.topK(v, k, out), v.some(Number.isNaN) ? -1 : k);
+    }
+  }
+  if (native) {
+    assert.equal(native.topK(new Float32Array(5000), 300, new Int32Array(300)), -1);
+    assert.equal(native.topK(new Float32Array(3), 10, new Int32Array(3)), 3);
+    assert.throws(() => native.topK(new Float32Array(10), 5, new Int32Array(4)), /shorter than k/);
+    assert.throws(() => native.topK(new Float32Array(10), 5, new Float32Array(5) as unknown as Int32Array), /Int32Array/);
   }
 });
 

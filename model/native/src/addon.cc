@@ -2,6 +2,7 @@
 // may each load it; they share one process-wide thread pool.
 #include <node_api.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -189,6 +190,28 @@ napi_value DecodeAttention(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// topK(values: Float32Array, k, out: Int32Array): nemo::topK; the count, or -1 (NaN, or k too large).
+napi_value TopK(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float* v;
+  size_t n, lo;
+  int64_t k;
+  void* o = nullptr;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  if (argc != 3 || !GetF32(env, argv[0], &v, &n) || !GetInt(env, argv[1], &k) || k < 0 ||
+      napi_get_typedarray_info(env, argv[2], &type, &lo, &o, &ab, &offset) != napi_ok || type != napi_int32_array) {
+    return Throw(env, "topK: expected (Float32Array values, k >= 0, Int32Array out)");
+  }
+  if (static_cast<int64_t>(lo) < std::min<int64_t>(k, static_cast<int64_t>(n))) return Throw(env, "topK: out is shorter than k");
+  napi_value r;
+  napi_create_int64(env, nemo::topK(v, static_cast<int64_t>(n), k, static_cast<int32_t*>(o)), &r);
+  return r;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -221,6 +244,7 @@ NAPI_MODULE_INIT() {
       {"addLayerNorm", nullptr, AddLayerNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"decodeAttention", nullptr, DecodeAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"packB", nullptr, PackB, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"topK", nullptr, TopK, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

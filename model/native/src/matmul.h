@@ -48,6 +48,11 @@ void addLayerNorm(const float* x, const float* y, const float* yBias, const floa
 void attention(const float* qkv, float* out, float* const* kv, float* const* vv, const int64_t* lens, const int64_t* counts,
                const int64_t* caps, int64_t B, int64_t C, int64_t H, float scale);
 
+// Indices of the k largest values of v[0..n) into out, largest first, equal values by lower
+// index; returns min(k, n), or -1 when v holds a NaN or k > TOPK_MAX (the caller's own loop then).
+constexpr int64_t TOPK_MAX = 256;
+int64_t topK(const float* v, int64_t n, int64_t k, int32_t* out);
+
 // Thread pool size (including the calling thread); set before the first matmul or any time.
 void setThreads(int n);
 int threads();
