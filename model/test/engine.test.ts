@@ -75,6 +75,53 @@ test('long decodes (KV tails merged into the cache block) still equal the refere
   engine.dispose();
 });
 
+test('released caches lend their native KV buffers to later caches, stale rows and all, without changing any logits', async (t) => {
+  if (!nativeOpsActive()) {
+    t.skip('native fused ops off: caches hold tfjs tensors, nothing is pooled');
+    return;
+  }
+  const wide = makeConfig({ vocabSize: 61, nPositions: 200, nEmbd: 32, nLayer: 2, nHead: 4 });
+  const arr = randomArrays(wide, 13);
+  const d = path.join(dir, 'pool');
+  await saveCheckpoint(d, wide, new Map([...arr].map(([n, data]) => [n, { shape: paramSpecs(wide).find((s) => s.name === n)!.shape, data }])));
+  const engine = await engineFrom(d);
+  const check = (ids: number[], l: Float32Array, what: string) =>
+    assert.ok(maxAbsDiff(l, lastRow(referenceLogits(wide, arr, ids))) < 1e-4, `${what}: ${maxAbsDiff(l, lastRow(referenceLogits(wide, arr, ids)))}`);
+  const seq = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * seed + 5) % wide.vocabSize);
+  // a: 70 rows (capacity 128); b: 5 rows (64), then decoded to 70: its 64-row buffers are outgrown.
+  const a = engine.prefill(seq(70, 7)).cache;
+  const bIds = seq(5, 11);
+  const b = engine.prefill(bIds).cache;
+  const b64 = b.nk![0];
+  for (let s = 0; s < 65; s++) {
+    bIds.push((s * 13 + 1) % wide.vocabSize);
+    engine.step([{ cache: b, token: bIds[bIds.length - 1] }]);
+  }
+  assert.notEqual(b.nk![0], b64, 'b grew');
+  const a128 = a.nk![0];
+  engine.release(a);
+  // c takes b's old 64-row buffers, d a's 128-row ones: both full of other sequences' rows.
+  const cIds = seq(10, 17);
+  const c = engine.prefill(cIds);
+  assert.equal(c.cache.nk![0], b64, 'c reuses the outgrown buffers');
+  check(cIds, c.logits, 'c prefill');
+  for (let s = 0; s < 6; s++) {
+    cIds.push((s * 5 + 2) % wide.vocabSize);
+    check(cIds, engine.step([{ cache: c.cache, token: cIds[cIds.length - 1] }])[0], `c step ${s}`);
+  }
+  const dIds = seq(100, 19);
+  const dd = engine.prefill(dIds);
+  assert.equal(dd.cache.nk![0], a128, 'd reuses the released buffers');
+  check(dIds, dd.logits, 'd prefill');
+  dIds.push(3);
+  check(dIds, engine.step([{ cache: dd.cache, token: 3 }])[0], 'd step');
+  // b is unaffected by all of this.
+  bIds.push(9);
+  check(bIds, engine.step([{ cache: b, token: 9 }])[0], 'b step');
+  for (const x of [b, c.cache, dd.cache]) engine.release(x);
+  engine.dispose();
+});
+
 test('chunked prefill (extend after cached tokens and a KV tail) equals the reference', async () => {
   const engine = await engineFrom(hfDir);
   const ids = [3, 14, 15];
