@@ -34,6 +34,11 @@ export interface NativeAddon {
    * sampling's topIndices); returns min(k, length), or -1 when `values` holds a NaN or k > 256.
    */
   topK(values: Float32Array, k: number, out: Int32Array): number;
+  /**
+   * The index of the array's first element on a 2 MB boundary (0 off Linux); from there on the
+   * array is advised to use transparent huge pages. Call before anything writes it.
+   */
+  hugePages(array: Float32Array): number;
   setThreads(n: number): void;
   /** gemvMaxRows: matmuls with at most this many rows stream B; packWidth: packB's strip width */
   info(): { threads: number; isa: string; gemvMaxRows: number; packWidth: number };

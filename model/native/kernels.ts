@@ -38,6 +38,20 @@ let packWidth = 1;
  */
 const packedB = new WeakMap<object, { layout: string; packed?: Float32Array }>();
 
+const HUGE_PAGE_FLOATS = (2 * 2 ** 20) / 4;
+
+/**
+ * A zeroed Float32Array of n floats; from 2 MB up, starting on a 2 MB boundary of a slightly
+ * larger buffer that is advised to use transparent huge pages (the addon's hugePages: the
+ * streaming kernels read ~10% faster). The unused slack is never touched, so never resident.
+ */
+function hugePageArray(n: number): Float32Array {
+  if (n < HUGE_PAGE_FLOATS) return new Float32Array(n);
+  const buf = new Float32Array(n + HUGE_PAGE_FLOATS);
+  const first = addon!.hugePages(buf);
+  return buf.subarray(first, first + n);
+}
+
 /**
  * packB's copy of the B with this data id in this layout: made on its second use (`now`: on
  * this one), undefined before that. `view` gives the unpacked data when the copy is made.
@@ -51,7 +65,7 @@ function packedCopy(dataId: object, view: () => Float32Array, K: number, N: numb
     if (!now) return undefined;
   }
   if (!entry.packed) {
-    entry.packed = new Float32Array(K * Math.ceil(N / packWidth) * packWidth);
+    entry.packed = hugePageArray(K * Math.ceil(N / packWidth) * packWidth);
     addon!.packB(view(), entry.packed, K, N, transB ? 1 : 0);
     counts.packed++;
   }

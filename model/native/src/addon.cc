@@ -3,6 +3,9 @@
 #include <node_api.h>
 
 #include <algorithm>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -212,6 +215,34 @@ napi_value TopK(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// hugePages(array): the index of the array's first element on a 2 MB boundary (0 when not on
+// Linux); from there on the array is advised to be backed by transparent huge pages (THP in its
+// "madvise" or "always" mode). For the packed weights, allocated 2 MB larger and used from that
+// index before anything is written: the streaming kernels then cross a page boundary every 2 MB
+// instead of every 4 KB, where the hardware prefetchers stop (8 rows over a 151 MB matrix: 4.4 ->
+// 3.9 ms; one row: 3.0 -> 2.7 ms).
+napi_value HugePages(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float* p;
+  size_t n;
+  if (argc != 1 || !GetF32(env, argv[0], &p, &n)) return Throw(env, "hugePages: expected a Float32Array");
+  int64_t first = 0;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t HUGE = uintptr_t(2) << 20;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + HUGE - 1) & ~(HUGE - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p + n);
+  if (end > begin) {
+    first = static_cast<int64_t>((begin - reinterpret_cast<uintptr_t>(p)) / sizeof(float));
+    madvise(reinterpret_cast<void*>(begin), (end - begin) & ~(HUGE - 1), MADV_HUGEPAGE);  // advice only: failure is harmless
+  }
+#endif
+  napi_value r;
+  napi_create_int64(env, first, &r);
+  return r;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -245,6 +276,7 @@ NAPI_MODULE_INIT() {
       {"decodeAttention", nullptr, DecodeAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"packB", nullptr, PackB, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"topK", nullptr, TopK, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"hugePages", nullptr, HugePages, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
