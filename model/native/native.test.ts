@@ -6,14 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
 import { Engine } from '../engine.js';
 import { Rng } from '../rng.js';
 import { makeConfig } from '../config.js';
 import { disposeParams, initParams } from '../params.js';
-import { ADDON_PATH, nativeStatus } from './index.js';
+import { ADDON_PATH, loadNative, nativeStatus } from './index.js';
 import { nativeCounts, nativeMatMulActive, setNativeThreads, withoutNative } from './kernels.js';
 import { refMatMul } from '../test/reference.js';
 
@@ -145,6 +145,33 @@ test('a packed B is only reused for the same layout (reshapes and transposes sha
     const r = tf.reshape(w, [40, 48]); // same data, another layout
     for (let i = 0; i < 3; i++) check(tf.tensor2d(rand(2 * 40, i), [2, 40]), r, false, [2, 40], [40, 48]);
     for (let i = 0; i < 3; i++) check(tf.tensor2d(rand(2 * 40, i), [2, 40]), w, true, [2, 40], [48, 40]);
+  });
+});
+
+test('packed weights of 2 MB and more start on a huge-page boundary of a larger buffer and give the same results', { skip }, (t) => {
+  const addon = loadNative()!;
+  const buf = new Float32Array(3 * 2 ** 19);
+  const first = addon.hugePages(buf);
+  assert.ok(Number.isInteger(first) && first >= 0 && first < 2 ** 19, `first index ${first}`);
+  if (process.platform === 'linux') {
+    buf.fill(1, first); // touch the advised part: huge pages where THP allows (a diagnostic, not a requirement)
+    const smaps = existsSync('/proc/self/smaps_rollup') ? readFileSync('/proc/self/smaps_rollup', 'utf8') : '';
+    const thp = existsSync('/sys/kernel/mm/transparent_hugepage/enabled') ? readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').trim() : 'absent';
+    t.diagnostic(`THP ${thp}; ${/AnonHugePages:.*/.exec(smaps)?.[0] ?? 'no AnonHugePages line'}`);
+  }
+  tf.tidy(() => {
+    const K = 768;
+    const N = 1000; // 3 MB: its packed copy comes from the huge-page path
+    const wData = rand(K * N, 21);
+    const w = tf.tensor2d(wData, [K, N]);
+    const before = nativeCounts().packed;
+    for (let i = 0; i < 3; i++) {
+      const M = [1, 8, 40][i];
+      const a = rand(M * K, 30 + i);
+      const got = tf.matMul(tf.tensor2d(a, [M, K]), w).dataSync();
+      assert.ok(maxErr(got, refMatMul(a, [M, K], wData, [K, N], false, false), K) < 1e-5, `M ${M}`);
+    }
+    assert.equal(nativeCounts().packed, before + 1, 'packed once, on the second use');
   });
 });
 
