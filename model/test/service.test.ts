@@ -92,9 +92,14 @@ test('timeouts: a running request ends with finishReason timeout, a queued one r
   const gen = await createGenerator({ modelDir, maxBatch: 1, maxQueue: 4 });
   try {
     const a = firstChunk();
-    // The tiny model can produce 500 tokens in well under 400 ms: the timeout must be far shorter.
-    const running = gen.generate({ prompt: PROMPT, maxNewTokens: 500, minNewTokens: 500, timeoutMs: 100, onText: a.onText });
-    const waiting = gen.generate({ prompt: PROMPT, maxNewTokens: 5, timeoutMs: 50 });
+    // The tiny model's speed depends on the machine (500 tokens took 80-400 ms): time it, then
+    // set timeouts well inside that span, so the first request is still running when its
+    // timeout comes and the second one is still queued behind it.
+    const t0 = performance.now();
+    await gen.generate({ prompt: PROMPT, maxNewTokens: 500, minNewTokens: 500 });
+    const full = performance.now() - t0;
+    const running = gen.generate({ prompt: PROMPT, maxNewTokens: 500, minNewTokens: 500, timeoutMs: Math.max(1, Math.round(full / 5)), onText: a.onText });
+    const waiting = gen.generate({ prompt: PROMPT, maxNewTokens: 5, timeoutMs: Math.max(1, Math.round(full / 10)) });
     await assert.rejects(waiting, GeneratorTimeoutError);
     const r = await running;
     assert.equal(r.finishReason, 'timeout');
