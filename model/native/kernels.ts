@@ -48,7 +48,7 @@ const HUGE_PAGE_FLOATS = (2 * 2 ** 20) / 4;
 export function hugePageArray(n: number): Float32Array {
   if (n < HUGE_PAGE_FLOATS || !addon) return new Float32Array(n);
   const buf = new Float32Array(n + HUGE_PAGE_FLOATS);
-  const first = addon!.hugePages(buf);
+  const first = addon.hugePages(buf);
   return buf.subarray(first, first + n);
 }
 
