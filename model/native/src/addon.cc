@@ -19,7 +19,9 @@ napi_value Throw(napi_env env, const std::string& msg) {
   return nullptr;
 }
 
-bool GetF32(napi_env env, napi_value v, float** data, size_t* length) {
+// A typed array of the given type: its data (at its offset) and length in elements.
+template <typename T>
+bool GetTyped(napi_env env, napi_value v, napi_typedarray_type want, T** data, size_t* length) {
   bool is = false;
   if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
   napi_typedarray_type type;
@@ -27,10 +29,12 @@ bool GetF32(napi_env env, napi_value v, float** data, size_t* length) {
   size_t offset;
   void* p = nullptr;
   if (napi_get_typedarray_info(env, v, &type, length, &p, &ab, &offset) != napi_ok) return false;
-  if (type != napi_float32_array) return false;
-  *data = static_cast<float*>(p);
+  if (type != want) return false;
+  *data = static_cast<T*>(p);
   return true;
 }
+
+bool GetF32(napi_env env, napi_value v, float** data, size_t* length) { return GetTyped(env, v, napi_float32_array, data, length); }
 
 bool GetInt(napi_env env, napi_value v, int64_t* out) {
   return napi_get_value_int64(env, v, out) == napi_ok;
@@ -199,19 +203,15 @@ napi_value TopK(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   float* v;
+  int32_t* o;
   size_t n, lo;
   int64_t k;
-  void* o = nullptr;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
-  if (argc != 3 || !GetF32(env, argv[0], &v, &n) || !GetInt(env, argv[1], &k) || k < 0 ||
-      napi_get_typedarray_info(env, argv[2], &type, &lo, &o, &ab, &offset) != napi_ok || type != napi_int32_array) {
+  if (argc != 3 || !GetF32(env, argv[0], &v, &n) || !GetInt(env, argv[1], &k) || k < 0 || !GetTyped(env, argv[2], napi_int32_array, &o, &lo)) {
     return Throw(env, "topK: expected (Float32Array values, k >= 0, Int32Array out)");
   }
   if (static_cast<int64_t>(lo) < std::min<int64_t>(k, static_cast<int64_t>(n))) return Throw(env, "topK: out is shorter than k");
   napi_value r;
-  napi_create_int64(env, nemo::topK(v, static_cast<int64_t>(n), k, static_cast<int32_t*>(o)), &r);
+  napi_create_int64(env, nemo::topK(v, static_cast<int64_t>(n), k, o), &r);
   return r;
 }
 
