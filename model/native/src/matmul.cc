@@ -632,14 +632,16 @@ void gemm(const MatMulArgs& x) {
   GemmCtx c;
   c.x = &x;
   // Row blocks of at most MC_MAX rows, of equal size (in whole micro-panels): each reads all of
-  // B, so 104 rows are 2 x 52, not 96 + 8 (a prefill of 8 short prompts: 115 -> 99 ms).
+  // B, so 104 rows are 2 x 52, not 96 + 8.
   const int64_t blocks = (x.M + MC_MAX - 1) / MC_MAX;
   c.mc = ((x.M + blocks - 1) / blocks + MR - 1) / MR * MR;
   c.rowBlocks = (x.M + c.mc - 1) / c.mc;
   // Wide units when B is packed, but at least ~8 of them (shapes only: the split must not depend
-  // on the thread count) so that the threads stay balanced on narrow matrices.
+  // on the thread count) so that the threads stay balanced on narrow matrices, down to 2 strips
+  // (a 768-column weight in one row block had 3 units for 2 threads: prompts of 20-90 rows
+  // 5-12% slower).
   c.ncu = x.packedB ? NCU_PACKED : NCU;
-  while (c.ncu > NCU && x.batch * c.rowBlocks * ((x.N + c.ncu - 1) / c.ncu) < 8) c.ncu -= NR;
+  while (c.ncu > 2 * NR && x.batch * c.rowBlocks * ((x.N + c.ncu - 1) / c.ncu) < 8) c.ncu -= NR;
   c.colBlocks = (x.N + c.ncu - 1) / c.ncu;
   const bool small = x.batch * x.M * x.K * x.N < SMALL_MACS;
   parallelFor(x.batch * c.rowBlocks * c.colBlocks, gemmUnit, &c, small);
