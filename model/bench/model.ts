@@ -186,11 +186,15 @@ async function main(): Promise<void> {
         oneCoreMs: +(bytesPerToken / 25e9 * 1000).toFixed(1),
         twoCoresMs: +(bytesPerToken / 50e9 * 1000).toFixed(1),
       },
+      // The weights' read rate one stream reached in each round (bytes per token x tokens/s, a lower
+      // bound): on a shared host it moves with the neighbours' memory traffic, and with it the
+      // single-stream figure and the 8-vs-1 ratio (a batch-8 step is compute-bound).
+      singleStreamGBs: (runs['1'] ?? []).map((m) => +((bytesPerToken * m.tokensPerSecond) / 1e9).toFixed(1)),
     };
     rt.engine.dispose();
     if (args.json) console.log(JSON.stringify(result, null, 2));
     else {
-      if (ratios.length) log(`8 streams vs 1: ${result.batchSpeedup8}x (median of rounds: ${result.batchSpeedup8Rounds.join(', ')})`);
+      if (ratios.length) log(`8 streams vs 1: ${result.batchSpeedup8}x (median of rounds: ${result.batchSpeedup8Rounds.join(', ')}; one stream read the weights at ${result.singleStreamGBs.join(', ')} GB/s)`);
       log(`peak RSS ${result.peakRssMB} MB; floor: ${result.bandwidthFloor.bytesPerTokenMB} MB/token → ${result.bandwidthFloor.oneCoreMs} ms on one core, ${result.bandwidthFloor.twoCoresMs} ms on two`);
       log(`machine: ${result.machine.cpus} vCPU ${result.machine.model}, load average ${result.machine.loadavg.join(' ')} (shared machine: figures are noisy)`);
     }
