@@ -39,6 +39,7 @@ export class Batcher {
   private closed = false;
   private steps = 0;
   private tokens = 0;
+  private logitsBuf?: Float32Array;
 
   /**
    * `prefillChunk`: prompt tokens fed per iteration while other requests are decoding, so a long
@@ -225,7 +226,9 @@ export class Batcher {
   }
 
   private step(): void {
-    const logits = this.engine.step(this.active.map((a) => ({ cache: a.cache, token: a.next })));
+    // The logits are consumed below, before the next step: one buffer serves every step.
+    this.logitsBuf ??= new Float32Array(this.maxBatch * this.engine.config.vocabSize);
+    const logits = this.engine.step(this.active.map((a) => ({ cache: a.cache, token: a.next })), this.logitsBuf);
     this.steps++;
     this.tokens += logits.length;
     const finished: number[] = [];

@@ -162,6 +162,23 @@ test('batched decoding of sequences of different lengths equals one-at-a-time de
     members.forEach((i, j) => assert.ok(maxAbsDiff(out[j], single[i][s]) < 1e-5, `seq ${i} step ${s}`));
   }
   caches.forEach(disposeCache);
+  // A step may write into the caller's buffer (the batcher's): the same logits, as views of it;
+  // a buffer too small is not used.
+  const into = new Float32Array(3 * cfg.vocabSize + 5).fill(NaN);
+  const again = prompts.map((p) => engine.prefill(p).cache);
+  const viaInto = engine.step(again.map((c, i) => ({ cache: c, token: next[i][0] })), into);
+  viaInto.forEach((l, i) => {
+    assert.ok(maxAbsDiff(l, single[i][0]) < 1e-5, `into: seq ${i}`);
+    if (nativeOpsActive()) assert.equal(l.buffer, into.buffer, 'the logits are views of the given buffer');
+  });
+  const small = new Float32Array(cfg.vocabSize);
+  const viaSmall = engine.step(again.map((c, i) => ({ cache: c, token: next[i][1] })), small);
+  viaSmall.forEach((l, i) => {
+    assert.notEqual(l.buffer, small.buffer);
+    assert.ok(maxAbsDiff(l, single[i][1]) < 1e-5, `too small: seq ${i}`);
+  });
+  assert.ok(small.every((x) => x === 0), 'a buffer too small is left alone');
+  again.forEach(disposeCache);
   assert.equal(tf.memory().numTensors, before, 'prefill and decode steps leak no tensors');
   engine.dispose();
 });
