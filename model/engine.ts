@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { headSize, type GptConfig } from './config.js';
 import { checkIds } from './gpt.js';
 import type { NativeAddon } from './native/index.js';
-import { addLayerNorm, decodeAttention, hugePageArray, matMulGelu, nativeAddon, nativeOpsActive, packedWeight, tensorView } from './native/kernels.js';
+import { addLayerNorm, decodeAttention, matMulGelu, nativeAddon, nativeOpsActive, packedWeight, tensorView } from './native/kernels.js';
 import type { GptParams } from './params.js';
 import { checkShard, shardFromParams, SINGLE, vocabRange, type ShardSpec } from './shard.js';
 import type { ShardComm } from './shard-comm.js';
@@ -524,9 +524,10 @@ export class Engine implements InferenceEngine {
     }
     const D = C / this.hs;
     if (cache.nk.length === L) this.poolKv([...cache.nk], [...cache.nv!]); // the outgrown buffers
-    // One block for every layer's keys and values, on huge pages when large enough: a decode
-    // step's attention reads 8 caches ~12% faster than from 24 separate arrays each.
-    const block = hugePageArray(2 * L * cap * C);
+    // One block for every layer's keys and values: one allocation instead of 24 (a pass making 8
+    // new GPT-1 caches: 36-48 -> 30-37 ms). Not on huge pages: faulting those in (the kernel
+    // compacts memory for them) cost ~5 ms more per new cache than the attention gained.
+    const block = new Float32Array(2 * L * cap * C);
     const grow = (old: Float32Array | undefined, i: number) => {
       const b = block.subarray(i * cap * C, (i + 1) * cap * C);
       // each head's first `length` rows move to the head's new block

@@ -45,7 +45,7 @@ const HUGE_PAGE_FLOATS = (2 * 2 ** 20) / 4;
  * larger buffer that is advised to use transparent huge pages (the addon's hugePages: the
  * streaming kernels read ~10% faster). The unused slack is never touched, so never resident.
  */
-export function hugePageArray(n: number): Float32Array {
+function hugePageArray(n: number): Float32Array {
   if (n < HUGE_PAGE_FLOATS || !addon) return new Float32Array(n);
   const buf = new Float32Array(n + HUGE_PAGE_FLOATS);
   const first = addon.hugePages(buf);
