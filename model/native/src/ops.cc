@@ -22,17 +22,27 @@ struct LnCtx {
   float eps;
 };
 
-// Sum in 16 interleaved partial sums, then pairwise (vectorised by the compiler; a fixed order).
-// One running float sum is a chain of dependent adds: 768 of them took ~1 us per row.
-inline float sum16(const float* a, int64_t n) {
+// Sum of term(0..n) in 16 interleaved partial sums, then pairwise (vectorised by the compiler;
+// a fixed order). One running float sum is a chain of dependent adds: 768 of them took ~1 us
+// per row.
+template <typename Term>
+inline float sum16(int64_t n, Term term) {
   float acc[16] = {};
   int64_t d = 0;
   for (; d + 16 <= n; d += 16)
-    for (int j = 0; j < 16; j++) acc[j] += a[d + j];
-  for (; d < n; d++) acc[d & 15] += a[d];
-  for (int j = 0; j < 8; j++) acc[j] += acc[j + 8];
+    for (int j = 0; j < 16; j++) acc[j] += term(d + j);
+  for (; d < n; d++) acc[d & 15] += term(d);
+  for (int j = 0; j < 8; j++) acc[j] += acc[j + 8];  // pairwise, in vectors
   for (int j = 0; j < 4; j++) acc[j] += acc[j + 4];
   return (acc[0] + acc[2]) + (acc[1] + acc[3]);
+}
+
+inline float sum16(const float* a, int64_t n) {
+  return sum16(n, [a](int64_t d) { return a[d]; });
+}
+
+inline float dot(const float* a, const float* b, int64_t n) {
+  return sum16(n, [a, b](int64_t d) { return a[d] * b[d]; });
 }
 
 void lnUnit(const void* ctxp, int64_t unit) {
@@ -58,18 +68,6 @@ void lnUnit(const void* ctxp, int64_t unit) {
     const float inv = 1.0f / std::sqrt(sum16(sq.data(), c.C) / static_cast<float>(c.C) + c.eps);
     for (int64_t j = 0; j < c.C; j++) o[j] = (o[j] - mean) * inv * c.gain[j] + c.beta[j];
   }
-}
-
-// Dot product in 16 interleaved partial sums (vectorised by the compiler; fixed order).
-inline float dot(const float* a, const float* b, int64_t n) {
-  float acc[16] = {};
-  int64_t d = 0;
-  for (; d + 16 <= n; d += 16)
-    for (int j = 0; j < 16; j++) acc[j] += a[d + j] * b[d + j];
-  for (; d < n; d++) acc[d & 15] += a[d] * b[d];
-  for (int j = 0; j < 8; j++) acc[j] += acc[j + 8];  // pairwise, in vectors
-  for (int j = 0; j < 4; j++) acc[j] += acc[j + 4];
-  return (acc[0] + acc[2]) + (acc[1] + acc[3]);
 }
 
 struct AttnCtx {
