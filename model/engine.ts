@@ -139,7 +139,7 @@ export class Engine implements InferenceEngine {
   private readonly sT: tf.Tensor2D;
   private readonly all: tf.Tensor[] = [];
   private nextId = 1;
-  private readonly kvPool = new Map<number, Array<{ nk: Float32Array[]; nv: Float32Array[] }>>();
+  private readonly kvPool = new Map<number, Array<{ nk: Float32Array[]; nv: Float32Array[]; bytes: number }>>();
   private kvPooledBytes = 0;
   private disposed = false;
   /** forwardDirect's activations, grown to the largest pass so far (rows of C, 3C and nInner floats) */
@@ -216,7 +216,7 @@ export class Engine implements InferenceEngine {
     const cap = nk[0].length / this.cs;
     let list = this.kvPool.get(cap);
     if (!list) this.kvPool.set(cap, (list = []));
-    list.push({ nk, nv });
+    list.push({ nk, nv, bytes });
     this.kvPooledBytes += bytes;
   }
 
@@ -517,7 +517,7 @@ export class Engine implements InferenceEngine {
     cap = Math.min(cap, Math.max(rows, this.config.nPositions));
     const pooled = !cache.nk.length ? this.kvPool.get(cap)?.pop() : undefined;
     if (pooled) {
-      this.kvPooledBytes -= 2 * pooled.nk.reduce((a, b) => a + b.byteLength, 0);
+      this.kvPooledBytes -= pooled.bytes;
       cache.nk = pooled.nk;
       cache.nv = pooled.nv;
       return;

@@ -113,8 +113,8 @@ export class ParallelEngine implements InferenceEngine {
     return this.local.extend(cache, ids);
   }
 
-  /** `into` is not used: the logits come from the shards. */
-  step(items: Array<{ cache: KvCache; token: number }>, _into?: Float32Array): Float32Array[] {
+  /** (No `into`: the logits come from the shards.) */
+  step(items: Array<{ cache: KvCache; token: number }>): Float32Array[] {
     if (items.length > MAX_BATCH_ROWS) throw new Error(`at most ${MAX_BATCH_ROWS} sequences per step`);
     this.local.validateStep(items);
     this.post({ op: 'step', items: items.map((it) => ({ id: it.cache.id, token: it.token })) });
