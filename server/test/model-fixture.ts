@@ -31,3 +31,31 @@ export async function tinyGenerator(opts: { maxBatch?: number; maxQueue?: number
     },
   };
 }
+
+/**
+ * The same generator, but each streamed piece reaches the caller at least `gapMs` after the one
+ * before, as from a slower model on a busy host. The browser test needs this to watch a reply
+ * grow: the tiny model can finish 60 tokens before the first network read, and then every piece
+ * arrives in one chunk. Text, counts and finish reason are the model's own.
+ */
+export function pacedGenerator(inner: TextGenerator, gapMs: number): TextGenerator {
+  return {
+    info: () => inner.info(),
+    countTokens: (text) => inner.countTokens(text),
+    stats: () => inner.stats(),
+    close: () => inner.close(),
+    async generate(request) {
+      const onText = request.onText;
+      if (!onText) return inner.generate(request);
+      let chain = Promise.resolve();
+      const result = await inner.generate({
+        ...request,
+        onText: (chunk) => {
+          chain = chain.then(() => new Promise((resolve) => setTimeout(resolve, gapMs))).then(() => onText(chunk));
+        },
+      });
+      await chain;
+      return result;
+    },
+  };
+}
