@@ -45,7 +45,7 @@ const shapes = (M: number, K: number, N: number, ta = false, tb = false, batchA?
 });
 
 const CASES: Case[] = [];
-for (const M of [1, 2, 3, 7, 8, 64, 129]) {
+for (const M of [1, 2, 3, 4, 7, 8, 64, 129]) {
   for (const [K, N] of [[1, 5], [5, 17], [17, 1], [768, 17], [17, 3072], [64, 300]]) CASES.push(shapes(M, K, N));
 }
 for (const [ta, tb] of [[true, false], [false, true], [true, true]]) {
@@ -112,7 +112,7 @@ test('fused matmul: bias and relu (and linear) natively, same as the wasm kernel
 test('results are bit-identical for 1 and 2 threads, and with a packed B', { skip }, () => {
   const threads = nativeStatus().threads ?? 1;
   try {
-    for (const [M, K, N] of [[1, 768, 3072], [3, 768, 40478], [8, 300, 700], [129, 768, 300], [256, 64, 1000]]) {
+    for (const [M, K, N] of [[1, 768, 3072], [3, 768, 40478], [4, 96, 1001], [7, 64, 333], [8, 300, 700], [129, 768, 300], [256, 64, 1000]]) {
       const a = tf.tensor2d(rand(M * K, 1), [M, K]);
       const w = tf.tensor2d(rand(K * N, 2), [K, N]);
       const runs: Float32Array[] = [];

@@ -5,7 +5,7 @@
 //  - GEMV-style streaming for M <= 8 rows (14 with AVX-512: decode, short prompts): B's columns
 //    are cut into chunks (192, or 256 for wide B), each streamed once for all rows with every
 //    row's accumulators in registers over the whole K (more rows than registers allow: row
-//    passes over each strip while it is in cache). Memory-bound: threads split the chunks. A B
+//    passes over each panel while it is in cache). Memory-bound: threads split the chunks. A B
 //    used more than once is given in packB's layout (strips of NR columns, [K][NR]): sequential.
 //  - GEMM for larger M (prefill, training), in the manner of BLIS: units of (balanced) row blocks x NCU
 //    columns; per K block of KC the unit packs A into MR-row micro-panels and B into NR-column
@@ -201,24 +201,24 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // GEMV-style kernel (M <= GEMV_MAX_M). A is given k-major ([K][M]) per batch entry.
 //
-// Units of work are column chunks of GEMV_CW. Within a chunk, panels narrow enough that every
-// row's accumulators stay in registers for the whole K; each panel streams its rows of B once.
-// More rows than fit the registers (PASS_MAX) are done in row passes over each strip while it is
-// in cache. Every output element is one FMA chain in k order, whatever R, the panel width, the
-// passes, the packing or the thread count. packB's layout: strips of PW (= the GEMM's NR)
-// columns, each [K][PW] contiguous (zero-padded to PW), strips in column order — so a panel
-// reads NV*VL/PW sequential streams, and the GEMM reads a strip's K block as its packed B panel.
+// Units of work are column chunks of GEMV_CW. Within a chunk, panels of NV vectors, narrow enough
+// that every row's accumulators stay in registers for the whole K; each panel streams its rows of
+// B once. More rows than fit the registers (PASS_MAX) are done in row passes over each panel while
+// it is in cache. Every output element is one FMA chain in k order, whatever R, the panel width,
+// the passes, the packing or the thread count. packB's layout: strips of PW (= the GEMM's NR)
+// columns, each [K][PW] contiguous (zero-padded to PW), strips in column order — so a panel reads
+// one sequential stream per strip it touches, and the GEMM reads a strip's K block as its packed
+// B panel.
 
 // Chunk width for wide B; narrow B (N < 8192) uses 192 (4 chunks of a 768-column weight, for
 // balance). Longer runs of consecutive strips per thread stream better than 64-column chunks
 // (batch 8 over GPT-1's layers: 11.3-11.5 -> 10.8-11.5 ms).
 constexpr int GEMV_CW = 256;
 constexpr int GEMV_CW_NARROW = 192;
-constexpr int ACC_REGS = VL == 16 ? 16 : 8;
 constexpr int PW = NR;                   // packed strip width
 constexpr int VPS = PW / VL;             // vectors per strip
-// Rows per pass: accumulators for R rows x one strip, the strip's vectors and a broadcast fit
-// the registers (16 on AVX2: 6 x 2 + 2 + 1).
+// Rows in one pass: 14 on AVX-512 (every row count the streaming kernel takes); 6 with 16
+// registers (6 x 2 accumulators, 2 B vectors and a broadcast), so 7-8 rows take two passes.
 #if NEMO_VL == 16
 constexpr int PASS_MAX = 14;
 #define NEMO_PASS_ROWS                                                                                              \
@@ -228,7 +228,25 @@ constexpr int PASS_MAX = 14;
 constexpr int PASS_MAX = 6;
 #define NEMO_PASS_ROWS NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6)
 #endif
+// Vectors per panel for R rows: R x NV accumulators, the NV B vectors and a broadcast fit the
+// registers. With 16 registers, 3-4 rows take 3 vectors (12 accumulators rather than 8, and 1.5
+// strips' streams rather than one: 3-4 rows over GPT-1's weights 8% faster, 5% with B in cache).
+// Panels need not start on a strip.
+template <int R>
+constexpr int panelVectors() {
+  if constexpr (VL == 16) {
+    constexpr int n = 16 / R >= 16 ? 16 : 16 / R >= 8 ? 8 : 16 / R >= 4 ? 4 : 16 / R >= 2 ? 2 : 1;
+    return n < VPS ? VPS : n;
+  } else {
+    return R == 1 ? 8 : R == 2 ? 4 : R <= 4 ? 3 : 2;
+  }
+}
 // (NEMO_PASS_ROWS: a switch's cases for 1..PASS_MAX rows, with the NEMO_CASE of the switch.)
+// Row passes (more rows than PASS_MAX): passes of at most MP_ROWS rows over panels of MP_NV
+// vectors (8 rows as 4 + 4 over 3-vector panels rather than strips: 15-24% faster with B in cache,
+// the same from memory).
+constexpr int MP_ROWS = 4;
+constexpr int MP_NV = panelVectors<MP_ROWS>();
 
 struct GemvCtx {
   const MatMulArgs* x;
@@ -238,22 +256,33 @@ struct GemvCtx {
   int cw;            // chunk width (depends on N only)
 };
 
-// B(k, vector v) = b + (v / VPS) * stripStride + k * ldb + (v % VPS) * VL. Plain [K, N]:
-// stripStride = PW, ldb = N. Packed: stripStride = K * PW, ldb = PW (and padded: full loads OK).
-// pf (multi-pass, packed): this pass's share of the next strip to prefetch, one row (cache line)
-// every pfEvery k: the passes over a strip in cache then keep DRAM busy with the next one.
-template <int R, int NV>
-void gemvPanel(const float* a, int64_t lda, int64_t K, const float* b, int64_t ldb, int64_t stripStride, bool padded, int ncols,
-               float* out, int64_t ldo, const float* bias, int act, const float* pf = nullptr, int pfEvery = 1) {
+// The panel's vector v is vector v0 + v of the strip at b: B(k, v) = b + ((v0 + v) / VPS) *
+// stripStride + k * ldb + ((v0 + v) % VPS) * VL. Plain [K, N]: stripStride = PW, ldb = N.
+// Packed: stripStride = K * PW, ldb = PW (and padded: full loads OK up to the strip's end).
+// pf (row passes over packed B): this pass's share of the next panel to prefetch, one row (cache
+// line) of each of its pfStrips strips every pfEvery k, so that DRAM stays busy while the passes
+// over this panel compute from cache.
+// (v0 is a template parameter, so that each vector's address stays a strip base plus a constant.)
+template <int R, int NV, int v0>
+void gemvPanel(const float* a, int64_t lda, int64_t K, const float* b, int64_t ldb, int64_t stripStride, bool padded,
+               int ncols, float* out, int64_t ldo, const float* bias, int act, const float* pf, int pfEvery, int pfStrips) {
   constexpr int W = NV * VL;
   vf acc[R][NV];
   for (int r = 0; r < R; r++)
     for (int v = 0; v < NV; v++) acc[r][v] = vf{};
   if (padded || ncols == W) {
     const float* bs[NV];
-    for (int v = 0; v < NV; v++) bs[v] = b + (v / VPS) * stripStride + (v % VPS) * VL;
+    for (int v = 0; v < NV; v++) bs[v] = b + ((v0 + v) / VPS) * stripStride + ((v0 + v) % VPS) * VL;
+    // A countdown, not k % pfEvery: a division per k cost more than the k step's multiply-adds
+    // (AVX2 at 8 rows, two passes: 0.18 -> 0.12 ms for a cached 768 x 768).
+    int until = 0;
+    const float* pfp = pf;
     for (int64_t k = 0; k < K; k++) {
-      if (pf && k % pfEvery == 0) __builtin_prefetch(pf + (k / pfEvery) * PW, 0, 3);
+      if (pf && --until < 0) {
+        for (int st = 0; st < pfStrips; st++) __builtin_prefetch(pfp + st * stripStride, 0, 3);
+        pfp += PW;
+        until = pfEvery - 1;
+      }
       vf bv[NV];
       for (int v = 0; v < NV; v++) {
         bv[v] = load(bs[v] + k * ldb);
@@ -265,11 +294,11 @@ void gemvPanel(const float* a, int64_t lda, int64_t K, const float* b, int64_t l
       }
     }
   } else {
-    // Unpacked ragged edge (stripStride == PW: columns are contiguous in a row).
+    // Unpacked ragged edge (stripStride == PW: a row's columns are contiguous).
     alignas(64) float tmp[W];
     std::memset(tmp, 0, sizeof tmp);
     for (int64_t k = 0; k < K; k++) {
-      std::memcpy(tmp, b + k * ldb, ncols * sizeof(float));
+      std::memcpy(tmp, b + v0 * VL + k * ldb, ncols * sizeof(float));
       vf bv[NV];
       for (int v = 0; v < NV; v++) bv[v] = load(tmp + v * VL);
       for (int r = 0; r < R; r++) {
@@ -301,36 +330,65 @@ void gemvPanel(const float* a, int64_t lda, int64_t K, const float* b, int64_t l
   }
 }
 
-// One chunk in one pass (R <= PASS_MAX rows): b/out/bias at its first column.
+// One panel of NV vectors starting at vector v of the chunk at b (out and bias at the chunk's first
+// column too). pf: see gemvPanel.
+template <int R, int NV>
+void gemvPanelAt(int v, const float* a, int64_t lda, int64_t K, const float* b, int64_t ldb, int64_t stripStride,
+                 bool padded, int ncols, float* out, int64_t ldo, const float* bias, int act, const float* pf = nullptr,
+                 int pfEvery = 1, int pfStrips = 0) {
+  const int c0 = v * VL;
+  const float* sb = b + (v / VPS) * stripStride;
+  const int w = std::min(NV * VL, ncols - c0);
+  float* o = out + c0;
+  const float* bi = bias ? bias + c0 : nullptr;
+  static_assert(VPS == 2, "a panel starts at vector 0 or 1 of a strip");
+  if (v % VPS == 0) gemvPanel<R, NV, 0>(a, lda, K, sb, ldb, stripStride, padded, w, o, ldo, bi, act, pf, pfEvery, pfStrips);
+  else gemvPanel<R, NV, 1>(a, lda, K, sb, ldb, stripStride, padded, w, o, ldo, bi, act, pf, pfEvery, pfStrips);
+}
+
+// The strips holding vectors [v, v + n) of the chunk at b, for prefetching: first strip, count.
+inline int stripsOf(int v, int n, const float* b, int64_t stripStride, const float** first) {
+  *first = b + (v / VPS) * stripStride;
+  return (v + n - 1) / VPS - v / VPS + 1;
+}
+
+// One chunk in one pass (R <= PASS_MAX rows): panels of panelVectors<R>(), then the rest.
 template <int R>
 void gemvChunk(const float* a, int64_t lda, int64_t K, const float* b, int64_t ldb, int64_t stripStride, bool padded, int ncols,
                float* out, int64_t ldo, const float* bias, int act) {
-  constexpr int NV0 = ACC_REGS / R >= 16 ? 16 : ACC_REGS / R >= 8 ? 8 : ACC_REGS / R >= 4 ? 4 : ACC_REGS / R >= 2 ? 2 : 1;
-  constexpr int NV = NV0 < VPS ? VPS : NV0;  // at least one strip wide
-  constexpr int W = NV * VL;
-  static_assert(W % PW == 0 && GEMV_CW_NARROW % PW == 0 && GEMV_CW % PW == 0, "panels and chunks are whole strips");
-  int p0 = 0;
-  for (; p0 + W <= ncols; p0 += W) {
-    gemvPanel<R, NV>(a, lda, K, b + (p0 / PW) * stripStride, ldb, stripStride, padded, W, out + p0, ldo,
-                     bias ? bias + p0 : nullptr, act);
-  }
-  for (; p0 < ncols; p0 += PW) {  // the rest strip by strip (a packed B has no strips beyond N)
-    const int w = std::min(PW, ncols - p0);
-    gemvPanel<R, VPS>(a, lda, K, b + (p0 / PW) * stripStride, ldb, stripStride, padded, w, out + p0, ldo,
-                      bias ? bias + p0 : nullptr, act);
-  }
+  constexpr int NV = panelVectors<R>();
+  const int nvec = (ncols + VL - 1) / VL;
+  int v = 0;
+  // (Prefetching the next panel here, as the row passes do, gained 5-10% at 3-6 rows with GPT-1's
+  // weights coming from memory, but cost 12-19% when they were in cache, as the shipped model's are.)
+  for (; v + NV <= nvec; v += NV) gemvPanelAt<R, NV>(v, a, lda, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act);
+  for (; v + 2 <= nvec; v += 2) gemvPanelAt<R, 2>(v, a, lda, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act);
+  if (v < nvec) gemvPanelAt<R, 1>(v, a, lda, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act);
 }
 
-// One strip for R <= PASS_MAX rows (the multi-pass path).
-void gemvStrip(int R, const float* a, int64_t lda, int64_t K, const float* b, int64_t ldb, int64_t stripStride, bool padded, int ncols,
-               float* out, int64_t ldo, const float* bias, int act, const float* pf, int pfEvery) {
-  switch (R) {
-#define NEMO_CASE(n) \
-  case n: gemvPanel<n, VPS>(a, lda, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act, pf, pfEvery); break;
-    NEMO_PASS_ROWS
+// One pass of R <= MP_ROWS rows over a panel of nv <= MP_NV vectors (the row-pass path).
+template <int R>
+void gemvPassRows(int nv, int v, const float* a, int64_t lda, int64_t K, const float* b, int64_t ldb, int64_t stripStride,
+                  bool padded, int ncols, float* out, int64_t ldo, const float* bias, int act, const float* pf, int pfEvery,
+                  int pfStrips) {
+  static_assert(MP_NV <= 4, "the cases below");
+#define NEMO_CASE(n)                                                                                                      \
+  case n:                                                                                                                 \
+    if constexpr (n <= MP_NV)                                                                                             \
+      gemvPanelAt<R, n>(v, a, lda, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act, pf, pfEvery, pfStrips); \
+    break;
+  switch (nv) { NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) default: break; }
 #undef NEMO_CASE
-    default: break;
-  }
+}
+
+void gemvPass(int R, int nv, int v, const float* a, int64_t lda, int64_t K, const float* b, int64_t ldb, int64_t stripStride,
+              bool padded, int ncols, float* out, int64_t ldo, const float* bias, int act, const float* pf, int pfEvery,
+              int pfStrips) {
+  static_assert(MP_ROWS == 4, "the cases below");
+#define NEMO_CASE(r) \
+  case r: gemvPassRows<r>(nv, v, a, lda, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act, pf, pfEvery, pfStrips); break;
+  switch (R) { NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) default: break; }
+#undef NEMO_CASE
 }
 
 void gemvUnit(const void* ctxp, int64_t unit) {
@@ -372,20 +430,24 @@ void gemvUnit(const void* ctxp, int64_t unit) {
     padded = false;
   }
   if (x.M > PASS_MAX) {
-    // Row passes of balanced sizes over each strip while it is in cache.
+    // Row passes of balanced sizes over each panel while it is in cache; each pass also prefetches
+    // its share of the next panel (a line of each of its strips every `passes` k), so that DRAM
+    // stays busy while the passes compute.
     const int M = static_cast<int>(x.M);
-    const int passes = (M + PASS_MAX - 1) / PASS_MAX;
-    for (int p0 = 0; p0 < ncols; p0 += PW) {
-      const int w = std::min(PW, ncols - p0);
-      // The next strip (packed: it follows this one), a share per pass.
-      const float* next = padded && p0 + PW < ncols ? b + (p0 / PW + 1) * stripStride : nullptr;
-      const int64_t share = (x.K + passes - 1) / passes;
+    const int passes = (M + MP_ROWS - 1) / MP_ROWS;
+    const int nvec = (ncols + VL - 1) / VL;
+    const int64_t share = (x.K + passes - 1) / passes;
+    for (int v = 0; v < nvec; v += MP_NV) {
+      const int nv = std::min(MP_NV, nvec - v);
+      const int next = std::min(MP_NV, nvec - v - nv);
+      const float* pfBase = nullptr;
+      const int pfStrips = padded && next > 0 ? stripsOf(v + nv, next, b, stripStride, &pfBase) : 0;
       int r0 = 0;
       for (int pi = 0; pi < passes; pi++) {
         const int rows = M / passes + (pi < M % passes ? 1 : 0);
-        const float* pf = next && pi * share < x.K ? next + pi * share * PW : nullptr;
-        gemvStrip(rows, a + r0, x.M, x.K, b + (p0 / PW) * stripStride, ldb, stripStride, padded, w, o + r0 * x.N + p0, x.N,
-                  bias ? bias + p0 : nullptr, x.act, pf, passes);
+        const float* pf = pfBase && pi * share < x.K ? pfBase + pi * share * PW : nullptr;
+        gemvPass(rows, nv, v, a + r0, x.M, x.K, b, ldb, stripStride, padded, ncols, o + r0 * x.N, x.N, bias, x.act, pf,
+                 passes, pfStrips);
         r0 += rows;
       }
     }
