@@ -230,7 +230,7 @@ constexpr int PASS_MAX = 6;
 #endif
 // Vectors per panel for R rows: R x NV accumulators, the NV B vectors and a broadcast fit the
 // registers. With 16 registers, 3-4 rows take 3 vectors (12 accumulators rather than 8, and 1.5
-// strips' streams rather than one: 3-4 rows over GPT-1's weights 8% faster, 5% with B in cache).
+// strips' streams rather than one: 3-4 rows over GPT-1's weights 9% faster, 6-9% with B in cache).
 // Panels need not start on a strip.
 template <int R>
 constexpr int panelVectors() {
@@ -243,8 +243,8 @@ constexpr int panelVectors() {
 }
 // (NEMO_PASS_ROWS: a switch's cases for 1..PASS_MAX rows, with the NEMO_CASE of the switch.)
 // Row passes (more rows than PASS_MAX): passes of at most MP_ROWS rows over panels of MP_NV
-// vectors (8 rows as 4 + 4 over 3-vector panels rather than strips: 15-24% faster with B in cache,
-// the same from memory).
+// vectors (7-8 rows as 4 + 4 over 3-vector panels rather than strips, with gemvPanel's prefetch
+// countdown: 10-12% faster with B in cache, the same from memory).
 constexpr int MP_ROWS = 4;
 constexpr int MP_NV = panelVectors<MP_ROWS>();
 
