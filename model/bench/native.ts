@@ -41,11 +41,22 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const srcDir = path.join(root, 'model', 'native', 'src');
 const FILES = ['matmul.cc', 'matmul.h', 'simd.h'];
-const weightsModes = args.weights === 'both' ? ['memory', 'cache'] : [args.weights!];
-if (!weightsModes.every((w) => w === 'memory' || w === 'cache')) {
-  console.error(`--weights must be memory, cache or both (got ${args.weights})`);
-  process.exit(2);
+
+function gitShow(rev: string, file: string): string | undefined {
+  const r = spawnSync('git', ['show', `${rev}:model/native/src/${file}`], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
+  return r.status === 0 ? r.stdout : undefined;
 }
+const weightsModes = args.weights === 'both' ? ['memory', 'cache'] : [args.weights!];
+const usageError = (message: string): never => {
+  console.error(`${message} (see --help)`);
+  process.exit(2);
+};
+if (!weightsModes.every((w) => w === 'memory' || w === 'cache')) usageError(`--weights must be memory, cache or both (got ${args.weights})`);
+if (!/^\d+(,\d+)*$/.test(args.rows!) || args.rows!.split(',').some((r) => +r < 1 || +r > 512)) usageError(`--rows must be row counts from 1 to 512, comma-separated (got ${args.rows})`);
+for (const name of ['reps', 'threads'] as const) {
+  if (!/^\d+$/.test(args[name]!) || +args[name]! < 1) usageError(`--${name} must be a positive integer (got ${args[name]})`);
+}
+if (args.against !== undefined && gitShow(args.against, 'matmul.cc') === undefined) usageError(`no model/native/src/matmul.cc at git revision "${args.against}"`);
 
 /** The kernel sources in their own namespace (so that two revisions link into one program). */
 function writeSources(dir: string, ns: string, read: (file: string) => string | undefined): void {
@@ -57,10 +68,6 @@ function writeSources(dir: string, ns: string, read: (file: string) => string | 
   }
 }
 
-function gitShow(rev: string, file: string): string | undefined {
-  const r = spawnSync('git', ['show', `${rev}:model/native/src/${file}`], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
-  return r.status === 0 ? r.stdout : undefined;
-}
 
 /** Milliseconds to 3 significant digits (quick runs take microseconds). */
 const ms = (x: unknown) => (Number(x) >= 100 ? Number(x).toFixed(0) : Number(x).toPrecision(3));
@@ -71,10 +78,6 @@ try {
   const sources = [path.join(here, '..', 'native', 'bench', 'kernels.cc'), path.join(tmp, 'cur', 'matmul.cc')];
   const defines: string[] = [];
   if (args.against) {
-    if (gitShow(args.against, 'matmul.cc') === undefined) {
-      console.error(`no model/native/src/matmul.cc at git revision "${args.against}"`);
-      process.exit(2);
-    }
     writeSources(path.join(tmp, 'base'), 'nemo_base', (f) => gitShow(args.against!, f));
     sources.push(path.join(tmp, 'base', 'matmul.cc'));
     defines.push('-DNEMO_BASE');
@@ -83,8 +86,7 @@ try {
   const flags = ['-O3', '-ffp-contract=fast', '-march=native', '-std=c++17', `-I${tmp}`, ...defines];
   const cc = spawnSync('g++', [...flags, ...sources, '-o', exe, '-lpthread'], { encoding: 'utf8' });
   if (cc.error || cc.status !== 0) {
-    console.error(`could not compile the benchmark (g++ ${cc.error ? 'not found' : 'failed'}):\n${cc.stderr ?? ''}`);
-    process.exit(1);
+    throw new Error(`could not compile the benchmark (g++ ${cc.error ? 'not found' : 'failed'}):\n${cc.stderr ?? ''}`);
   }
   const results: Record<string, unknown>[] = [];
   for (const weights of weightsModes) {
@@ -105,6 +107,9 @@ try {
   if (args.json) {
     console.log(JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model.trim() }, threads: Number(args.threads), against: args.against ?? null, results }, null, 2));
   }
+} catch (err) {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -22,10 +22,13 @@ test('bench:native --help says what it measures', () => {
   assert.match(r.stdout, /--against REV/);
 });
 
-test('bench:native rejects an unknown --weights and a revision without the kernels', { skip: !git && 'not a git checkout' }, () => {
+test('bench:native rejects bad --weights and --rows, and a revision without the kernels', { skip: !git && 'not a git checkout' }, () => {
   const w = bench('--weights', 'disk');
   assert.equal(w.status, 2);
   assert.match(w.stderr, /--weights must be memory, cache or both/);
+  const rows = bench('--rows', '1,x');
+  assert.equal(rows.status, 2);
+  assert.match(rows.stderr, /--rows must be row counts from 1 to 512/);
   const r = bench('--quick', '--against', 'no-such-revision-xyz');
   assert.equal(r.status, 2);
   assert.match(r.stderr, /no model\/native\/src\/matmul.cc at git revision "no-such-revision-xyz"/);
