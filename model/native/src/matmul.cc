@@ -228,6 +228,7 @@ constexpr int PASS_MAX = 14;
 constexpr int PASS_MAX = 6;
 #define NEMO_PASS_ROWS NEMO_CASE(1) NEMO_CASE(2) NEMO_CASE(3) NEMO_CASE(4) NEMO_CASE(5) NEMO_CASE(6)
 #endif
+// (NEMO_PASS_ROWS: a switch's cases for 1..PASS_MAX rows, with the NEMO_CASE of the switch.)
 // Vectors per panel for R rows: R x NV accumulators, the NV B vectors and a broadcast fit the
 // registers. With 16 registers, 3-4 rows take 3 vectors (12 accumulators rather than 8, and 1.5
 // strips' streams rather than one: 3-4 rows over GPT-1's weights 9% faster, 6-9% with B in cache).
@@ -241,7 +242,6 @@ constexpr int panelVectors() {
     return R == 1 ? 8 : R == 2 ? 4 : R <= 4 ? 3 : 2;
   }
 }
-// (NEMO_PASS_ROWS: a switch's cases for 1..PASS_MAX rows, with the NEMO_CASE of the switch.)
 // Row passes (more rows than PASS_MAX): passes of at most MP_ROWS rows over panels of MP_NV
 // vectors (7-8 rows as 4 + 4 over 3-vector panels rather than strips, with gemvPanel's prefetch
 // countdown: 10-12% faster with B in cache, the same from memory).
