@@ -83,7 +83,8 @@ try {
     defines.push('-DNEMO_BASE');
   }
   const exe = path.join(tmp, 'kernels');
-  const flags = ['-O3', '-ffp-contract=fast', '-march=native', '-std=c++17', `-I${tmp}`, ...defines];
+  // The addon's flags (binding.gyp).
+  const flags = ['-O3', '-ffp-contract=fast', '--param=avoid-fma-max-bits=0', '-march=native', '-std=c++17', `-I${tmp}`, ...defines];
   const cc = spawnSync('g++', [...flags, ...sources, '-o', exe, '-lpthread'], { encoding: 'utf8' });
   if (cc.error || cc.status !== 0) {
     throw new Error(`could not compile the benchmark (g++ ${cc.error ? 'not found' : 'failed'}):\n${cc.stderr ?? ''}`);
