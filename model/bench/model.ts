@@ -1,8 +1,9 @@
 // `npm run bench:model [-- --json]`: GPT-1 inference speed on this machine, full GPT-1 shape
 // (random weights unless --model points at a real checkpoint): load time, prefill of 128 tokens,
 // single-stream decode ms/token at positions ~16 and ~400, aggregate tokens/s with 1, 4 and 8
-// concurrent streams (continuous batching with real sampling), peak RSS, and the memory-bandwidth
-// floor for comparison.
+// concurrent streams (continuous batching with real sampling), peak RSS, and the floors a step is
+// held to on this machine: the weights' read time at the measured memory rate, and the
+// multiply-adds' time at the measured FMA peak (the native addon's probes, before each round).
 import { spawnSync } from 'node:child_process';
 import { cp, mkdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -19,7 +20,7 @@ import { Sequence, type SequenceResult } from '../generate.js';
 import { countParams, initParamArrays, paramSpecs } from '../params.js';
 import { loadRuntime, type Runtime } from '../runtime.js';
 import { createTinyModel } from '../testing.js';
-import { nativeStatus } from '../native/index.js';
+import { ADDON_PATH, nativeStatus } from '../native/index.js';
 import { nativeMatMulActive } from '../native/kernels.js';
 
 const { values: args } = parseArgs({
@@ -40,7 +41,9 @@ if (args.help) {
 Measures GPT-1 inference (random full-size weights unless --model is given). The stream counts
 run --repeat times in turn (1, 4, 8, 1, 4, 8, ...): medians are reported, and the 8-vs-1 ratio is
 the median of the ratios within each round, so a slow moment on a shared machine skews one round,
-not the ratio.
+not the ratio. Before each round the native addon probes the machine (memory read rate, FMA peak
+on its threads): "floors" gives the time a step needs to read the weights at that rate, and its
+multiply-adds' time at that peak for one stream and for 8.
 On wasm the native matmul addon is used when built; NEMO_NATIVE=0 measures the wasm kernels,
 NEMO_NATIVE_THREADS=n its thread count.`);
   process.exit(0);
@@ -49,6 +52,22 @@ NEMO_NATIVE_THREADS=n its thread count.`);
 const log = (...a: unknown[]) => {
   if (!args.json) console.error(...a);
 };
+/** Memory read by the probe: well beyond any last-level cache. */
+const PROBE_BYTES = 256 * 2 ** 20;
+
+/**
+ * The native addon's machine probe (memory read rate, FMA peak) on as many threads as its pool
+ * here, in a child process: its buffer must not count in this process's peak RSS. Undefined when
+ * the addon is not in use.
+ */
+function probeMachine(): { fmaGflops: number; readGBs: number } | undefined {
+  const threads = nativeStatus().threads;
+  if (!nativeMatMulActive() || !threads) return undefined;
+  const code = `const a = require(${JSON.stringify(ADDON_PATH)}); a.setThreads(${threads}); console.log(JSON.stringify(a.probe(${PROBE_BYTES})));`;
+  const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`the machine probe failed: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout) as { fmaGflops: number; readGBs: number };
+}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const GPT1_VOCAB = path.resolve('..', 'shared', 'gpt1');
 
@@ -147,7 +166,14 @@ async function main(): Promise<void> {
     const counts = args.streams!.split(',').map(Number);
     const rounds = Math.max(1, Number(args.repeat));
     const runs: Record<string, Array<{ tokensPerSecond: number; msPerStep: number }>> = {};
+    const probes: Array<{ fmaGflops: number; readGBs: number }> = [];
     for (let r = 0; r < rounds; r++) {
+      // The machine's floors now (a shared host's memory rate moves between rounds).
+      const probe = probeMachine();
+      if (probe) {
+        probes.push(probe);
+        log(`probe: reading memory at ${probe.readGBs.toFixed(1)} GB/s, multiply-adds at ${probe.fmaGflops.toFixed(0)} GFLOP/s (the native thread pool)`);
+      }
       for (const n of counts) {
         const m = await streams(rt, n, tokens);
         (runs[n] ??= []).push(m);
@@ -162,7 +188,9 @@ async function main(): Promise<void> {
     const c = rt.config;
     // Bytes of weights read per generated token: every matrix and the LM head (tied embedding),
     // plus one row of each embedding table.
-    const bytesPerToken = 4 * (countParams(c) - c.nPositions * c.nEmbd) ;
+    const bytesPerToken = 4 * (countParams(c) - c.nPositions * c.nEmbd);
+    // Multiply-adds of one token in the weight matmuls: each block's four, and the LM head.
+    const macs = c.nLayer * (4 * c.nEmbd * c.nEmbd + 2 * c.nEmbd * c.nInner) + c.nEmbd * c.vocabSize;
     const result = {
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), loadavg: os.loadavg().map((x) => +x.toFixed(2)) },
       node: process.version,
@@ -181,10 +209,18 @@ async function main(): Promise<void> {
       batchSpeedup8: ratios.length ? +median(ratios).toFixed(2) : undefined,
       batchSpeedup8Rounds: ratios.map((x) => +x.toFixed(2)),
       peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
-      bandwidthFloor: {
+      // What a step cannot beat here: reading every weight once (any batch), and its multiply-adds
+      // at the FMA peak (8 streams: 8x). Measured before each round; absent without the addon.
+      floors: {
         bytesPerTokenMB: Math.round(bytesPerToken / 1e6),
-        oneCoreMs: +(bytesPerToken / 25e9 * 1000).toFixed(1),
-        twoCoresMs: +(bytesPerToken / 50e9 * 1000).toFixed(1),
+        macsPerToken: macs,
+        readGBs: probes.map((p) => +p.readGBs.toFixed(1)),
+        fmaGflops: probes.map((p) => Math.round(p.fmaGflops)),
+        memoryMsPerStep: probes.map((p) => +(bytesPerToken / p.readGBs / 1e6).toFixed(1)),
+        computeMsPerStep: {
+          '1': probes.map((p) => +((2 * macs) / p.fmaGflops / 1e6).toFixed(1)),
+          '8': probes.map((p) => +((16 * macs) / p.fmaGflops / 1e6).toFixed(1)),
+        },
       },
       // The weights' read rate one stream reached in each round (bytes per token x tokens/s, a lower
       // bound): on a shared host it moves with the neighbours' memory traffic, and with it the
@@ -195,7 +231,11 @@ async function main(): Promise<void> {
     if (args.json) console.log(JSON.stringify(result, null, 2));
     else {
       if (ratios.length) log(`8 streams vs 1: ${result.batchSpeedup8}x (median of rounds: ${result.batchSpeedup8Rounds.join(', ')}; one stream read the weights at ${result.singleStreamGBs.join(', ')} GB/s)`);
-      log(`peak RSS ${result.peakRssMB} MB; floor: ${result.bandwidthFloor.bytesPerTokenMB} MB/token → ${result.bandwidthFloor.oneCoreMs} ms on one core, ${result.bandwidthFloor.twoCoresMs} ms on two`);
+      log(`peak RSS ${result.peakRssMB} MB`);
+      const f = result.floors;
+      if (f.readGBs.length) {
+        log(`floors per step: reading the weights (${f.bytesPerTokenMB} MB) ${f.memoryMsPerStep.join(', ')} ms; multiply-adds at the FMA peak ${f.computeMsPerStep['1'].join(', ')} ms for one stream, ${f.computeMsPerStep['8'].join(', ')} ms for 8`);
+      } else log(`floors not measured: the native addon is not loaded (${f.bytesPerTokenMB} MB of weights read per step)`);
       log(`machine: ${result.machine.cpus} vCPU ${result.machine.model}, load average ${result.machine.loadavg.join(' ')} (shared machine: figures are noisy)`);
     }
   } catch (err) {

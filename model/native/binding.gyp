@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "nemo_native",
-      "sources": ["src/addon.cc", "src/matmul.cc", "src/ops.cc", "src/topk.cc"],
+      "sources": ["src/addon.cc", "src/matmul.cc", "src/ops.cc", "src/topk.cc", "src/probe.cc"],
       "cflags_cc!": ["-fno-exceptions"],
       # --param=avoid-fma-max-bits=0: GCC tuned for AMD Zen (-march=native there) otherwise leaves
       # some loop-carried multiply-adds unfused, so that two code paths over the same numbers

@@ -40,6 +40,12 @@ export interface NativeAddon {
    */
   hugePages(array: Float32Array): number;
   setThreads(n: number): void;
+  /**
+   * Machine probes on the pool's threads (benchmarks): the multiply-add peak (best of three rounds of
+   * independent vector FMAs) and the rate of reading `readBytes` (1 MB to 16 GB, allocated and
+   * touched first). Takes ~0.1-1 s.
+   */
+  probe(readBytes: number): { fmaGflops: number; readGBs: number };
   /** gemvMaxRows: matmuls with at most this many rows stream B; packWidth: packB's strip width */
   info(): { threads: number; isa: string; gemvMaxRows: number; packWidth: number };
 }

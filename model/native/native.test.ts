@@ -64,6 +64,17 @@ test(`the addon loads and the wasm matmul kernels are overridden (${backend})`, 
   assert.ok((s.threads ?? 0) >= 1);
 });
 
+test("the machine probe measures the pool's FMA rate and a memory read rate, and rejects bad sizes", { skip }, () => {
+  const addon = loadNative()!;
+  const p = addon.probe(16 * 2 ** 20);
+  // Bounds any machine that runs this meets (one scalar core does more than 1 GFLOP/s and reads
+  // more than 0.5 GB/s), and none reaches the upper ones.
+  assert.ok(Number.isFinite(p.fmaGflops) && p.fmaGflops > 1 && p.fmaGflops < 1e5, `fmaGflops ${p.fmaGflops}`);
+  assert.ok(Number.isFinite(p.readGBs) && p.readGBs > 0.5 && p.readGBs < 1e4, `readGBs ${p.readGBs}`);
+  for (const bad of [0, 1000, -1, 2 ** 40]) assert.throws(() => addon.probe(bad), /probe: expected a read size of 1 MB to 16 GB/);
+  assert.throws(() => (addon.probe as (x: unknown) => unknown)('16'), /probe: expected/);
+});
+
 test('native matmul equals a float64 reference and the original wasm kernel', { skip }, () => {
   CASES.forEach((c, i) => {
     const a = rand(c.as.reduce((x, y) => x * y, 1), 10 + i);

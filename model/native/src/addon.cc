@@ -253,6 +253,26 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// probe(readBytes): { fmaGflops, readGBs } (probe.cc). Takes ~0.1-1 s.
+napi_value Probe(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int64_t bytes = 0;
+  if (argc != 1 || !GetInt(env, argv[0], &bytes) || bytes < (int64_t{1} << 20) || bytes > (int64_t{16} << 30))
+    return Throw(env, "probe: expected a read size of 1 MB to 16 GB");
+  const double fma = nemo::probeFmaGflops();
+  const double read = nemo::probeReadGBs(bytes);
+  if (read <= 0) return Throw(env, "probe: could not allocate the read buffer");
+  napi_value o, f, r;
+  napi_create_object(env, &o);
+  napi_create_double(env, fma, &f);
+  napi_create_double(env, read, &r);
+  napi_set_named_property(env, o, "fmaGflops", f);
+  napi_set_named_property(env, o, "readGBs", r);
+  return o;
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value o, th, isa, rows, pw;
   napi_create_object(env, &o);
@@ -279,6 +299,7 @@ NAPI_MODULE_INIT() {
       {"hugePages", nullptr, HugePages, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"probe", nullptr, Probe, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

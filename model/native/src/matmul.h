@@ -59,4 +59,9 @@ int threads();
 // Which instruction set the kernels were compiled for ("avx512", "avx2", "generic").
 const char* isa();
 
+// Machine probes on the thread pool (probe.cc; benchmarks only): the best of three rounds of
+// independent vector FMAs, in GFLOP/s; and of reading a buffer of `bytes` (allocated, touched), in GB/s.
+double probeFmaGflops();
+double probeReadGBs(int64_t bytes);
+
 }  // namespace nemo
