@@ -63,10 +63,11 @@ const PROBE_BYTES = 256 * 2 ** 20;
 function probeMachine(): { fmaGflops: number; readGBs: number } | undefined {
   const threads = nativeStatus().threads;
   if (!nativeMatMulActive() || !threads) return undefined;
-  const code = `const a = require(${JSON.stringify(ADDON_PATH)}); a.setThreads(${threads}); console.log(JSON.stringify(a.probe(${PROBE_BYTES})));`;
+  // (An addon built before the probe existed has none: null, and the floors are not reported.)
+  const code = `const a = require(${JSON.stringify(ADDON_PATH)}); a.setThreads(${threads}); console.log(JSON.stringify(a.probe ? a.probe(${PROBE_BYTES}) : null));`;
   const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`the machine probe failed: ${r.stderr.trim()}`);
-  return JSON.parse(r.stdout) as { fmaGflops: number; readGBs: number };
+  return (JSON.parse(r.stdout) as { fmaGflops: number; readGBs: number } | null) ?? undefined;
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const GPT1_VOCAB = path.resolve('..', 'shared', 'gpt1');
@@ -235,7 +236,7 @@ async function main(): Promise<void> {
       const f = result.floors;
       if (f.readGBs.length) {
         log(`floors per step: reading the weights (${f.bytesPerTokenMB} MB) ${f.memoryMsPerStep.join(', ')} ms; multiply-adds at the FMA peak ${f.computeMsPerStep['1'].join(', ')} ms for one stream, ${f.computeMsPerStep['8'].join(', ')} ms for 8`);
-      } else log(`floors not measured: the native addon is not loaded (${f.bytesPerTokenMB} MB of weights read per step)`);
+      } else log(`floors not measured: the native addon is not loaded, or built before its probe (${f.bytesPerTokenMB} MB of weights read per step)`);
       log(`machine: ${result.machine.cpus} vCPU ${result.machine.model}, load average ${result.machine.loadavg.join(' ')} (shared machine: figures are noisy)`);
     }
   } catch (err) {
