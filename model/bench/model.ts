@@ -225,7 +225,8 @@ async function main(): Promise<void> {
       },
       // The weights' read rate one stream reached in each round (bytes per token x tokens/s, a lower
       // bound): on a shared host it moves with the neighbours' memory traffic, and with it the
-      // single-stream figure and the 8-vs-1 ratio (a batch-8 step is compute-bound).
+      // single-stream figure and the 8-vs-1 ratio (a batch-8 step moves less with it: its matmuls
+      // are held back by their own register passes more than by the memory rate).
       singleStreamGBs: (runs['1'] ?? []).map((m) => +((bytesPerToken * m.tokensPerSecond) / 1e9).toFixed(1)),
     };
     rt.engine.dispose();

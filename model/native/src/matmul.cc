@@ -214,15 +214,15 @@ namespace {
 // balance). Longer runs of consecutive strips per thread stream better than 64-column chunks
 // (batch 8 over GPT-1's layers: 11.3-11.5 -> 10.8-11.5 ms).
 constexpr int GEMV_CW = 256;
+constexpr int GEMV_CW_NARROW = 192;
+constexpr int PW = NR;                   // packed strip width
+constexpr int VPS = PW / VL;             // vectors per strip
 // A panel over a single strip (AVX2 at 5-7 rows) prefetches its strip this many lines (k) ahead:
 // one sequential stream per thread is too few for the hardware prefetcher alone (with the one-pass
 // 7 rows, over GPT-1's weights from memory: 5 rows 3-14% faster, 6 rows 6-19%, 7 rows 10-27%; the
 // same in cache; 32 or 128 lines gained less). Panels over 2-4 strips stream well without
 // (prefetching each of their strips cost 4-17%).
 constexpr int AHEAD_LINES = 64;
-constexpr int GEMV_CW_NARROW = 192;
-constexpr int PW = NR;                   // packed strip width
-constexpr int VPS = PW / VL;             // vectors per strip
 // Rows in one pass: 14 on AVX-512 (every row count the streaming kernel takes); 7 with 16
 // registers (7 x 2 accumulators, one B vector and a broadcast: GCC reads the other B vector as a
 // memory operand of each FMA), so 8 rows take two passes. (7 rows in one pass rather than 4 + 3:
