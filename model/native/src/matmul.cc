@@ -217,7 +217,8 @@ constexpr int GEMV_CW = 256;
 constexpr int GEMV_CW_NARROW = 192;
 constexpr int PW = NR;                   // packed strip width
 constexpr int VPS = PW / VL;             // vectors per strip
-// A panel over a single strip (AVX2 at 5-7 rows) prefetches its strip this many lines (k) ahead:
+// A panel over a single strip (AVX2: every panel at 5-7 rows; at fewer rows only a chunk's last
+// one or two vectors when they start a strip) prefetches its strip this many lines (k) ahead:
 // one sequential stream per thread is too few for the hardware prefetcher alone (with the one-pass
 // 7 rows, over GPT-1's weights from memory: 5 rows 3-14% faster, 6 rows 6-19%, 7 rows 10-27%; the
 // same in cache; 32 or 128 lines gained less). Panels over 2-4 strips stream well without
@@ -281,10 +282,10 @@ void gemvPanel(const float* a, int64_t lda, int64_t K, const float* b, int64_t l
   if (padded || ncols == W) {
     const float* bs[NV];
     for (int v = 0; v < NV; v++) bs[v] = b + ((v0 + v) / VPS) * stripStride + ((v0 + v) % VPS) * VL;
-    // A panel of one strip (AVX2 at 5-7 rows; packed B, no row passes): the same k steps as the
-    // loop below, plus the prefetch AHEAD_LINES ahead. A loop of its own with a constant line
-    // stride, under `if constexpr`: otherwise GCC kept other panels' accumulators on the stack
-    // (4 rows in cache 2x slower).
+    // A panel of one strip (AVX2, see AHEAD_LINES; packed B, no row-pass prefetch): the same k
+    // steps as the loop below, plus the prefetch AHEAD_LINES ahead. A loop of its own with a
+    // constant line stride, under `if constexpr`: otherwise GCC kept other panels' accumulators
+    // on the stack (4 rows in cache 2x slower).
     bool streamed = false;
     if constexpr (VL == 8 && NV <= VPS && v0 == 0) {
       if (padded && ldb == PW && !pf) {
