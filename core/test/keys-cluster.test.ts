@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { KeyService, type RotationEvent } from '../keys/key-service.js';
 import { Store } from '../redis.js';
 import { openTestStore, TEST_REDIS_URL } from '../testing.js';
-import { DAY, keyConfig, sleep, TestClock, waitFor } from './keys-helpers.js';
+import { captureLog, DAY, keyConfig, sleep, TestClock, waitFor } from './keys-helpers.js';
 
 /** `n` stores on separate connections sharing one prefix, as separate processes would. */
 async function cluster(n: number) {
@@ -178,7 +178,8 @@ test('the safety check catches a slot the cron timer never fired for', async () 
 
 test('a failing rotation listener (sync or async) is logged and does not stop the others', async () => {
   const { stores, done } = await cluster(1);
-  const keys = new KeyService(stores[0], keyConfig());
+  const log = captureLog();
+  const keys = new KeyService(stores[0], keyConfig(), log.logger);
   try {
     await keys.start();
     const seen: number[] = [];
@@ -189,8 +190,12 @@ test('a failing rotation listener (sync or async) is logged and does not stop th
       throw new Error('async boom');
     });
     keys.onRotate((e) => seen.push(e.version));
-    const { version } = await keys.rotate('admin');
+    const { version, key } = await keys.rotate('admin');
     assert.ok(await waitFor(() => seen.includes(version), 3000));
+    const failures = () => log.entries.filter((e) => e.msg === 'a key event listener failed');
+    assert.ok(await waitFor(() => failures().length === 2, 3000), `two listener failures logged; got ${JSON.stringify(failures())}`);
+    assert.deepEqual(failures().map((e) => [e.level, e.err]).sort(), [[40, 'async boom'], [40, 'sync boom']], 'as warnings with the error');
+    assert.ok(!log.text().includes(key), 'the key itself is never logged');
     await sleep(50); // an unhandled rejection would fail the test run here
   } finally {
     await keys.stop();

@@ -1,9 +1,26 @@
 // Shared set-up for the access-key tests: configuration with overrides and a settable clock.
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
 import { coreSchema, type CoreConfig } from '../config.js';
 import { parseEnv } from '../env.js';
 
 export function keyConfig(overrides: Partial<CoreConfig> = {}): CoreConfig {
   return { ...parseEnv(coreSchema, {}), ...overrides };
+}
+
+/** The project's pino logger writing its JSON entries into `entries` (as parsed objects). */
+export function captureLog(): { logger: Logger; entries: Array<Record<string, unknown>>; text: () => string } {
+  const lines: string[] = [];
+  const entries: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      const line = String(chunk);
+      lines.push(line);
+      entries.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, sink), entries, text: () => lines.join('') };
 }
 
 /** A clock tests move by hand. */
