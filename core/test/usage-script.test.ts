@@ -1,80 +1,20 @@
-// UsageRecorder.record() runs one Lua script per message. These tests replay the same events
-// through the former 45-command MULTI (kept here as the reference) under a second prefix and
-// demand identical Redis contents: hash fields and counts, HyperLogLog counts, the latency
-// histogram, the users index scores and every key's TTL. They also check that series() (one
-// script call) answers exactly what the former per-bucket pipeline computed, and that the
-// script survives a server that lost its script cache.
+// UsageRecorder after known traffic: what series(), latencyHistogram(), userTotals() and
+// listUsers() report must be what the events say (counted here by plain folds over the list, with
+// local days from Intl), across hours, a local midnight and 40 days. Also: the scripts survive a
+// server that lost its script cache, and the per-zone day cache agrees with Intl.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { latencyBucket } from '../usage/latency-histogram.js';
-import { dayKey, dayStart, DAY_MS, HOUR_MS, hourIndex } from '../usage/time-buckets.js';
-import { UsageRecorder, type UsageEvent } from '../usage/usage-recorder.js';
+import { LATENCY_BOUNDS_MS, quantile } from '../usage/latency-histogram.js';
+import { dayKey, DAY_MS, HOUR_MS } from '../usage/time-buckets.js';
+import { UsageRecorder, USAGE_RANGES, type UsageEvent } from '../usage/usage-recorder.js';
 import { openTestStore } from '../testing.js';
-import type { Store } from '../redis.js';
 
 const TZ = 'Asia/Shanghai';
 const RETENTION_DAYS = 45;
 
-/** The pre-script implementation of record(), verbatim in effect (the reference). */
-async function recordByMulti(store: Store, e: UsageEvent, nowMs: number): Promise<void> {
-  const k = (...parts: (string | number)[]) => store.key('usage', ...parts);
-  const label = (v: string) => (/^[A-Za-z0-9_.-]{1,32}$/.test(v) ? v : 'other');
-  const at = e.at ?? new Date(nowMs);
-  const latency = Math.round(e.latencyMs);
-  const tokensIn = Math.round(e.tokensIn);
-  const tokensOut = Math.round(e.tokensOut);
-  const outcome = label(e.outcome);
-  const channel = label(e.channel);
-  const hour = hourIndex(at);
-  const day = dayKey(at, TZ);
-  const retentionS = RETENTION_DAYS * 86_400;
-  const hourTtl = Math.max(1, Math.ceil(((hour + 1) * HOUR_MS - nowMs) / 1000) + retentionS);
-  const dayTtl = Math.max(1, Math.ceil((dayStart(day, TZ).getTime() + DAY_MS - nowMs) / 1000) + retentionS);
-  const isError = outcome === 'error' || outcome === 'timeout' ? 1 : 0;
-  const m = store.redis.multi();
-  for (const [key, ttl] of [[k('h', hour), hourTtl], [k('d', day), dayTtl]] as const) {
-    m.hincrby(key, 'messages', 1).hincrby(key, 'tokensIn', tokensIn).hincrby(key, 'tokensOut', tokensOut)
-      .hincrby(key, 'errors', isError).hincrby(key, 'latencySum', latency).hincrby(key, `o:${outcome}`, 1)
-      .hincrby(key, `c:${channel}`, 1).hincrby(key, `lat:${latencyBucket(latency)}`, 1).expire(key, ttl);
-  }
-  m.pfadd(k('uh', hour), e.userId).expire(k('uh', hour), hourTtl);
-  m.pfadd(k('ud', day), e.userId).expire(k('ud', day), dayTtl);
-  m.hincrby(k('userday', day), e.userId, 1).expire(k('userday', day), dayTtl);
-  const user = k('user', e.userId);
-  m.hincrby(user, 'messages', 1).hincrby(user, 'tokensIn', tokensIn).hincrby(user, 'tokensOut', tokensOut).hincrby(user, 'errors', isError);
-  const iso = at.toISOString();
-  m.hsetnx(user, 'firstSeen', iso).hset(user, 'lastSeen', iso).hset(user, 'channel', channel).expire(user, retentionS);
-  m.zadd(k('users'), 'GT', at.getTime(), e.userId);
-  await m.exec();
-}
-
-/** The pre-script touchUser() (the reference). */
-async function touchByMulti(store: Store, u: { userId: string; displayName?: string; channel?: string; at: Date }): Promise<void> {
-  const user = store.key('usage', 'user', u.userId);
-  const iso = u.at.toISOString();
-  const m = store.redis.multi().hsetnx(user, 'firstSeen', iso).hset(user, 'lastSeen', iso);
-  if (u.channel) m.hset(user, 'channel', /^[A-Za-z0-9_.-]{1,32}$/.test(u.channel) ? u.channel : 'other');
-  if (u.displayName !== undefined) m.hset(user, 'displayName', u.displayName.slice(0, 200));
-  m.expire(user, RETENTION_DAYS * 86_400).zadd(store.key('usage', 'users'), 'GT', u.at.getTime(), u.userId);
-  await m.exec();
-}
-
-/** Everything under the store's usage prefix, by key name without the prefix. */
-async function dump(store: Store): Promise<Map<string, { type: string; ttl: number; value: unknown }>> {
-  const names = (await store.redis.keys(`${store.prefix}usage:*`)).sort();
-  const out = new Map<string, { type: string; ttl: number; value: unknown }>();
-  for (const name of names) {
-    const type = await store.redis.type(name);
-    const ttl = await store.redis.ttl(name);
-    let value: unknown;
-    if (type === 'hash') value = await store.redis.hgetall(name);
-    else if (type === 'zset') value = await store.redis.zrange(name, '0', '-1', 'WITHSCORES');
-    else if (type === 'string') value = await store.redis.pfcount(name); // HyperLogLogs are strings
-    else value = type;
-    out.set(name.slice(store.prefix.length), { type, ttl, value });
-  }
-  return out;
-}
+const dayFormat = new Intl.DateTimeFormat('en-CA', { timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit' });
+const localDay = (t: number): string => dayFormat.format(new Date(t));
+const plain = (v: string): string => (/^[A-Za-z0-9_.-]{1,32}$/.test(v) ? v : 'other');
 
 function events(nowMs: number): UsageEvent[] {
   const outcomes = ['ok', 'ok', 'ok', 'error', 'timeout', 'busy', 'denied', 'limited', 'odd outcome!'];
@@ -87,90 +27,136 @@ function events(nowMs: number): UsageEvent[] {
       tokensOut: i % 3 === 0 ? 0 : (i * 7) % 90,
       latencyMs: [0, 3.4, 49.5, 120, 480, 999.6, 2500, 7000, 45_000, 70_000][i % 10],
       outcome: outcomes[i % outcomes.length],
-      // Spread over 40 days (within retention: expired keys would vanish mid-test), hours and a local-midnight boundary.
+      // Spread over 40 days (within retention), hours and a local-midnight boundary.
       at: new Date(nowMs - ((i * 7919) % (40 * 24)) * HOUR_MS - (i % 3) * 60_000),
     });
   }
-  list.push({ userId: 'late', channel: 'wechat', tokensIn: 1, tokensOut: 1, latencyMs: 1, outcome: 'ok' }); // `at` defaults to now
   return list;
 }
 
-test('record() and touchUser() by script write exactly what the former MULTIs wrote (counts, HLLs, histogram, index, TTLs)', async () => {
-  const nowMs = Date.parse('2026-03-10T15:59:30Z'); // 23:59:30 in Shanghai: next events cross midnight
-  const viaScript = await openTestStore('usage-script');
-  const viaMulti = await openTestStore('usage-multi');
+/** What a set of events adds up to, counted directly. */
+function fold(list: UsageEvent[]) {
+  const outcomes: Record<string, number> = {};
+  const channels: Record<string, number> = {};
+  const hist = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
+  let latencySum = 0;
+  for (const e of list) {
+    outcomes[plain(e.outcome)] = (outcomes[plain(e.outcome)] ?? 0) + 1;
+    channels[plain(e.channel)] = (channels[plain(e.channel)] ?? 0) + 1;
+    const ms = Math.round(e.latencyMs);
+    latencySum += ms;
+    const i = LATENCY_BOUNDS_MS.findIndex((le) => ms <= le);
+    hist[i < 0 ? LATENCY_BOUNDS_MS.length : i]++;
+  }
+  return {
+    messages: list.length,
+    tokensIn: list.reduce((a, e) => a + Math.round(e.tokensIn), 0),
+    tokensOut: list.reduce((a, e) => a + Math.round(e.tokensOut), 0),
+    errors: list.filter((e) => e.outcome === 'error' || e.outcome === 'timeout').length,
+    activeUsers: new Set(list.map((e) => e.userId)).size,
+    latencyAvg: list.length ? Math.round(latencySum / list.length) : null,
+    outcomes,
+    channels,
+    hist,
+  };
+}
+
+test('after known traffic, series() and latencyHistogram() report exactly what was recorded, for every range', async () => {
+  const nowMs = Date.parse('2026-03-10T15:59:30Z'); // 23:59:30 in Shanghai: some events fall on the next local day
+  const store = await openTestStore('usage-series');
   try {
-    const usage = new UsageRecorder(viaScript, { USAGE_RETENTION_DAYS: RETENTION_DAYS, USAGE_TZ: TZ }, { now: () => new Date(nowMs) });
+    const usage = new UsageRecorder(store, { USAGE_RETENTION_DAYS: RETENTION_DAYS, USAGE_TZ: TZ }, { now: () => new Date(nowMs) });
     const list = events(nowMs);
-    for (const e of list) {
-      await usage.record(e);
-      await recordByMulti(viaMulti, e, nowMs);
+    for (const e of list) await usage.record(e);
+    await usage.record({ userId: 'late', channel: 'wechat', tokensIn: 1, tokensOut: 1, latencyMs: 1, outcome: 'ok' }); // `at` defaults to now
+    list.push({ userId: 'late', channel: 'wechat', tokensIn: 1, tokensOut: 1, latencyMs: 1, outcome: 'ok', at: new Date(nowMs) });
+    const currentHour = Math.floor(nowMs / HOUR_MS) * HOUR_MS;
+    for (const range of USAGE_RANGES) {
+      const s = await usage.series(range);
+      const hourly = range === '24h';
+      assert.equal(s.granularity, hourly ? 'hour' : 'day');
+      assert.equal(s.buckets.length, { '24h': 24, '7d': 7, '30d': 30, '90d': 90 }[range], `${range} buckets`);
+      const inRange: UsageEvent[] = [];
+      s.buckets.forEach((b, i) => {
+        const start = Date.parse(b.start);
+        let mine: UsageEvent[];
+        if (hourly) {
+          assert.equal(start, currentHour - (23 - i) * HOUR_MS, `${range} bucket ${i} start`);
+          mine = list.filter((e) => e.at!.getTime() >= start && e.at!.getTime() < start + HOUR_MS);
+        } else {
+          assert.equal(localDay(start), localDay(nowMs - (s.buckets.length - 1 - i) * DAY_MS), `${range} bucket ${i} day`);
+          assert.match(b.start, /T16:00:00\.000Z$/, 'a day starts at local midnight (UTC+8)');
+          mine = list.filter((e) => localDay(e.at!.getTime()) === localDay(start));
+        }
+        inRange.push(...mine);
+        const { hist, ...want } = fold(mine);
+        const got = { messages: b.messages, tokensIn: b.tokensIn, tokensOut: b.tokensOut, errors: b.errors, activeUsers: b.activeUsers, latencyAvg: b.latencyAvg, outcomes: b.outcomes, channels: b.channels };
+        assert.deepEqual(got, want, `${range} bucket ${b.start}`);
+        assert.equal(b.latencyP50, quantile(hist, 0.5));
+      });
+      const { hist, ...want } = fold(inRange);
+      const t = s.totals;
+      assert.deepEqual(
+        { messages: t.messages, tokensIn: t.tokensIn, tokensOut: t.tokensOut, errors: t.errors, activeUsers: t.activeUsers, latencyAvg: t.latencyAvg, outcomes: t.outcomes, channels: t.channels },
+        want,
+        `${range} totals`,
+      );
+      assert.ok(hourly || t.messages > 0, `${range} has data`);
+      const lat = await usage.latencyHistogram(range);
+      assert.deepEqual(lat.buckets.map((b) => b.count), hist, `${range} latency histogram`);
+      assert.deepEqual(lat.buckets.map((b) => b.le), [...LATENCY_BOUNDS_MS, null]);
+      assert.equal(lat.count, inRange.length);
+      assert.equal(lat.p95, quantile(hist, 0.95));
     }
-    const touches = [
-      { userId: 'wxid_1', displayName: '新名字 🙂', channel: 'wechat', at: new Date(nowMs - 5 * DAY_MS) }, // older: index keeps the newer score
-      { userId: 'wxid_2', displayName: '', at: new Date(nowMs) }, // empty name is still a name; no channel given
-      { userId: 'wxid_3', channel: 'odd channel!', at: new Date(nowMs + 1000) },
-      { userId: 'fresh', displayName: 'x'.repeat(500), channel: 'web', at: new Date(nowMs) },
-    ];
-    for (const t of touches) {
-      await usage.touchUser(t);
-      await touchByMulti(viaMulti, t);
-    }
-    const [a, b] = await Promise.all([dump(viaScript), dump(viaMulti)]);
-    assert.ok(a.size > 50, `expected many keys, got ${a.size}`);
-    assert.deepEqual([...a.keys()], [...b.keys()], 'the same keys');
-    for (const [name, x] of a) {
-      const y = b.get(name)!;
-      assert.equal(x.type, y.type, name);
-      assert.deepEqual(x.value, y.value, name);
-      // Written within a second or two of each other: TTLs agree to that.
-      assert.ok(Math.abs(x.ttl - y.ttl) <= 2, `${name}: TTL ${x.ttl} vs ${y.ttl}`);
-      if (!name.endsWith('usage:users')) assert.ok(x.ttl > 0, `${name} must expire`);
-    }
-    const hour = a.get(`usage:h:${hourIndex(new Date(nowMs))}`)!.value as Record<string, string>;
-    const inHour = list.filter((e) => hourIndex(e.at ?? new Date(nowMs)) === hourIndex(new Date(nowMs))).length;
-    assert.equal(hour.messages, String(inHour), 'the default-time event lands in the current hour');
+    const hour = await usage.series('24h');
+    assert.equal(hour.buckets.at(-1)!.outcomes.ok >= 1, true, 'the default-time event lands in the current hour');
+    const day90 = await usage.series('90d');
+    assert.equal(day90.totals.messages, list.length, 'all 40 days lie inside 90 days');
   } finally {
-    await viaScript.cleanup();
-    await viaMulti.cleanup();
+    await store.cleanup();
   }
 });
 
-test('series() by script answers what the former per-bucket pipeline computed', async () => {
-  const nowMs = Date.parse('2026-03-10T04:00:00Z');
-  const store = await openTestStore('usage-series');
+test('after known traffic and name updates, userTotals() and listUsers() report each user as recorded', async () => {
+  const nowMs = Date.parse('2026-03-10T15:59:30Z');
+  const store = await openTestStore('usage-users');
   try {
-    const usage = new UsageRecorder(store, { USAGE_RETENTION_DAYS: 90, USAGE_TZ: TZ }, { now: () => new Date(nowMs) });
-    for (const e of events(nowMs)) await usage.record(e);
-    for (const range of ['24h', '7d', '30d', '90d'] as const) {
-      const s = await usage.series(range);
-      // Reference: the old reads (HGETALL + PFCOUNT per bucket, PFCOUNT over all) via a pipeline.
-      const names = s.buckets.map((bk) => {
-        const start = new Date(bk.start);
-        return range === '24h'
-          ? [store.key('usage', 'h', hourIndex(start)), store.key('usage', 'uh', hourIndex(start))]
-          : [store.key('usage', 'd', dayKey(start, TZ)), store.key('usage', 'ud', dayKey(start, TZ))];
-      });
-      const p = store.redis.pipeline();
-      for (const [h, u] of names) p.hgetall(h).pfcount(u);
-      p.pfcount(...names.map(([, u]) => u));
-      const res = (await p.exec())!;
-      let messages = 0;
-      s.buckets.forEach((bk, i) => {
-        const h = res[2 * i][1] as Record<string, string>;
-        assert.equal(bk.messages, Number(h.messages ?? 0), `${range} bucket ${i} messages`);
-        assert.equal(bk.tokensIn, Number(h.tokensIn ?? 0));
-        assert.equal(bk.tokensOut, Number(h.tokensOut ?? 0));
-        assert.equal(bk.errors, Number(h.errors ?? 0));
-        assert.equal(bk.activeUsers, Number(res[2 * i + 1][1]));
-        const outcomes = Object.fromEntries(Object.entries(h).filter(([f]) => f.startsWith('o:')).map(([f, v]) => [f.slice(2), Number(v)]));
-        assert.deepEqual(bk.outcomes, outcomes);
-        messages += bk.messages;
-      });
-      assert.equal(s.totals.messages, messages);
-      assert.equal(s.totals.activeUsers, Number(res.at(-1)![1]), `${range} distinct users`);
-      assert.ok(range === '24h' || s.totals.messages > 0, `${range} has data`);
+    const usage = new UsageRecorder(store, { USAGE_RETENTION_DAYS: RETENTION_DAYS, USAGE_TZ: TZ }, { now: () => new Date(nowMs) });
+    const list = events(nowMs);
+    for (const e of list) await usage.record(e);
+    const touches = [
+      { userId: 'wxid_2', displayName: '', at: new Date(nowMs) }, // an empty name is still a name; the channel stays
+      { userId: 'wxid_3', displayName: '三号', channel: 'odd channel!', at: new Date(nowMs + 1000) },
+      { userId: 'fresh', displayName: 'x'.repeat(500), channel: 'web', at: new Date(nowMs - 1000) },
+    ];
+    for (const t of touches) await usage.touchUser(t);
+    const ids = [...new Set([...list.map((e) => e.userId), 'fresh'])];
+    const latest = new Map<string, number>();
+    for (const e of [...list, ...touches]) latest.set(e.userId, Math.max(latest.get(e.userId) ?? 0, e.at!.getTime()));
+    for (const id of ids) {
+      const mine = list.filter((e) => e.userId === id);
+      const touch = touches.find((t) => t.userId === id);
+      const { messages, tokensIn, tokensOut, errors } = fold(mine);
+      const lastChannel = touch?.channel ?? mine.at(-1)?.channel;
+      const first = mine[0]?.at ?? touch!.at;
+      assert.deepEqual(await usage.userTotals(id), {
+        userId: id,
+        displayName: touch ? touch.displayName.slice(0, 200) : null,
+        channel: lastChannel === undefined ? null : plain(lastChannel),
+        firstSeen: first.toISOString(),
+        lastSeen: (touch?.at ?? mine.at(-1)!.at!).toISOString(),
+        messagesToday: mine.filter((e) => localDay(e.at!.getTime()) === localDay(nowMs)).length,
+        messages, tokensIn, tokensOut, errors,
+      }, id);
     }
+    assert.equal(await usage.userTotals('never-seen'), null);
+    const all = await usage.listUsers({ limit: 500 });
+    assert.equal(all.total, ids.length);
+    assert.deepEqual(all.users.map((u) => u.userId).sort(), [...ids].sort());
+    const order = all.users.map((u) => latest.get(u.userId)!);
+    assert.deepEqual(order, [...order].sort((a, b) => b - a), 'newest activity first');
+    assert.equal(all.users[0].userId, 'wxid_3');
+    assert.deepEqual((await usage.listUsers({ query: '三号' })).users.map((u) => u.userId), ['wxid_3']);
   } finally {
     await store.cleanup();
   }

@@ -91,8 +91,7 @@ const RANGE_SPEC: Record<UsageRange, { granularity: 'hour' | 'day'; count: numbe
 };
 const ERROR_OUTCOMES = new Set(['error', 'timeout']);
 
-// One message, atomically, in one call: the same commands the former 45-command MULTI ran (tests
-// compare both), without the client-side cost of 45 queued commands.
+// One message, atomically, in one call (a MULTI would queue some 45 commands client-side).
 // KEYS: hour hash, day hash, hour HLL, day HLL, userday hash, user hash, users zset.
 // ARGV: tokensIn, tokensOut, isError, latency, 'o:<outcome>', 'c:<channel>', 'lat:<bucket>',
 //       hour TTL s, day TTL s, userId, ISO time, channel, user TTL s, time ms.
