@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { UserAdmin } from '../user-admin.js';
 import { BotHarness, type ContactMock } from './harness.js';
-import { testModel, type TestModel } from './model-fixture.js';
+import { replyTime, testModel, type TestModel } from './model-fixture.js';
 
 let model: TestModel;
 before(async () => {
@@ -37,10 +37,15 @@ function generating(h: BotHarness): Promise<void> {
 }
 
 test('a generation cut off by its deadline is not remembered; the next prompt does not contain it', async () => {
-  const h = await BotHarness.start({ ...model, bot: { BOT_MAX_NEW_TOKENS: 100, BOT_GENERATION_TIMEOUT_MS: 150, BOT_DAILY_QUOTA: 10 } });
+  const h = await BotHarness.start({ ...model, bot: { BOT_MAX_NEW_TOKENS: 100, BOT_DAILY_QUOTA: 10 } });
   try {
     const u = await verified(h, 'u');
-    const cut = await h.say(u, 'a question that takes a while');
+    // A deadline calibrated to this machine: well inside the time this very reply takes.
+    const question = 'a question that takes a while';
+    const full = await replyTime(model, question, h.session.sampling());
+    assert.ok(full.tokens >= 20, `the reply is long enough to be cut off (${full.tokens} tokens)`);
+    h.config.BOT_GENERATION_TIMEOUT_MS = Math.max(1, Math.round(full.ms / 5));
+    const cut = await h.say(u, question);
     assert.equal(cut.reply?.kind, 'timeout');
     assert.match(cut.sent[0], /try again shortly/);
     assert.equal(await h.session.memory.size('u'), 0, 'nothing remembered');

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { BotHarness, type ContactMock } from './harness.js';
-import { testModel, type TestModel } from './model-fixture.js';
+import { replyTime, testModel, type TestModel } from './model-fixture.js';
 
 let model: TestModel;
 before(async () => {
@@ -91,21 +91,25 @@ test('a long reply is split into ordered parts within the length limit', async (
 
 test('generator timing out or busy: "try again shortly", no quota used, the bot keeps working', async () => {
   const slow = await testModel({ maxBatch: 1, maxQueue: 1 });
-  const h = await BotHarness.start({
-    generator: slow.generator, format: slow.format, bot: { BOT_MAX_NEW_TOKENS: 60, BOT_GENERATION_TIMEOUT_MS: 100, BOT_DAILY_QUOTA: 10 },
-  });
+  const h = await BotHarness.start({ generator: slow.generator, format: slow.format, bot: { BOT_MAX_NEW_TOKENS: 60, BOT_DAILY_QUOTA: 10 } });
   try {
     const u = await verified(h, 'u');
-    // Running past the deadline (60 tokens take longer than 100 ms here).
-    const running = await h.say(u, 'a question that takes a while');
+    // The deadline is calibrated to this machine: the same reply (same prompt and seed) is timed
+    // first, and the deadline set well inside it.
+    const question = 'a question that takes a while';
+    const full = await replyTime(slow, question, h.session.sampling());
+    h.config.BOT_GENERATION_TIMEOUT_MS = Math.max(1, Math.round(full.ms / 5));
+    assert.ok(full.tokens >= 20, `the reply is long enough to be cut off (${full.tokens} tokens)`);
+    // Running past the deadline.
+    const running = await h.say(u, question);
     assert.equal(running.reply?.kind, 'timeout');
     assert.match(running.sent[0], /try again shortly/);
     // Queued past the deadline behind a long request.
-    const blocker = slow.generator.generate({ prompt: 'User: block\nBot:', maxNewTokens: 60, temperature: 0 });
+    const blocker = slow.generator.generate({ prompt: 'User: block\nBot:', maxNewTokens: 60, minNewTokens: 60, temperature: 0 });
     const queued = await h.say(u, 'and another');
     assert.equal(queued.reply?.kind, 'timeout');
     // Queue full: busy.
-    const blocker2 = slow.generator.generate({ prompt: 'User: wait\nBot:', maxNewTokens: 60, temperature: 0 });
+    const blocker2 = slow.generator.generate({ prompt: 'User: wait\nBot:', maxNewTokens: 60, minNewTokens: 60, temperature: 0 });
     const busy = await h.say(u, 'one more');
     assert.equal(busy.reply?.kind, 'busy');
     assert.match(busy.sent[0], /try again shortly/);

@@ -85,23 +85,32 @@ test('startBots does not hold up start-up for a puppet that takes long to start'
   const model = await testModel();
   const core = parseEnv(coreSchema, {});
   const keys = new KeyService(store, core);
+  // The puppet finishes starting only when the test says so: no deadline to guess.
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let puppetStarted = false;
   class SlowPuppet extends PuppetMock {
     override async onStart(): Promise<void> {
-      await new Promise((r) => setTimeout(r, 1500));
+      await released;
       await super.onStart();
+      puppetStarted = true;
     }
   }
+  // Only so that a startBots() wrongly waiting for the puppet returns (and fails below).
+  const safety = setTimeout(release, 10_000);
+  let bots: Awaited<ReturnType<typeof startBots>> | undefined;
   try {
     const botConfig = defaultBotConfig({ BOT_ENABLED: true, BOT_KEEP_SESSION: false });
     const deps = { store, keys, usage: new UsageRecorder(store, core), generator: model.generator, coreConfig: core, botConfig, logger: silentLogger };
     const { session } = createChat(deps);
-    const t0 = Date.now();
-    const bots = await startBots({ ...deps, session, printQrCode: false, startTimeoutMs: 200, puppet: new SlowPuppet({ mocker: new mock.Mocker() }) });
-    assert.ok(Date.now() - t0 < 1200, 'returned before the puppet finished starting');
+    bots = await startBots({ ...deps, session, printQrCode: false, startTimeoutMs: 200, puppet: new SlowPuppet({ mocker: new mock.Mocker() }) });
+    assert.equal(puppetStarted, false, 'returned before the puppet finished starting');
     assert.ok(bots.chatBot);
-    await new Promise((r) => setTimeout(r, 1700));
-    await bots.stop();
+    release();
+    while (!puppetStarted) await new Promise((r) => setTimeout(r, 20));
   } finally {
+    clearTimeout(safety);
+    await bots?.stop();
     await keys.stop();
     await model.close();
     await store.cleanup();

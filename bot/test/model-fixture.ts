@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { TextGenerator } from '../../model/generator.js';
+import type { SamplingOptions, TextGenerator } from '../../model/generator.js';
 import { createGenerator, type GeneratorOptions } from '../../model/service.js';
 import { createTinyModel } from '../../model/testing.js';
 import { replyTokenBudget, type ChatPromptFormat } from '../chat-session.js';
@@ -35,4 +35,21 @@ export async function testModel(options: Omit<GeneratorOptions, 'modelDir'> & { 
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * How long the bot's reply to `text` takes on this machine when nothing else runs, for deadlines
+ * calibrated to it: the faster of two runs of the generation the bot makes with `sampling`
+ * (BotHarness's `session.sampling()`, whose fixed seed makes both runs the bot's exact reply).
+ */
+export async function replyTime(m: TestModel, text: string, sampling: SamplingOptions): Promise<{ ms: number; tokens: number }> {
+  const prompt = m.format.buildPrompt([], text);
+  let ms = Infinity;
+  let tokens = 0;
+  for (let i = 0; i < 2; i++) {
+    const t0 = performance.now();
+    tokens = (await m.generator.generate({ prompt, ...sampling })).completionTokens;
+    ms = Math.min(ms, performance.now() - t0);
+  }
+  return { ms, tokens };
 }
