@@ -1,6 +1,9 @@
-// `npm start`: configuration, Redis, the key scheduler and the HTTP server in one process.
+// `npm start`: configuration, Redis, the key scheduler, the model, the bots and the HTTP server in
+// one process. startNemo() is the whole platform; main() adds the command line and the signals.
 import type { ChildProcess } from 'node:child_process';
 import type { Server } from 'node:http';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_REDIS_URL, loadCoreConfig, type CoreConfig } from '../core/config.js';
 import { tuneGc } from '../core/gc-tuning.js';
@@ -17,9 +20,9 @@ import type { TextGenerator } from '../model/generator.js';
 import { createGenerator } from '../model/service.js';
 import { UsageRecorder } from '../core/usage/usage-recorder.js';
 import { createApp } from './app.js';
-import { loadServerConfig } from './config.js';
+import { loadServerConfig, type ServerConfig } from './config.js';
 import { InflightRequests } from './inflight.js';
-import { createMetrics, instrumentGenerator, instrumentUsage } from './metrics.js';
+import { createMetrics, instrumentGenerator, instrumentUsage, type Metrics } from './metrics.js';
 
 const HELP = `Usage: npm start [-- --help]
 
@@ -41,17 +44,46 @@ async function resolveRedis(config: CoreConfig, log: Logger): Promise<{ url: str
   return { url: DEFAULT_REDIS_URL, child };
 }
 
-async function main(): Promise<void> {
-  tuneGc();
-  const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h' } }, strict: true });
-  if (values.help) {
-    console.log(HELP);
-    return;
+/** Loads the model as `npm start` does (MODEL_DIR, default the shipped model); undefined, logged, when none loads. */
+export async function loadModel(serverConfig: ServerConfig, metrics: Metrics, log: Logger): Promise<TextGenerator | undefined> {
+  try {
+    const generator = instrumentGenerator(
+      await createGenerator({ modelDir: serverConfig.MODEL_DIR, maxBatch: serverConfig.MODEL_MAX_BATCH, maxQueue: serverConfig.MODEL_MAX_QUEUE }),
+      metrics,
+    );
+    const info = generator.info();
+    log.info({ model: info.name, parameters: info.parameters, backend: info.backend }, 'model loaded');
+    return generator;
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'no model loaded: the web chat and the bot cannot reply (set MODEL_DIR, or run `npm run model:download`)');
+    return undefined;
   }
-  const config = loadCoreConfig();
-  const serverConfig = loadServerConfig();
-  const botConfig = loadBotConfig();
-  const log = createLogger(config.LOG_LEVEL);
+}
+
+export interface StartOptions {
+  /** Where the settings come from (default process.env, after .env). */
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** A Wechaty puppet instance instead of WECHATY_PUPPET (tests). */
+  puppet?: unknown;
+}
+
+export interface RunningNemo {
+  url: string;
+  log: Logger;
+  /** How long stop() lets streaming replies finish (SHUTDOWN_GRACE_SECONDS). */
+  graceMs: number;
+  /** Graceful shutdown; resolves when everything is closed. */
+  stop(signal: string): Promise<void>;
+}
+
+/** Everything `npm start` runs, started in this process. */
+export async function startNemo(options: StartOptions = {}): Promise<RunningNemo> {
+  const env = options.env ?? process.env;
+  const config = loadCoreConfig(env);
+  const serverConfig = loadServerConfig(env);
+  const botConfig = loadBotConfig(env);
+  const log = options.logger ?? createLogger(config.LOG_LEVEL);
   const startedAt = new Date();
 
   const redis = await resolveRedis(config, log);
@@ -71,17 +103,7 @@ async function main(): Promise<void> {
 
   // The model runs in a worker thread. Without a loadable model the platform still runs: the
   // panel works, the web chat and the bot answer that the model is unavailable.
-  let generator: TextGenerator | undefined;
-  try {
-    generator = instrumentGenerator(
-      await createGenerator({ modelDir: serverConfig.MODEL_DIR, maxBatch: serverConfig.MODEL_MAX_BATCH, maxQueue: serverConfig.MODEL_MAX_QUEUE }),
-      metrics,
-    );
-    const info = generator.info();
-    log.info({ model: info.name, parameters: info.parameters, backend: info.backend }, 'model loaded');
-  } catch (err) {
-    log.error({ err: (err as Error).message }, 'no model loaded: the web chat and the bot cannot reply (set MODEL_DIR, or run `npm run model:download`)');
-  }
+  const generator = await loadModel(serverConfig, metrics, log);
 
   // One chat (key flow, limits, memory, usage) shared by the WeChat bot and the web chat; the
   // panel's run-time settings are applied to it live, in every process.
@@ -91,7 +113,12 @@ async function main(): Promise<void> {
     if (chat) applyChatSettings(v, { config: chat.session.config, limits: chat.session.limits, texts: chat.session.texts });
   });
   let bots: RunningBots | null = null;
-  if (chat && generator) bots = await startBots({ store, keys, usage: instrumentUsage(usage, metrics), generator, coreConfig: config, botConfig, logger: log, session: chat.session });
+  if (chat && generator) {
+    bots = await startBots({
+      store, keys, usage: instrumentUsage(usage, metrics), generator, coreConfig: config, botConfig, logger: log, session: chat.session,
+      ...(options.puppet ? { puppet: options.puppet } : {}),
+    });
+  }
 
   const app = createApp({
     store, startedAt, config: serverConfig, coreConfig: config, logger: log.child({ part: 'http' }), metrics, generator,
@@ -104,20 +131,16 @@ async function main(): Promise<void> {
     s.once('error', reject);
   });
   const addr = server.address();
-  log.info({ url: `http://${config.HOST}:${typeof addr === 'object' && addr ? addr.port : config.PORT}` }, 'http server listening');
+  const url = `http://${config.HOST}:${typeof addr === 'object' && addr ? addr.port : config.PORT}`;
+  log.info({ url }, 'http server listening');
 
   // Graceful shutdown: readiness turns 503 and no new connections are accepted; streaming web-chat
   // replies get SHUTDOWN_GRACE_SECONDS to finish and are then cancelled; then Redis closes.
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
+  const graceMs = serverConfig.SHUTDOWN_GRACE_SECONDS * 1000;
+  let stopped: Promise<void> | null = null;
+  const stop = async (signal: string): Promise<void> => {
     stopping = true;
-    const graceMs = serverConfig.SHUTDOWN_GRACE_SECONDS * 1000;
     log.info({ signal, inFlight: inflight.size, graceSeconds: serverConfig.SHUTDOWN_GRACE_SECONDS }, 'shutting down');
-    const force = setTimeout(() => {
-      log.error('shutdown took too long; exiting anyway');
-      process.exit(1);
-    }, graceMs + 10_000);
-    force.unref();
     const closed = new Promise<void>((r) => server.close(() => r()));
     server.closeIdleConnections();
     const cancelled = await inflight.drain(graceMs);
@@ -130,16 +153,38 @@ async function main(): Promise<void> {
     await keys.stop();
     await store.close();
     redis.child?.kill('SIGTERM');
-    clearTimeout(force);
     log.info('stopped');
+  };
+  return { url, log, graceMs, stop: (signal) => (stopped ??= stop(signal)) };
+}
+
+async function main(): Promise<void> {
+  tuneGc();
+  const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h' } }, strict: true });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const nemo = await startNemo();
+  const shutdown = async (signal: string) => {
+    const force = setTimeout(() => {
+      nemo.log.error('shutdown took too long; exiting anyway');
+      process.exit(1);
+    }, nemo.graceMs + 10_000);
+    force.unref();
+    await nemo.stop(signal);
+    clearTimeout(force);
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof ConfigError) console.error(err.message);
-  else console.error(`nemo failed to start: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+// Imported (tests), this module only exports; run as `npm start`, it starts.
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main().catch((err: unknown) => {
+    if (err instanceof ConfigError) console.error(err.message);
+    else console.error(`nemo failed to start: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}
