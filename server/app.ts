@@ -18,7 +18,7 @@ import { chatRoutes, type ChatRouteDeps } from './chat-routes.js';
 import { serverSchema, trustProxyValue, type ServerConfig } from './config.js';
 import { healthRoutes } from './health-routes.js';
 import { errorHandler, notFound } from './http-errors.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, routeLabel, type Metrics } from './metrics.js';
 
 export interface AppDeps {
   store: Store;
@@ -89,11 +89,7 @@ export function createApp(deps: AppDeps): Express {
 
   app.use((req, res, next) => {
     const end = metrics.httpDuration.startTimer();
-    res.on('finish', () => {
-      // The matched route pattern, not the raw path: bounded label values.
-      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : res.statusCode === 404 ? 'unmatched' : req.baseUrl || req.path;
-      end({ method: req.method, route, status: String(res.statusCode) });
-    });
+    res.on('finish', () => end({ method: req.method, route: routeLabel(req, res), status: String(res.statusCode) }));
     next();
   });
 

@@ -3,6 +3,7 @@ import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Respon
 import { ZodError } from 'zod';
 import { RedisUnavailableError } from '../core/redis.js';
 import type { Logger } from '../core/logger.js';
+import { noteRoute } from './metrics.js';
 
 export class HttpError extends Error {
   constructor(
@@ -16,10 +17,14 @@ export class HttpError extends Error {
   }
 }
 
-/** Wraps an async handler so a rejection reaches the error handler (express 5 does this too; explicit for clarity). */
+/**
+ * Wraps an async handler so a rejection reaches the error handler (express 5 does this too;
+ * explicit for clarity), noting the route pattern for the metrics first.
+ */
 export const handle =
   (fn: (req: Request, res: Response, next: NextFunction) => Promise<unknown>): RequestHandler =>
   (req, res, next) => {
+    noteRoute(req, res);
     fn(req, res, next).catch(next);
   };
 
