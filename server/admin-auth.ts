@@ -5,7 +5,7 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import { rateLimit, ipKeyGenerator } from 'express-rate-limit';
 import { z } from 'zod';
 import type { Logger } from '../core/logger.js';
-import type { Store } from '../core/redis.js';
+import { guard, type Store } from '../core/redis.js';
 import type { AuditLog } from './audit-log.js';
 import type { ServerConfig } from './config.js';
 import { handle, HttpError } from './http-errors.js';
@@ -75,6 +75,13 @@ export function createAdminAuth(opts: { store: Store; config: ServerConfig; audi
     next();
   };
 
+  // One `login.blocked` entry per address per window, however many attempts it blocks: a flood of
+  // them would otherwise be as long as the flood.
+  const auditBlocked = async (ip: string, retryAfterSeconds: number) => {
+    const first = await guard(() => store.redis.set(store.key('audit', 'blocked', ip), '1', 'PX', retryAfterSeconds * 1000, 'NX'));
+    if (first === 'OK') await audit.record({ action: 'login.blocked', actor: 'anonymous', ip, details: { retryAfterSeconds }, ok: false });
+  };
+
   const loginLimiter = rateLimit({
     windowMs: config.ADMIN_LOGIN_WINDOW_MINUTES * 60_000,
     limit: config.ADMIN_LOGIN_MAX_ATTEMPTS,
@@ -87,7 +94,7 @@ export function createAdminAuth(opts: { store: Store; config: ServerConfig; audi
     handler: (req, res, _next, options) => {
       const info = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit;
       const retryAfterSeconds = Math.max(1, Math.ceil(((info?.resetTime?.getTime() ?? Date.now() + options.windowMs) - Date.now()) / 1000));
-      void audit.record({ action: 'login.blocked', actor: 'anonymous', ip: req.ip ?? '', details: { retryAfterSeconds }, ok: false }).catch(() => {});
+      void auditBlocked(req.ip ?? '', retryAfterSeconds).catch(() => {});
       res.status(429).json({
         error: `Too many failed logins from your address; try again in ${Math.ceil(retryAfterSeconds / 60)} min`,
         code: 'rate_limited',

@@ -54,7 +54,7 @@ export function createApp(deps: AppDeps): Express {
     // Fires in every process (pub/sub) for rotations made anywhere, once the key service is started.
     deps.admin.keys.onRotate((e) => metrics.keyRotations.inc({ by: e.by }));
   }
-  const audit = new AuditLog(deps.store);
+  const audit = new AuditLog(deps.store, { retentionDays: config.AUDIT_RETENTION_DAYS });
   // The bots may run in other processes: their login states are read from the shared Redis.
   const botStates = deps.botStates ?? (() => listBotInstances(deps.store));
 
