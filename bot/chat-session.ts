@@ -67,6 +67,8 @@ export interface IncomingChat {
   isOperator?: boolean;
   /** Streams the model's text as it is generated (web chat). */
   onText?: (chunk: string) => void;
+  /** Called when the reply takes its unit of daily quota (the web chat notes it on its reply lock). */
+  onQuotaTaken?: () => void;
   signal?: AbortSignal;
 }
 
@@ -251,7 +253,10 @@ export class ChatSession {
     // The memory's epoch goes with the turn: a #reset / clear during generation wins (see conversation.ts).
     const [limited, memory] = await Promise.all([this.limits.hit(msg.userId, true), this.memory.read(msg.userId)]);
     if (!limited.allowed) return reply(this.limitedReply(limited));
-    if (config.BOT_DAILY_QUOTA > 0) tookQuota();
+    if (config.BOT_DAILY_QUOTA > 0) {
+      tookQuota();
+      msg.onQuotaTaken?.();
+    }
 
     const prompt = this.deps.format.buildPrompt(memory.turns, text);
     const generation = await this.deps.generator.generate({
