@@ -156,6 +156,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
       const instances = (await botStates()).map((s) => ({
         name: s.name, running: s.running, host: s.host, pid: s.pid,
         state: s.state, since: s.since, user: s.user, detail: s.detail, qrcode: Boolean(s.qrcode) && s.running && s.state !== 'logged-in',
+        waiting: s.waiting ?? null,
       }));
       res.json({ instances });
     }),

@@ -49,7 +49,7 @@ export function healthRoutes(deps: HealthDeps): Router {
           const all = await deps.botStates();
           // A bot being logged out does not make the HTTP side unready (the web chat still
           // works); each instance is reported so an operator notices.
-          checks.bot = { ok: true, instances: all.map((s) => ({ name: s.name, running: s.running, state: s.state, since: s.since })) };
+          checks.bot = { ok: true, instances: all.map((s) => ({ name: s.name, running: s.running, state: s.state, since: s.since, ...(s.waiting ? { waiting: 'for the name to be released' } : {}) })) };
         } catch (err) {
           checks.bot = { ok: false, detail: (err as Error).message };
         }
