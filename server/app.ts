@@ -17,6 +17,7 @@ import { AuditLog } from './audit-log.js';
 import { chatRoutes, type ChatRouteDeps } from './chat-routes.js';
 import { serverSchema, trustProxyValue, type ServerConfig } from './config.js';
 import { healthRoutes } from './health-routes.js';
+import { jsonBody } from './json-body.js';
 import { errorHandler, notFound } from './http-errors.js';
 import { createMetrics, routeLabel, type Metrics } from './metrics.js';
 
@@ -100,7 +101,7 @@ export function createApp(deps: AppDeps): Express {
     res.set('Cache-Control', 'no-store');
     next();
   });
-  const json = express.json({ limit: '16kb', strict: true });
+  const json = jsonBody({ limit: '16kb' });
   const auth = createAdminAuth({ store: deps.store, config, audit, log: log.child({ part: 'admin' }) });
   app.use('/api/admin', json, auth.router);
   app.use(
