@@ -92,7 +92,10 @@ export function chatRoutes(deps: ChatRouteDeps): Router {
   const verifyLimiter = rateLimit({
     windowMs: 15 * 60_000,
     limit: deps.verifyPerIpLimit ?? 30,
+    // Only well-formed wrong keys count: text that is no key at all costs nothing here either, so
+    // junk from one address (an office NAT) cannot lock its other visitors out.
     skipSuccessfulRequests: true,
+    requestWasSuccessful: (_req, res) => res.locals.wrongKey !== true,
     standardHeaders: 'draft-8',
     legacyHeaders: false,
     store: new RedisRateLimitStore(deps.store, 'chat-verify'),
@@ -150,6 +153,7 @@ export function chatRoutes(deps: ChatRouteDeps): Router {
         res.json({ ok: true, message: reply.parts.join('\n'), authorisedUntil: after.until ?? null });
         return;
       }
+      res.locals.wrongKey = reply.wrongKey === true;
       const lock = await keys.lockStatus(v.userId).catch(() => null);
       const [status, code] = KIND_STATUS[reply.kind] ?? [400, reply.kind];
       res.status(status).json({
