@@ -94,6 +94,21 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
 
+  // Shutting down: probes still get their answer (/readyz says "stopping"), new work a clear 503,
+  // and every answer closes its connection so clients reconnect to another process.
+  app.use((req, res, next) => {
+    if (!deps.isStopping?.()) {
+      next();
+      return;
+    }
+    res.set('Connection', 'close');
+    if (req.path === '/readyz' || req.path === '/healthz' || req.path === '/metrics') {
+      next();
+      return;
+    }
+    res.status(503).set('Retry-After', '5').json({ error: 'The server is restarting; try again in a moment. 服务器正在重启，请稍后再试。', code: 'stopping' });
+  });
+
   app.use(healthRoutes({ store: deps.store, startedAt: deps.startedAt, metrics, generator: deps.generator, botStates, isStopping: deps.isStopping, metricsToken: config.METRICS_TOKEN }));
 
   // API answers carry keys and personal data: no cache may keep them.

@@ -106,8 +106,9 @@ async function main(): Promise<void> {
   const addr = server.address();
   log.info({ url: `http://${config.HOST}:${typeof addr === 'object' && addr ? addr.port : config.PORT}` }, 'http server listening');
 
-  // Graceful shutdown: readiness turns 503 and no new connections are accepted; streaming web-chat
-  // replies get SHUTDOWN_GRACE_SECONDS to finish and are then cancelled; then Redis closes.
+  // Graceful shutdown: readiness and new requests turn 503 (the listener stays open meanwhile, so
+  // probes get an answer rather than a refused connection); streaming web-chat replies get
+  // SHUTDOWN_GRACE_SECONDS to finish and are then cancelled; then the listener and Redis close.
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -118,10 +119,11 @@ async function main(): Promise<void> {
       process.exit(1);
     }, graceMs + 10_000);
     force.unref();
-    const closed = new Promise<void>((r) => server.close(() => r()));
-    server.closeIdleConnections();
+    // Idle keep-alive connections stay open until the end (closing one now can race a request the
+    // client is sending on it); every answer from now on closes its connection.
     const cancelled = await inflight.drain(graceMs);
     if (cancelled) log.warn({ cancelled }, 'cancelled in-flight replies at shutdown');
+    const closed = new Promise<void>((r) => server.close(() => r()));
     server.closeAllConnections();
     await closed;
     await bots?.stop();

@@ -15,6 +15,7 @@ import { defaultBotConfig } from '../../bot/config.js';
 import { conversationKey } from '../../bot/conversation.js';
 import { openTestStore } from '../../core/testing.js';
 import { openStream, startServer, verifiedVisitor } from './child-server.js';
+import { field } from './harness.js';
 
 describe('graceful shutdown of npm start', () => {
   let modelDir: string;
@@ -63,6 +64,18 @@ describe('graceful shutdown of npm start', () => {
     const stream = await openStream(c, 'and another story');
     const t0 = Date.now();
     s.child.kill('SIGINT');
+    // While the reply finishes, the process still answers: /readyz 503 (a load balancer's probe
+    // sees "stopping", not a refused connection), new work 503 with a clear message.
+    let ready = await fetch(`${s.url}/readyz`);
+    for (let i = 0; i < 200 && ready.status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      ready = await fetch(`${s.url}/readyz`);
+    }
+    assert.equal(ready.status, 503);
+    assert.equal(((await ready.json()) as { status: string }).status, 'stopping');
+    const late = await c.post('/api/chat/messages', { text: 'one more' });
+    assert.equal(late.status, 503);
+    assert.equal(field(late, 'code'), 'stopping');
     const text = await stream.rest;
     assert.match(text, /event: done/, 'the reply was completed, not cut');
     assert.equal(await s.exit, 0, s.lines.join(''));
