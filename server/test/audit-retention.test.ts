@@ -3,16 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { AuditLog } from '../audit-log.js';
-import { field, startHarness, type Client, type Harness } from './harness.js';
+import { type Client, field, type Harness, inParallel, startHarness } from './harness.js';
 
 type Entry = { id: string; action: string; ip: string; details: Record<string, unknown> };
-
-async function many(n: number, width: number, one: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < n) await one(next++);
-  }));
-}
 
 describe('audit log retention', () => {
   let h: Harness;
@@ -29,7 +22,7 @@ describe('audit log retention', () => {
     const flood = h.client({ 'X-Forwarded-For': '198.51.100.66' });
     assert.equal((await flood.post('/api/admin/login', { password: 'wrong-password' })).status, 401);
     let blocked = 0;
-    await many(10_150, 16, async () => {
+    await inParallel(10_150, 16, async () => {
       if ((await flood.post('/api/admin/login', { password: 'wrong-password' })).status === 429) blocked++;
     });
     assert.equal(blocked, 10_150);
@@ -42,7 +35,7 @@ describe('audit log retention', () => {
   test('failed logins from ever new addresses do not push administrative actions out either', async () => {
     const audit = new AuditLog(h.store);
     await audit.record({ action: 'keys.schedule', actor: 'admin:abc', ip: '192.0.2.1', details: { cron: '0 0 * * *' }, ok: true });
-    await many(10_150, 16, (i) => audit.record({ action: 'login.failed', actor: 'anonymous', ip: `10.0.${i >> 8}.${i & 255}`, details: {}, ok: false }));
+    await inParallel(10_150, 16, (i) => audit.record({ action: 'login.failed', actor: 'anonymous', ip: `10.0.${i >> 8}.${i & 255}`, details: {}, ok: false }));
     const page = await audit.list(1000);
     assert.equal(page.length, 1000);
     for (let i = 1; i < page.length; i++) assert.ok(page[i - 1].at >= page[i].at, 'newest first');

@@ -2,7 +2,7 @@
 // pattern (mount path included), and every unmatched or unauthenticated path shares one bucket.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startHarness, type Client, type Harness } from './harness.js';
+import { type Client, type Harness, inParallel, startHarness } from './harness.js';
 
 /** The label sets of the HTTP duration histogram in a /metrics scrape. */
 function httpSeries(text: string): Set<string> {
@@ -12,14 +12,6 @@ function httpSeries(text: string): Set<string> {
     if (m) out.add(m[1]);
   }
   return out;
-}
-
-/** Runs `n` requests, `width` at a time. */
-async function many(n: number, width: number, one: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < n) await one(next++);
-  }));
 }
 
 describe('HTTP metrics labels', () => {
@@ -48,7 +40,7 @@ describe('HTTP metrics labels', () => {
     const scrape = async () => httpSeries((await h.client().get('/metrics')).text);
     await scrape();
     const base = await scrape();
-    await many(1000, 8, (i) => Promise.all(kinds(i + 1, anonymous)));
+    await inParallel(1000, 8, (i) => Promise.all(kinds(i + 1, anonymous)));
     const grown = await scrape();
     assert.deepEqual([...grown].filter((s) => !base.has(s)), [], 'no new series');
     const labels = [...grown].join('\n');
