@@ -19,7 +19,7 @@ import type { BotConfig } from './config.js';
 export interface KeyGate {
   verify(userId: string, attempt: string): Promise<
     | { ok: true; version: number; authorisedUntil: string | null }
-    | { ok: false; reason: string; attemptsLeft?: number; lockedUntil?: string; global?: boolean }
+    | { ok: false; reason: string; attemptsLeft?: number; lockedUntil?: string; global?: boolean; lockedNow?: boolean }
   >;
   authorisation(userId: string): Promise<{ authorised: boolean; version?: number; until?: string | null; needsNewKey: boolean }>;
   current(): Promise<{ version: number; nextRotationAt: string | null }>;
@@ -67,6 +67,8 @@ export interface IncomingChat {
   isOperator?: boolean;
   /** Streams the model's text as it is generated (web chat). */
   onText?: (chunk: string) => void;
+  /** Called when the reply takes its unit of daily quota (the web chat notes it on its reply lock). */
+  onQuotaTaken?: () => void;
   signal?: AbortSignal;
 }
 
@@ -79,6 +81,8 @@ export interface ChatReply {
     | 'ignored' | 'banned' | 'rate-limited' | 'quota' | 'how-to-get-key' | 'wrong-key' | 'locked' | 'key-changed'
     | 'verified' | 'verify-in-private' | 'non-text' | 'command' | 'reply' | 'unavailable' | 'busy' | 'timeout' | 'error'
     | 'interrupted';
+  /** A real (well-formed) key guess failed: 'wrong-key', or the 'locked' its last try caused. */
+  wrongKey?: boolean;
   /** The generation behind a 'reply'. */
   generation?: GenerationResult;
   /** The exact prompt sent to the model (tests compare with the generator's own output). */
@@ -229,9 +233,9 @@ export class ChatSession {
         if (res.ok) return reply({ parts: [this.texts.welcome(!!msg.isOperator)], outcome: 'ok', kind: 'verified' });
         if (res.reason === 'locked') {
           const text = res.global ? this.texts.verificationPaused(res.lockedUntil) : this.texts.lockedOut(res.lockedUntil);
-          return reply({ parts: [text], outcome: 'denied', kind: 'locked' });
+          return reply({ parts: [text], outcome: 'denied', kind: 'locked', ...(res.lockedNow ? { wrongKey: true } : {}) });
         }
-        if (res.reason === 'wrong') return reply({ parts: [this.texts.wrongKey(res.attemptsLeft)], outcome: 'denied', kind: 'wrong-key' });
+        if (res.reason === 'wrong') return reply({ parts: [this.texts.wrongKey(res.attemptsLeft)], outcome: 'denied', kind: 'wrong-key', wrongKey: true });
       }
       if (auth.needsNewKey && auth.version !== undefined && (await this.firstReauthNotice(msg.userId, auth.version))) {
         return reply({ parts: [this.texts.keyChanged()], outcome: 'denied', kind: 'key-changed' });
@@ -251,7 +255,10 @@ export class ChatSession {
     // The memory's epoch goes with the turn: a #reset / clear during generation wins (see conversation.ts).
     const [limited, memory] = await Promise.all([this.limits.hit(msg.userId, true), this.memory.read(msg.userId)]);
     if (!limited.allowed) return reply(this.limitedReply(limited));
-    if (config.BOT_DAILY_QUOTA > 0) tookQuota();
+    if (config.BOT_DAILY_QUOTA > 0) {
+      tookQuota();
+      msg.onQuotaTaken?.();
+    }
 
     const prompt = this.deps.format.buildPrompt(memory.turns, text);
     const generation = await this.deps.generator.generate({

@@ -15,6 +15,11 @@ export const botSchema = z.object({
     .string()
     .regex(BOT_NAME_PATTERN, { message: "expected 1-32 letters, digits, '-' or '_' (e.g. main, sales-2)" })
     .default(DEFAULT_BOT_NAME),
+  /**
+   * Seconds a bot's hold on its name outlives the process (renewed every third of it): after a
+   * crash, a restarted process waits at most this long before it takes the name over.
+   */
+  BOT_LEASE_SECONDS: envInt(30, 1, 3600),
   /** Puppet module name; Wechaty's default web protocol when unset. */
   WECHATY_PUPPET: z.string().min(1).default('wechaty-puppet-wechat4u'),
   WECHATY_PUPPET_SERVICE_TOKEN: z.string().optional(),

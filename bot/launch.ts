@@ -41,7 +41,8 @@ export function createChat(deps: ChatDeps): { session: ChatSession; userAdmin: U
 }
 
 export interface RunningBots {
-  chatBot: WechatyChatBot | null;
+  /** null while the bot waits for its name to be released (or could not start). */
+  readonly chatBot: WechatyChatBot | null;
   keyResponder: KeyResponderBot | null;
   stop(): Promise<void>;
 }
@@ -69,10 +70,16 @@ export async function startBots(
   let chatBot: WechatyChatBot | null = null;
   let keyResponder: KeyResponderBot | null = null;
 
+  // Set while this process waits for its bot name to be released; aborted by stop().
+  const waiting = new AbortController();
+  let waited: Promise<void> = Promise.resolve();
+
   if (deps.botConfig.BOT_ENABLED) {
     const name = deps.botConfig.BOT_NAME;
     // The name first: a second process with this BOT_NAME must not touch its state or session.
-    const lease = new InstanceLease(deps.store, name, { logger: log, onLost: () => void chatBot?.stop(0, 'another process took over this bot name') });
+    const lease = new InstanceLease(deps.store, name, {
+      ttlMs: deps.botConfig.BOT_LEASE_SECONDS * 1000, logger: log, onLost: () => void chatBot?.stop(0, 'another process took over this bot name'),
+    });
     const failed = async (err: unknown) => {
       const detail = `puppet failed to start: ${(err as Error).message}`;
       if (chatBot) await chatBot.stop(0, detail).catch(() => undefined);
@@ -81,8 +88,13 @@ export async function startBots(
         await lease.release();
       }
     };
-    try {
-      await lease.acquire();
+    const couldNotStart = async (err: unknown) => {
+      log.error({ err: (err as Error).message, puppet: deps.botConfig.WECHATY_PUPPET, bot: name }, 'the WeChat bot could not start; the platform keeps running without it');
+      await failed(err);
+      chatBot = null;
+    };
+    // With the lease held: the bot, its puppet and its session.
+    const launch = async () => {
       chatBot = new WechatyChatBot({
         store: deps.store, session: deps.session, config: deps.botConfig, puppet: deps.puppet ?? (await createChatPuppet(deps.botConfig, log)),
         operators: deps.coreConfig.OPERATORS, logger: log, printQrCode: deps.printQrCode ?? true, lease,
@@ -98,20 +110,26 @@ export async function startBots(
       if (inTime) log.info({ puppet: deps.botConfig.WECHATY_PUPPET, bot: name }, 'wechat bot started');
       else {
         log.warn({ puppet: deps.botConfig.WECHATY_PUPPET, bot: name }, 'the WeChat puppet is still starting; continuing without waiting');
-        started.catch(async (err: Error) => {
-          log.error({ err: err.message, bot: name }, 'the WeChat bot could not start; the platform keeps running without it');
-          await failed(err);
-        });
+        started.catch(couldNotStart);
       }
+    };
+    try {
+      await lease.acquire();
+      await launch();
     } catch (err) {
       if (err instanceof BotNameInUseError) {
-        // Refused: the other process keeps the name, its login state and its QR code.
-        log.error({ err: err.message, bot: name, holder: err.holder }, 'the WeChat bot was not started: its name is in use; the platform keeps running without it');
+        // The other process keeps the name, its login state and its QR code. It may be a crashed
+        // one whose lease has not run out yet: keep trying, and start the bot once the name is free.
+        log.warn({ err: err.message, bot: name, holder: err.holder }, 'the WeChat bot was not started yet: its name is in use; waiting for the name to be released (the platform runs without the bot meanwhile)');
+        await lease.markWaiting().catch(() => undefined);
+        waited = lease.acquireWhenFree(waiting.signal).then(async (got) => {
+          if (!got) return;
+          log.info({ bot: name }, 'the bot name was released: starting the WeChat bot');
+          await launch().catch(couldNotStart);
+        });
       } else {
-        log.error({ err: (err as Error).message, puppet: deps.botConfig.WECHATY_PUPPET, bot: name }, 'the WeChat bot could not start; the platform keeps running without it');
-        await failed(err);
+        await couldNotStart(err);
       }
-      chatBot = null;
     }
   } else {
     log.info('WeChat bot disabled by BOT_ENABLED=false');
@@ -131,9 +149,13 @@ export async function startBots(
   }
 
   return {
-    chatBot,
+    get chatBot() {
+      return chatBot;
+    },
     keyResponder,
     async stop() {
+      waiting.abort();
+      await waited;
       await Promise.allSettled([chatBot?.stop(), keyResponder?.stop()]);
     },
   };

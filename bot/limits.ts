@@ -114,9 +114,9 @@ export class Limits {
     return { allowed: false, reason: 'quota', usedToday: Number(used), retryAt: this.nextMidnight(now) };
   }
 
-  /** Gives back one unit of quota (the reply failed, so it should not count). */
-  async refund(userId: string): Promise<void> {
-    const key = limitKeys.quota(this.store, userId, this.day(this.now()));
+  /** Gives back one unit of quota (the reply failed, so it should not count), on the day of `at`. */
+  async refund(userId: string, at = this.now()): Promise<void> {
+    const key = limitKeys.quota(this.store, userId, this.day(at));
     await guard(() => this.store.redis.eval(
       "local v = tonumber(redis.call('GET', KEYS[1]) or '0') if v > 0 then redis.call('DECR', KEYS[1]) end return 0",
       1, key,

@@ -25,6 +25,15 @@ export interface BotInstanceState extends LoginState {
   /** The process holding the lease. */
   host?: string;
   pid?: number;
+  /** A process waiting for the name to be released (its holder stopped renewing, or still runs). */
+  waiting?: BotWaiter;
+}
+
+/** A process that wants to run this bot and retries until the name's lease is free. */
+export interface BotWaiter {
+  host: string;
+  pid: number;
+  since: string;
 }
 
 export const DEFAULT_BOT_NAME = 'main';
@@ -35,6 +44,7 @@ export const loginStateKey = (store: Store, name = DEFAULT_BOT_NAME) => store.ke
 /** A set of every bot name that wrote a login state (pruned when a record has expired). */
 export const botIndexKey = (store: Store) => store.key('bot', 'instances');
 export const botLeaseKey = (store: Store, name = DEFAULT_BOT_NAME) => store.key('bot', 'lease', name);
+export const botWaitingKey = (store: Store, name = DEFAULT_BOT_NAME) => store.key('bot', 'waiting', name);
 
 /** A stopped bot's last state is kept this long, then the panel forgets the instance. */
 export const STOPPED_STATE_TTL_MS = 30 * 86_400_000;
@@ -80,21 +90,25 @@ export async function setLoginState(
 export async function listBotInstances(store: Store): Promise<BotInstanceState[]> {
   const names = (await guard(() => store.redis.smembers(botIndexKey(store)))).sort();
   if (names.length === 0) return [];
-  const [states, leases] = await guard(() =>
+  const [states, leases, waiters] = await guard(() =>
     Promise.all([
       store.redis.mget(names.map((n) => loginStateKey(store, n))),
       store.redis.mget(names.map((n) => botLeaseKey(store, n))),
+      store.redis.mget(names.map((n) => botWaitingKey(store, n))),
     ]),
   );
   const out: BotInstanceState[] = [];
   const gone: string[] = [];
   names.forEach((name, i) => {
-    if (!states[i] && !leases[i]) {
+    if (!states[i] && !leases[i] && !waiters[i]) {
       gone.push(name);
       return;
     }
     const holder = parseHolder(leases[i]);
-    out.push({ name, ...parseState(states[i]), running: holder !== null, ...(holder ? { host: holder.host, pid: holder.pid } : {}) });
+    const waiting = parseWaiter(waiters[i]);
+    out.push({
+      name, ...parseState(states[i]), running: holder !== null, ...(holder ? { host: holder.host, pid: holder.pid } : {}), ...(waiting ? { waiting } : {}),
+    });
   });
   if (gone.length) await guard(() => store.redis.srem(botIndexKey(store), ...gone)).catch(() => undefined);
   return out;
@@ -113,6 +127,25 @@ export function parseHolder(raw: string | null): LeaseHolder | null {
   try {
     const h = JSON.parse(raw) as LeaseHolder;
     return typeof h.token === 'string' ? h : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Marks this process as waiting for `name` (the marker lives `ttlMs` unless refreshed). */
+export async function setBotWaiting(store: Store, name: string, waiter: BotWaiter, ttlMs: number): Promise<void> {
+  await guard(() => store.redis.multi().set(botWaitingKey(store, name), JSON.stringify(waiter), 'PX', ttlMs).sadd(botIndexKey(store), name).exec());
+}
+
+export async function clearBotWaiting(store: Store, name: string): Promise<void> {
+  await guard(() => store.redis.del(botWaitingKey(store, name)));
+}
+
+function parseWaiter(raw: string | null): BotWaiter | null {
+  if (!raw) return null;
+  try {
+    const w = JSON.parse(raw) as BotWaiter;
+    return typeof w.pid === 'number' && typeof w.host === 'string' ? w : null;
   } catch {
     return null;
   }

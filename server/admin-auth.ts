@@ -5,7 +5,7 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import { rateLimit, ipKeyGenerator } from 'express-rate-limit';
 import { z } from 'zod';
 import type { Logger } from '../core/logger.js';
-import type { Store } from '../core/redis.js';
+import { guard, type Store } from '../core/redis.js';
 import type { AuditLog } from './audit-log.js';
 import type { ServerConfig } from './config.js';
 import { handle, HttpError } from './http-errors.js';
@@ -75,26 +75,43 @@ export function createAdminAuth(opts: { store: Store; config: ServerConfig; audi
     next();
   };
 
-  const loginLimiter = rateLimit({
-    windowMs: config.ADMIN_LOGIN_WINDOW_MINUTES * 60_000,
-    limit: config.ADMIN_LOGIN_MAX_ATTEMPTS,
-    // Only failed logins count, so an operator who types the password right is never slowed.
-    skipSuccessfulRequests: true,
-    standardHeaders: 'draft-8',
-    legacyHeaders: false,
-    store: new RedisRateLimitStore(store, 'admin-login'),
-    keyGenerator: (req) => ipKeyGenerator(req.ip ?? 'unknown'),
-    handler: (req, res, _next, options) => {
-      const info = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit;
-      const retryAfterSeconds = Math.max(1, Math.ceil(((info?.resetTime?.getTime() ?? Date.now() + options.windowMs) - Date.now()) / 1000));
-      void audit.record({ action: 'login.blocked', actor: 'anonymous', ip: req.ip ?? '', details: { retryAfterSeconds }, ok: false }).catch(() => {});
-      res.status(429).json({
-        error: `Too many failed logins from your address; try again in ${Math.ceil(retryAfterSeconds / 60)} min`,
-        code: 'rate_limited',
-        retryAfterSeconds,
-      });
-    },
-  });
+  // One `login.blocked` entry per address per window, however many attempts it blocks: a flood of
+  // them would otherwise be as long as the flood.
+  const auditBlocked = async (ip: string, retryAfterSeconds: number) => {
+    const first = await guard(() => store.redis.set(store.key('audit', 'blocked', ip), '1', 'PX', retryAfterSeconds * 1000, 'NX'));
+    if (first === 'OK') await audit.record({ action: 'login.blocked', actor: 'anonymous', ip, details: { retryAfterSeconds }, ok: false });
+  };
+
+  /** A per-address limit on failed logins; `address` says whose failures count together. */
+  const failedLoginLimiter = (name: string, limit: number, address: (req: Request) => string, skip?: (req: Request) => boolean) =>
+    rateLimit({
+      windowMs: config.ADMIN_LOGIN_WINDOW_MINUTES * 60_000,
+      limit,
+      // Only failed logins count, so an operator who types the password right is never slowed.
+      skipSuccessfulRequests: true,
+      standardHeaders: 'draft-8',
+      legacyHeaders: false,
+      store: new RedisRateLimitStore(store, name),
+      keyGenerator: (req) => ipKeyGenerator(address(req)),
+      skip,
+      handler: (req, res, _next, options) => {
+        const info = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit;
+        const retryAfterSeconds = Math.max(1, Math.ceil(((info?.resetTime?.getTime() ?? Date.now() + options.windowMs) - Date.now()) / 1000));
+        void auditBlocked(address(req), retryAfterSeconds).catch(() => {});
+        res.status(429).json({
+          error: `Too many failed logins from your address; try again in ${Math.ceil(retryAfterSeconds / 60)} min`,
+          code: 'rate_limited',
+          retryAfterSeconds,
+        });
+      },
+    });
+  const socketAddress = (req: Request) => req.socket.remoteAddress ?? 'unknown';
+  const loginLimiter = failedLoginLimiter('admin-login', config.ADMIN_LOGIN_MAX_ATTEMPTS, (req) => req.ip ?? 'unknown');
+  // A trusted proxy's X-Forwarded-For names the client, so a client that can reach the server
+  // through a trusted address (with TRUST_PROXY=loopback: anyone on this host) could send a new
+  // address with every guess. Forwarded failures are therefore also counted per connecting
+  // address, with a budget meant for everyone behind that proxy together.
+  const proxyLimiter = failedLoginLimiter('admin-login-proxy', config.ADMIN_LOGIN_PROXY_MAX_ATTEMPTS, socketAddress, (req) => req.ip === socketAddress(req));
 
   const requireAdmin: RequestHandler = handle(async (req, _res, next) => {
     if (!enabled) throw new HttpError(503, 'admin_disabled', 'The admin panel is disabled: the operator has not set ADMIN_PASSWORD');
@@ -111,6 +128,7 @@ export function createAdminAuth(opts: { store: Store; config: ServerConfig; audi
   router.post(
     '/login',
     disabled,
+    proxyLimiter,
     loginLimiter,
     handle(async (req, res) => {
       const { password } = loginBody.parse(req.body ?? {});

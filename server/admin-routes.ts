@@ -51,6 +51,14 @@ export function describeCron(cron: string): string {
   }
 }
 
+const MAX_U64 = 2n ** 64n - 1n;
+
+/** A Redis stream id as Redis reads it (two unsigned 64-bit numbers), or null. */
+function streamId(raw: unknown): string | null {
+  if (typeof raw !== 'string' || !/^\d{1,20}-\d{1,20}$/.test(raw)) return null;
+  return raw.split('-').every((part) => BigInt(part) <= MAX_U64) ? raw : null;
+}
+
 const scheduleBody = z.object({ cron: z.string().max(200), tz: z.string().max(64) });
 
 export function adminRoutes(deps: AdminRouteDeps): Router {
@@ -156,6 +164,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
       const instances = (await botStates()).map((s) => ({
         name: s.name, running: s.running, host: s.host, pid: s.pid,
         state: s.state, since: s.since, user: s.user, detail: s.detail, qrcode: Boolean(s.qrcode) && s.running && s.state !== 'logged-in',
+        waiting: s.waiting ?? null,
       }));
       res.json({ instances });
     }),
@@ -177,7 +186,8 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     '/audit',
     handle(async (req, res) => {
       const limit = Math.min(Math.max(Number(req.query.limit) || 100, 1), 500);
-      const before = typeof req.query.before === 'string' && /^\d+-\d+$/.test(req.query.before) ? req.query.before : undefined;
+      const before = req.query.before === undefined ? undefined : streamId(req.query.before);
+      if (before === null) throw new HttpError(400, 'invalid_request', 'before: expected an audit entry id (<milliseconds>-<sequence>)');
       res.json({ items: await audit.list(limit, before) });
     }),
   );

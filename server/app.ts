@@ -17,8 +17,9 @@ import { AuditLog } from './audit-log.js';
 import { chatRoutes, type ChatRouteDeps } from './chat-routes.js';
 import { serverSchema, trustProxyValue, type ServerConfig } from './config.js';
 import { healthRoutes } from './health-routes.js';
+import { jsonBody } from './json-body.js';
 import { errorHandler, notFound } from './http-errors.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, routeLabel, type Metrics } from './metrics.js';
 
 export interface AppDeps {
   store: Store;
@@ -54,7 +55,7 @@ export function createApp(deps: AppDeps): Express {
     // Fires in every process (pub/sub) for rotations made anywhere, once the key service is started.
     deps.admin.keys.onRotate((e) => metrics.keyRotations.inc({ by: e.by }));
   }
-  const audit = new AuditLog(deps.store);
+  const audit = new AuditLog(deps.store, { retentionDays: config.AUDIT_RETENTION_DAYS });
   // The bots may run in other processes: their login states are read from the shared Redis.
   const botStates = deps.botStates ?? (() => listBotInstances(deps.store));
 
@@ -89,12 +90,23 @@ export function createApp(deps: AppDeps): Express {
 
   app.use((req, res, next) => {
     const end = metrics.httpDuration.startTimer();
-    res.on('finish', () => {
-      // The matched route pattern, not the raw path: bounded label values.
-      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : res.statusCode === 404 ? 'unmatched' : req.baseUrl || req.path;
-      end({ method: req.method, route, status: String(res.statusCode) });
-    });
+    res.on('finish', () => end({ method: req.method, route: routeLabel(req, res), status: String(res.statusCode) }));
     next();
+  });
+
+  // Shutting down: probes still get their answer (/readyz says "stopping"), new work a clear 503,
+  // and every answer closes its connection so clients reconnect to another process.
+  app.use((req, res, next) => {
+    if (!deps.isStopping?.()) {
+      next();
+      return;
+    }
+    res.set('Connection', 'close');
+    if (req.path === '/readyz' || req.path === '/healthz' || req.path === '/metrics') {
+      next();
+      return;
+    }
+    res.status(503).set('Retry-After', '5').json({ error: 'The server is restarting; try again in a moment. 服务器正在重启，请稍后再试。', code: 'stopping' });
   });
 
   app.use(healthRoutes({ store: deps.store, startedAt: deps.startedAt, metrics, generator: deps.generator, botStates, isStopping: deps.isStopping, metricsToken: config.METRICS_TOKEN }));
@@ -104,7 +116,7 @@ export function createApp(deps: AppDeps): Express {
     res.set('Cache-Control', 'no-store');
     next();
   });
-  const json = express.json({ limit: '16kb', strict: true });
+  const json = jsonBody({ limit: '16kb' });
   const auth = createAdminAuth({ store: deps.store, config, audit, log: log.child({ part: 'admin' }) });
   app.use('/api/admin', json, auth.router);
   app.use(

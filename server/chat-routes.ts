@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { ChatReply, ChatSession } from '../bot/chat-session.js';
 import type { KeyService } from '../core/keys/key-service.js';
 import type { Logger } from '../core/logger.js';
-import { guard, type Store } from '../core/redis.js';
+import type { Store } from '../core/redis.js';
 import type { RuntimeSettings } from '../core/settings/runtime-settings.js';
 import { checkCsrf } from './admin-auth.js';
 import type { ServerConfig } from './config.js';
@@ -17,6 +17,7 @@ import { handle, HttpError } from './http-errors.js';
 import { InflightRequests } from './inflight.js';
 import type { Metrics } from './metrics.js';
 import { RedisRateLimitStore } from './rate-limit-store.js';
+import { RENEW_MS, ReplyLocks } from './reply-lock.js';
 import { SessionStore, type SessionData } from './sessions.js';
 
 export const CHAT_COOKIE = 'nemo_chat';
@@ -71,6 +72,7 @@ export function chatRoutes(deps: ChatRouteDeps): Router {
     maxAgeMs: 30 * 86_400_000,
     secure: deps.config.COOKIE_SECURE,
   });
+  const replyLocks = new ReplyLocks(deps.store, (userId, chargedAt) => chat().session.limits.refund(userId, chargedAt));
   const sessionCreations = new RedisRateLimitStore(deps.store, 'chat-session');
   sessionCreations.windowMs = 3_600_000;
 
@@ -90,7 +92,10 @@ export function chatRoutes(deps: ChatRouteDeps): Router {
   const verifyLimiter = rateLimit({
     windowMs: 15 * 60_000,
     limit: deps.verifyPerIpLimit ?? 30,
+    // Only well-formed wrong keys count: text that is no key at all costs nothing here either, so
+    // junk from one address (an office NAT) cannot lock its other visitors out.
     skipSuccessfulRequests: true,
+    requestWasSuccessful: (_req, res) => res.locals.wrongKey !== true,
     standardHeaders: 'draft-8',
     legacyHeaders: false,
     store: new RedisRateLimitStore(deps.store, 'chat-verify'),
@@ -148,6 +153,7 @@ export function chatRoutes(deps: ChatRouteDeps): Router {
         res.json({ ok: true, message: reply.parts.join('\n'), authorisedUntil: after.until ?? null });
         return;
       }
+      res.locals.wrongKey = reply.wrongKey === true;
       const lock = await keys.lockStatus(v.userId).catch(() => null);
       const [status, code] = KIND_STATUS[reply.kind] ?? [400, reply.kind];
       res.status(status).json({
@@ -183,20 +189,21 @@ export function chatRoutes(deps: ChatRouteDeps): Router {
           : 'Enter the access key first. 请先输入访问密钥。', { needsNewKey: auth.needsNewKey });
       }
       // One reply at a time per visitor, across every server process.
-      const lockKey = deps.store.key('webchat', 'busy', v.userId);
-      const got = await guard(() => deps.store.redis.set(lockKey, '1', 'PX', 180_000, 'NX'));
-      if (got !== 'OK') throw new HttpError(409, 'reply_in_progress', 'Wait for the current reply to finish. 请等待当前回复完成。');
+      const lock = await replyLocks.acquire(v.userId);
+      if (!lock) throw new HttpError(409, 'reply_in_progress', 'Wait for the current reply to finish. 请等待当前回复完成。');
       const flight = inflight.begin();
       const onClose = () => {
         if (!res.writableFinished) flight.controller.abort(new Error('client went away'));
       };
       res.on('close', onClose);
+      const renew = setInterval(() => void lock.renew().catch(() => undefined), RENEW_MS);
       try {
-        await streamReply(req, res, session, v.userId, text, flight.signal);
+        await streamReply(req, res, session, v.userId, text, flight.signal, () => void lock.charged().catch(() => undefined));
       } finally {
+        clearInterval(renew);
         res.off('close', onClose);
         flight.end();
-        await guard(() => deps.store.redis.del(lockKey)).catch(() => undefined);
+        await lock.release().catch(() => undefined);
       }
     }),
   );
@@ -214,7 +221,7 @@ function sse(res: Response, event: string, data: unknown): void {
 }
 
 async function streamReply(
-  req: Request, res: Response, session: ChatSession, userId: string, text: string, signal: AbortSignal,
+  req: Request, res: Response, session: ChatSession, userId: string, text: string, signal: AbortSignal, onQuotaTaken: () => void,
 ): Promise<void> {
   res.status(200).set({
     'Content-Type': 'text/event-stream; charset=utf-8',
@@ -233,6 +240,7 @@ async function streamReply(
     reply = await session.handle({
       channel: 'web', userId, displayName: webName(userId), text, context: 'private', signal,
       onText: (chunk) => sse(res, 'token', { t: chunk }),
+      onQuotaTaken,
     });
   } finally {
     clearInterval(heartbeat);

@@ -23,6 +23,11 @@ export const serverSchema = z.object({
   // Failed logins allowed per client IP in the window before further attempts get 429.
   ADMIN_LOGIN_MAX_ATTEMPTS: envInt(5, 1, 1000),
   ADMIN_LOGIN_WINDOW_MINUTES: envInt(15, 1, 24 * 60),
+  // Failed logins allowed in the window through one trusted proxy address, all clients together
+  // (X-Forwarded-For can be made up by whoever reaches the server through that address).
+  ADMIN_LOGIN_PROXY_MAX_ATTEMPTS: envInt(50, 1, 100_000),
+  // Days administrative actions stay in the audit log (failed and blocked logins: the last 10,000).
+  AUDIT_RETENTION_DAYS: envInt(365, 1, 3650),
   // express "trust proxy": false, true, a hop count or a comma-separated list of addresses/subnets.
   TRUST_PROXY: z.string().default('loopback'),
   // auto: Secure cookies when the request came over HTTPS (directly or via a trusted proxy).

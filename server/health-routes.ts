@@ -35,8 +35,9 @@ export function healthRoutes(deps: HealthDeps): Router {
         const t = performance.now();
         await deps.store.redis.ping();
         checks.redis = { ok: true, latencyMs: Math.round((performance.now() - t) * 10) / 10 };
-      } catch (err) {
-        checks.redis = { ok: false, detail: (err as Error).message };
+      } catch {
+        // Unauthenticated: the state only; the client library's text can name hosts and ports.
+        checks.redis = { ok: false, detail: 'unavailable' };
       }
       if (deps.generator) {
         const info = deps.generator.info();
@@ -49,9 +50,9 @@ export function healthRoutes(deps: HealthDeps): Router {
           const all = await deps.botStates();
           // A bot being logged out does not make the HTTP side unready (the web chat still
           // works); each instance is reported so an operator notices.
-          checks.bot = { ok: true, instances: all.map((s) => ({ name: s.name, running: s.running, state: s.state, since: s.since })) };
-        } catch (err) {
-          checks.bot = { ok: false, detail: (err as Error).message };
+          checks.bot = { ok: true, instances: all.map((s) => ({ name: s.name, running: s.running, state: s.state, since: s.since, ...(s.waiting ? { waiting: 'for the name to be released' } : {}) })) };
+        } catch {
+          checks.bot = { ok: false, detail: 'state unavailable' };
         }
       }
       const stopping = deps.isStopping?.() ?? false;

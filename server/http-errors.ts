@@ -3,6 +3,7 @@ import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Respon
 import { ZodError } from 'zod';
 import { RedisUnavailableError } from '../core/redis.js';
 import type { Logger } from '../core/logger.js';
+import { noteRoute } from './metrics.js';
 
 export class HttpError extends Error {
   constructor(
@@ -16,10 +17,22 @@ export class HttpError extends Error {
   }
 }
 
-/** Wraps an async handler so a rejection reaches the error handler (express 5 does this too; explicit for clarity). */
+/** A malformed request (unreadable body, broken path): answered like an HttpError, logged as a warning. */
+export class BadInputError extends HttpError {
+  constructor(status: number, code: string, message: string) {
+    super(status, code, message);
+    this.name = 'BadInputError';
+  }
+}
+
+/**
+ * Wraps an async handler so a rejection reaches the error handler (express 5 does this too;
+ * explicit for clarity), noting the route pattern for the metrics first.
+ */
 export const handle =
   (fn: (req: Request, res: Response, next: NextFunction) => Promise<unknown>): RequestHandler =>
   (req, res, next) => {
+    noteRoute(req, res);
     fn(req, res, next).catch(next);
   };
 
@@ -28,6 +41,13 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     if (res.headersSent) {
       res.end();
       return;
+    }
+    if (err instanceof URIError) {
+      // The router could not decode a path parameter.
+      err = new BadInputError(400, 'bad_path', 'The path has a malformed percent-encoding (e.g. %E0%A4%A): encode ids with encodeURIComponent');
+    }
+    if (err instanceof BadInputError) {
+      log.warn({ method: req.method, path: req.path, status: err.status, code: err.code, detail: err.message }, 'bad request');
     }
     if (err instanceof HttpError) {
       res.status(err.status).json({ error: err.message, code: err.code, ...err.extra });
@@ -44,13 +64,11 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       res.status(503).json({ error: 'Storage is unavailable right now; try again shortly', code: 'storage_unavailable' });
       return;
     }
-    const e = err as { type?: string; status?: number; message?: string };
-    if (e?.type === 'entity.too.large') {
-      res.status(413).json({ error: 'Request body too large', code: 'too_large' });
-      return;
-    }
-    if (e?.type === 'entity.parse.failed' || e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
-      res.status(400).json({ error: 'Request body is not valid JSON', code: 'invalid_json' });
+    const e = err as { status?: number; expose?: boolean; message?: string };
+    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+      // Another middleware's client error (http-errors): its status, its message when meant for clients.
+      log.warn({ method: req.method, path: req.path, status: e.status, detail: e.message }, 'bad request');
+      res.status(e.status).json({ error: e.expose && e.message ? e.message : 'Bad request', code: 'bad_request' });
       return;
     }
     log.error({ err, path: req.path }, 'request failed');

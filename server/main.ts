@@ -134,17 +134,19 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
   const url = `http://${config.HOST}:${typeof addr === 'object' && addr ? addr.port : config.PORT}`;
   log.info({ url }, 'http server listening');
 
-  // Graceful shutdown: readiness turns 503 and no new connections are accepted; streaming web-chat
-  // replies get SHUTDOWN_GRACE_SECONDS to finish and are then cancelled; then Redis closes.
+  // Graceful shutdown: readiness and new requests turn 503 (the listener stays open meanwhile, so
+  // probes get an answer rather than a refused connection); streaming web-chat replies get
+  // SHUTDOWN_GRACE_SECONDS to finish and are then cancelled; then the listener and Redis close.
   const graceMs = serverConfig.SHUTDOWN_GRACE_SECONDS * 1000;
   let stopped: Promise<void> | null = null;
   const stop = async (signal: string): Promise<void> => {
     stopping = true;
     log.info({ signal, inFlight: inflight.size, graceSeconds: serverConfig.SHUTDOWN_GRACE_SECONDS }, 'shutting down');
-    const closed = new Promise<void>((r) => server.close(() => r()));
-    server.closeIdleConnections();
+    // Idle keep-alive connections stay open until the end (closing one now can race a request the
+    // client is sending on it); every answer from now on closes its connection.
     const cancelled = await inflight.drain(graceMs);
     if (cancelled) log.warn({ cancelled }, 'cancelled in-flight replies at shutdown');
+    const closed = new Promise<void>((r) => server.close(() => r()));
     server.closeAllConnections();
     await closed;
     await bots?.stop();

@@ -1,6 +1,7 @@
 // Prometheus metrics (prom-client) served at /metrics. One registry per app, so tests and several
 // apps in one process do not collide. Generation metrics come from wrapping the TextGenerator
 // (see instrumentGenerator); message and key metrics from the places that handle them.
+import type { Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { GenerationRequest, GenerationResult, TextGenerator } from '../model/generator.js';
 
@@ -104,6 +105,29 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       keys = k;
     },
   };
+}
+
+/** The route label of every request no route pattern answered (unknown paths, refused logins). */
+export const UNMATCHED_ROUTE = '<unmatched>';
+
+/**
+ * Remembers the matched route pattern, mount path included, while the request is inside its
+ * router: once an error leaves the router express restores `req.baseUrl`, so it is read here.
+ */
+export function noteRoute(req: Request, res: Response): void {
+  if (req.route?.path !== undefined) res.locals.routePattern = `${req.baseUrl}${String(req.route.path)}`;
+}
+
+/**
+ * The `route` label: a pattern (`/api/admin/users/:id/ban`), never the raw path, so anyone sending
+ * made-up paths cannot add series. Static files share their mount's bucket.
+ */
+export function routeLabel(req: Request, res: Response): string {
+  const noted = res.locals.routePattern as string | undefined;
+  if (noted) return noted;
+  if (req.route?.path !== undefined) return `${req.baseUrl}${String(req.route.path)}`;
+  if (res.statusCode < 400 && req.baseUrl) return `${req.baseUrl}/*`;
+  return UNMATCHED_ROUTE;
 }
 
 /**

@@ -46,7 +46,10 @@ function botCard(state) {
   ];
   if (state.running && state.host) body.push(h('p.muted.small', `process ${state.pid} on ${state.host}`));
   if (state.detail) body.push(h('p.muted.small', state.detail));
-  if (!state.running) {
+  if (state.waiting) {
+    body.push(h('p.small', badge('waiting', 'warn'), ` Process ${state.waiting.pid} on ${state.waiting.host} is waiting for the name to be released, and starts the bot then.`));
+  }
+  if (!state.running && !state.waiting) {
     body.push(h('p.muted.small', 'No process runs this bot now (its last state is shown). Start it with BOT_ENABLED=true and BOT_NAME=' + state.name + '.'));
   } else if (state.state !== 'logged-in') {
     body.push(

@@ -188,3 +188,60 @@ test('startBots with a name in use: the bot is not started, the error says why, 
     await root.cleanup();
   }
 });
+
+test('after a crash, a restarted process waits for the dead one\'s lease and takes the bot over within about one lease period', async () => {
+  const root = await openTestStore('takeover');
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }));
+  const keys = new KeyService(root, core);
+  const leaseMs = 1000;
+  let bots: Awaited<ReturnType<typeof startBots>> | null = null;
+  try {
+    // What a killed process leaves behind: its logged-in state and a lease nobody renews.
+    await setLoginState(root, { state: 'logged-in', user: { id: 'wx-main', name: 'Nemo' } }, 'main');
+    await root.redis.set(botLeaseKey(root, 'main'), JSON.stringify({ token: 'dead', host: 'old-host', pid: 4242, startedAt: new Date().toISOString() }), 'PX', leaseMs);
+    const crashedAt = Date.now();
+    const botConfig = defaultBotConfig({ BOT_ENABLED: true, BOT_KEEP_SESSION: false, BOT_LEASE_SECONDS: leaseMs / 1000 });
+    const deps = { store: root, keys, usage: new UsageRecorder(root, core), generator: new TrivialGenerator(), coreConfig: core, botConfig, logger };
+    const { session } = createChat(deps);
+    bots = await startBots({ ...deps, session, printQrCode: false, puppet: new PuppetMock({ mocker: new mock.Mocker() }) });
+    assert.equal(bots.chatBot, null, 'not started while the name is held');
+    assert.ok(lines.some((l) => /waiting for the name to be released/.test(l) && /"level":40/.test(l)), `a warning, not an error: ${lines.join('')}`);
+    const listed = await listBotInstances(root);
+    assert.equal(listed[0].waiting?.pid, process.pid, 'the panel and /readyz see the waiting process');
+    // Taken over once the dead lease runs out; the bound is generous for a loaded machine.
+    for (let i = 0; i < 200 && !bots.chatBot; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(bots.chatBot, 'the bot started');
+    const tookMs = Date.now() - crashedAt;
+    assert.ok(tookMs >= leaseMs - 50, `not before the lease ran out (${tookMs} ms)`);
+    const now = await listBotInstances(root);
+    assert.deepEqual(now.map((i) => [i.running, i.pid, i.waiting]), [[true, process.pid, undefined]]);
+    assert.ok(lines.some((l) => /the bot name was released: starting the WeChat bot/.test(l)));
+  } finally {
+    await bots?.stop();
+    await keys.stop();
+    await root.cleanup();
+  }
+});
+
+test('a process waiting for a live bot\'s name stops waiting cleanly', async () => {
+  const root = await openTestStore('waiting-stop');
+  const holder = new InstanceLease(root, 'main', { ttlMs: 600 });
+  const keys = new KeyService(root, core);
+  try {
+    await holder.acquire();
+    const botConfig = defaultBotConfig({ BOT_ENABLED: true, BOT_KEEP_SESSION: false, BOT_LEASE_SECONDS: 1 });
+    const deps = { store: root, keys, usage: new UsageRecorder(root, core), generator: new TrivialGenerator(), coreConfig: core, botConfig, logger: silentLogger };
+    const { session } = createChat(deps);
+    const bots = await startBots({ ...deps, session, printQrCode: false, puppet: new PuppetMock({ mocker: new mock.Mocker() }) });
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(bots.chatBot, null, 'the live holder keeps its name');
+    await bots.stop();
+    assert.equal(await root.redis.exists(root.key('bot', 'waiting', 'main')), 0, 'no waiting marker left');
+    assert.equal((await listBotInstances(root))[0].pid, process.pid);
+  } finally {
+    await holder.release();
+    await keys.stop();
+    await root.cleanup();
+  }
+});

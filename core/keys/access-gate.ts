@@ -20,6 +20,8 @@ export type VerifyResult =
       attemptsLeft?: number;
       lockedUntil?: string;
       global?: boolean;
+      /** locked by this very attempt: it was a real guess that failed, like `wrong`. */
+      lockedNow?: boolean;
     };
 
 export interface Authorisation {
@@ -137,7 +139,7 @@ export class AccessGate {
         }
         case 'locked':
         case 'lockednow':
-          return { ok: false, reason: 'locked', attemptsLeft: 0, lockedUntil: new Date(nowMs + Number(value)).toISOString() };
+          return { ok: false, reason: 'locked', attemptsLeft: 0, lockedUntil: new Date(nowMs + Number(value)).toISOString(), ...(kind === 'lockednow' ? { lockedNow: true } : {}) };
         case 'breaker':
           this.warnBreaker(Number(value));
           return { ok: false, reason: 'locked', global: true, lockedUntil: new Date(nowMs + this.lockoutMs).toISOString() };

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { InstanceLease } from '../../bot/instance-lease.js';
-import { setLoginState } from '../../bot/login-state.js';
+import { setBotWaiting, setLoginState } from '../../bot/login-state.js';
 import { Bans } from '../../bot/bans.js';
 import { ConversationMemory } from '../../bot/conversation.js';
 import { Limits } from '../../bot/limits.js';
@@ -206,6 +206,13 @@ describe('admin API', () => {
       assert.equal((await c.get('/api/admin/bot/qr.svg?name=sales')).status, 404, 'a stale QR code is not offered');
       const rz = await h.client().get('/readyz');
       assert.deepEqual((field(rz, 'checks') as { bot: { instances: unknown[] } }).bot.instances.map((i) => (i as { name: string }).name), ['main', 'sales']);
+      // A restarted process waiting for the crashed one's name: /readyz and the panel say so.
+      await setBotWaiting(h.store, 'sales', { host: 'bot-host', pid: 4343, since: new Date().toISOString() }, 60_000);
+      const waiting = (field(await c.get('/api/admin/bot'), 'instances') as Array<{ name: string; waiting: { pid: number } | null }>).find((i) => i.name === 'sales');
+      assert.equal(waiting?.waiting?.pid, 4343);
+      const rz2 = field<{ bot: { instances: Array<{ name: string; waiting?: string }> } }>(await h.client().get('/readyz'), 'checks');
+      assert.equal(rz2.bot.instances.find((i) => i.name === 'sales')?.waiting, 'for the name to be released');
+      assert.equal(rz2.bot.instances.find((i) => i.name === 'main')?.waiting, undefined);
     } finally {
       await lease.release();
     }

@@ -193,3 +193,25 @@ test('two server processes on one Redis share sessions, CSRF tokens and the logi
     await a.close();
   }
 });
+
+describe('admin login behind a trusted proxy (TRUST_PROXY=loopback)', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ env: { ADMIN_LOGIN_MAX_ATTEMPTS: '3', ADMIN_LOGIN_PROXY_MAX_ATTEMPTS: '10' } });
+  });
+  after(() => h.close());
+
+  test('a new X-Forwarded-For with every guess does not buy new tries: failures also count per connecting address', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 14; i++) {
+      statuses.push((await h.client({ 'X-Forwarded-For': `198.18.${i}.1` }).post('/api/admin/login', { password: `guess-${i}` })).status);
+    }
+    assert.deepEqual(statuses, [...Array(10).fill(401), ...Array(4).fill(429)]);
+    // The operator on this host, not going through the proxy, still logs in.
+    const direct = await h.client().post('/api/admin/login', { password: TEST_PASSWORD });
+    assert.equal(direct.status, 200);
+    const c = await h.admin();
+    const blocked = field<{ action: string; ip: string }[]>(await c.get('/api/admin/audit?limit=100'), 'items').filter((e) => e.action === 'login.blocked');
+    assert.deepEqual(blocked.map((e) => e.ip), ['127.0.0.1'], 'one entry, for the connecting address');
+  });
+});

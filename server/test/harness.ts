@@ -177,3 +177,11 @@ export class Client {
 export function field<T = unknown>(r: Reply, name: string): T {
   return (r.body as Record<string, T>)[name];
 }
+
+/** Runs `one(0)` … `one(n - 1)`, `width` at a time (load from many clients at once). */
+export async function inParallel(n: number, width: number, one: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < n) await one(next++);
+  }));
+}

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { InstanceLease } from '../../bot/instance-lease.js';
-import { setLoginState } from '../../bot/login-state.js';
+import { setBotWaiting, setLoginState } from '../../bot/login-state.js';
 import { browserSkipReason, launchBrowser } from './browser.js';
 import { startHarness, TEST_PASSWORD, type Harness } from './harness.js';
 import { HOSTILE_NAME, seedUsage } from './seed.js';
@@ -51,6 +51,8 @@ describe('admin panel in Chromium', { skip }, () => {
     await lease.acquire();
     await setLoginState(h.store, { state: 'waiting-for-scan', qrcode: 'https://login.weixin.qq.com/l/test-qr' }, 'main');
     await setLoginState(h.store, { state: 'logged-in', user: { id: 'wx-sales', name: 'Sales desk' } }, 'sales');
+    // A restarted "sales" process waits for its crashed predecessor's name.
+    await setBotWaiting(h.store, 'sales', { host: 'bot-host', pid: 4343, since: new Date().toISOString() }, 600_000);
     browser = await launchBrowser();
     const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
     page = await ctx.newPage();
@@ -93,6 +95,7 @@ describe('admin panel in Chromium', { skip }, () => {
     assert.equal(bots.length, 2, `one card per bot instance: ${bots.join(' | ')}`);
     assert.match(bots[0], /“main”.*waiting for scan/);
     assert.match(bots[1], /“sales”.*not running/);
+    assert.match(bots[1], /Process 4343 on bot-host is waiting for the name to be released/);
     assert.equal(await page.$$eval('.qr-box img', (els) => els.length), 1, 'only the running bot offers a QR code');
     assert.ok(await page.$eval('.qr-box img', (i) => (i as HTMLImageElement).naturalWidth > 0), 'the QR code image loaded');
     await shot(page, 'dashboard-desktop');

@@ -2,7 +2,6 @@
 // in-flight streamed reply finish within SHUTDOWN_GRACE_SECONDS or cancel it with a clear notice,
 // close Redis and exit 0.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,73 +13,9 @@ import { KeyService } from '../../core/keys/key-service.js';
 import { RuntimeSettings, defaultChatSettings } from '../../core/settings/runtime-settings.js';
 import { defaultBotConfig } from '../../bot/config.js';
 import { conversationKey } from '../../bot/conversation.js';
-import { openTestStore, TEST_REDIS_URL } from '../../core/testing.js';
-import { Client } from './harness.js';
-
-interface Running {
-  child: ChildProcess;
-  url: string;
-  lines: string[];
-  exit: Promise<number | null>;
-}
-
-async function startServer(env: Record<string, string>): Promise<Running> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
-    env: { ...process.env, NODE_ENV: 'test', LOG_FORMAT: 'json', LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', REDIS_URL: TEST_REDIS_URL, BOT_ENABLED: 'false', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`server did not start:\n${lines.join('')}`)), 60_000);
-    const onData = (d: Buffer) => {
-      lines.push(String(d));
-      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(lines.join(''));
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1]);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => lines.push(String(d)));
-    void exit.then((code) => reject(new Error(`server exited with ${code}:\n${lines.join('')}`)));
-  });
-  return { child, url, lines, exit };
-}
-
-async function verifiedVisitor(url: string, key: string): Promise<Client> {
-  const c = new Client(url);
-  c.csrf = ((await c.get('/api/chat/session')).body as { csrfToken: string }).csrfToken;
-  const v = await c.post('/api/chat/verify', { key });
-  assert.equal(v.status, 200, JSON.stringify(v.body));
-  return c;
-}
-
-/** Opens a streamed reply and resolves once the first token has arrived. */
-async function openStream(c: Client, text: string): Promise<{ rest: Promise<string> }> {
-  const res = await fetch(`${c.base}/api/chat/messages`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': c.csrf, Cookie: [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
-    body: JSON.stringify({ text }),
-  });
-  assert.equal(res.status, 200);
-  const reader = res.body!.getReader();
-  const dec = new TextDecoder();
-  let seen = '';
-  while (!seen.includes('event: token')) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`stream ended early: ${seen}`);
-    seen += dec.decode(value);
-  }
-  const rest = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return seen;
-      seen += dec.decode(value);
-    }
-  })();
-  return { rest };
-}
+import { openTestStore } from '../../core/testing.js';
+import { openStream, startServer, verifiedVisitor } from './child-server.js';
+import { field } from './harness.js';
 
 describe('graceful shutdown of npm start', () => {
   let modelDir: string;
@@ -129,6 +64,18 @@ describe('graceful shutdown of npm start', () => {
     const stream = await openStream(c, 'and another story');
     const t0 = Date.now();
     s.child.kill('SIGINT');
+    // While the reply finishes, the process still answers: /readyz 503 (a load balancer's probe
+    // sees "stopping", not a refused connection), new work 503 with a clear message.
+    let ready = await fetch(`${s.url}/readyz`);
+    for (let i = 0; i < 200 && ready.status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      ready = await fetch(`${s.url}/readyz`);
+    }
+    assert.equal(ready.status, 503);
+    assert.equal(((await ready.json()) as { status: string }).status, 'stopping');
+    const late = await c.post('/api/chat/messages', { text: 'one more' });
+    assert.equal(late.status, 503);
+    assert.equal(field(late, 'code'), 'stopping');
     const text = await stream.rest;
     assert.match(text, /event: done/, 'the reply was completed, not cut');
     assert.equal(await s.exit, 0, s.lines.join(''));
