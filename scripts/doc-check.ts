@@ -96,6 +96,23 @@ function withoutCode(text: string): string {
   return text.replace(/^```[^\n]*\n[\s\S]*?^```/gm, blank).replace(/`[^`\n]*`/g, blank);
 }
 
+/** The anchors GitHub gives a document's headings: lower case, punctuation dropped, spaces as hyphens, repeats numbered. */
+export function headingAnchors(text: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  for (const m of text.replace(/^```[^\n]*\n[\s\S]*?^```/gm, '').matchAll(/^#{1,6}\s+(.+?)\s*#*\s*$/gm)) {
+    const slug = m[1]
+      .replace(/`/g, '')
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-');
+    const n = seen.get(slug) ?? 0;
+    seen.set(slug, n + 1);
+    anchors.add(n === 0 ? slug : `${slug}-${n}`);
+  }
+  return anchors;
+}
+
 export interface DocContext {
   root: string;
   scripts: Set<string>;
@@ -120,10 +137,16 @@ export function checkDocument(file: string, text: string, ctx: DocContext): DocP
   const prose = withoutCode(text);
   for (const m of prose.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
     const target = m[1];
-    if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('#')) continue;
-    const local = decodeURIComponent(target.replace(/#.*$/, ''));
-    if (!existsSync(path.resolve(ctx.root, path.dirname(file), local))) {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue;
+    const [local, anchor] = decodeURIComponent(target).split('#', 2);
+    const resolved = local ? path.resolve(ctx.root, path.dirname(file), local) : path.resolve(ctx.root, file);
+    if (!existsSync(resolved)) {
       problems.push({ file, line: lineOf(prose, m.index), problem: `link to "${target}": no such file` });
+    } else if (anchor && resolved.endsWith('.md')) {
+      const source = local ? readFileSync(resolved, 'utf8') : text;
+      if (!headingAnchors(source).has(anchor)) {
+        problems.push({ file, line: lineOf(prose, m.index), problem: `link to "${target}": no heading with that anchor` });
+      }
     }
   }
   for (const m of text.matchAll(/(?<![\w.$/-])([A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9])(?![\w(])/g)) {

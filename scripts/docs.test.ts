@@ -33,15 +33,17 @@ test('the checker finds an unknown script, a dead link and an unknown variable, 
     writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ scripts: { start: 'x', 'bench:keys': 'y' } }));
     writeFileSync(path.join(dir, '.env.example'), 'PORT=3000\n# REDIS_URL=redis://x\n');
     writeFileSync(path.join(dir, 'core', 'config.ts'), "const s = z.object({\n  KEY_LENGTH: envInt(6),\n});\nconst MAX_TRIES = 3;\nprocess.env.LOG_FORMAT;\n");
-    writeFileSync(path.join(dir, 'docs', 'ops.md'), '# ops\n');
+    writeFileSync(path.join(dir, 'docs', 'ops.md'), '# Ops\n## Logs & `metrics`\n## Logs & `metrics`\n');
     const doc = [
       'Run `npm start`, `npm run bench:keys`, `npm run bench:*` and `npm run -s bench:http`.', // line 1: bench:http unknown
-      'See [ops](docs/ops.md#logs), [gone](docs/gone.md) and [site](https://example.org).', // line 2: gone.md
+      'See [ops](docs/ops.md#logs--metrics-1), [gone](docs/gone.md), [site](https://example.org) and [x](docs/ops.md#nope).', // line 2
       'Set `REDIS_URL`, `KEY_LENGTH=8`, LOG_FORMAT, MAX_TRIES and `MODEL_THREADS=2`.', // line 3: MODEL_THREADS
       '```sh',
       'npm run keys -- show   # no such script',
       '```',
       'A link in code is not checked: `[x](nowhere.md)`.',
+      'Back to [the top](#a-title) or [nowhere](#missing).',
+      '# A title',
     ].join('\n');
     writeFileSync(path.join(dir, 'README.md'), doc);
     const ctx = docContext(dir);
@@ -51,6 +53,8 @@ test('the checker finds an unknown script, a dead link and an unknown variable, 
       '1: "npm run bench:http": package.json has no script "bench:http"',
       '5: "npm run keys": package.json has no script "keys"',
       '2: link to "docs/gone.md": no such file',
+      '2: link to "docs/ops.md#nope": no heading with that anchor',
+      '8: link to "#missing": no heading with that anchor',
       '3: "MODEL_THREADS": neither .env.example nor the code knows this variable',
     ]);
   } finally {
