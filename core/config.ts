@@ -35,7 +35,7 @@ export const coreSchema = z.object({
   // 0: a user must send the new key after every rotation; N > 0: stays authorised N days.
   KEY_REAUTH: envInt(0, 0, 3650),
   // Failed attempts per hour by users never authorised before, above which such users cannot
-  // try keys at all (a sybil circuit breaker; see README "Access keys"). 0 turns it off.
+  // try keys at all (a sybil circuit breaker; see docs/operations.md). 0 turns it off.
   KEY_GLOBAL_FAIL_LIMIT: envInt(100, 0, 1_000_000),
   USAGE_RETENTION_DAYS: envInt(90, 1, 3650),
   // Time zone of the daily usage buckets (what "today" means on the charts).

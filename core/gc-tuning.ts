@@ -8,7 +8,7 @@
 // survive scavenges and are promoted, which is what made scavenge pauses 6-16 ms on the bot's
 // path: measured with `npm run bench:bot -- --heap-sample` (allocations that outlived a
 // scavenge: 12.5 KB per message with pretenuring, 4.3 KB without, the ioredis share 56 % → 2 %;
-// see README, Performance). Nothing here is long-lived enough to gain from pretenuring.
+// see docs/performance.md). Nothing here is long-lived enough to gain from pretenuring.
 import v8 from 'node:v8';
 
 export const V8_FLAGS = ['--no-allocation-site-pretenuring'];

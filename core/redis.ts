@@ -131,7 +131,7 @@ export class Store {
    *
    * The shared `redis` connection deliberately stays without auto-pipelining: with one command in
    * flight every command becomes a Pipeline object whose garbage survives young-generation GCs
-   * and lengthens their pauses (measured by `npm run bench:bot`, see README, Performance).
+   * and lengthens their pauses (measured by `npm run bench:bot`, see docs/performance.md).
    */
   pipelined(): Redis {
     if (!this.pipelinedClient && !this.closed) {
