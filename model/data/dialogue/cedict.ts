@@ -34,9 +34,10 @@ const NOT_A_MEANING = /^(variant of|old variant|see |surname |abbr\.|CL:|also wr
 /** Usable glosses of an entry: meanings only, without classifier notes and parenthesised asides. */
 export function cleanGlosses(english: string[]): string[] {
   return english
-    .filter((g) => !NOT_A_MEANING.test(g) && !/[\u3400-\u9fff|[\]]/.test(g))
+    .filter((g) => !NOT_A_MEANING.test(g))
     .map((g) => g.replace(/\s*\([^)]*\)/g, '').trim())
-    .filter((g) => g !== '' && g.length <= 40);
+    // Cross-references left inside a gloss ("CL:个[ge4]", "瞭|了[liao3]") are for dictionary readers.
+    .filter((g) => g !== '' && g.length <= 40 && !/[\u3400-\u9fff|[\]]/.test(g));
 }
 
 const ASK_MEANING = [(w: string) => `${w}是什么意思？`, (w: string) => `“${w}”是什么意思？`, (w: string) => `“${w}”用英语怎么说？`];

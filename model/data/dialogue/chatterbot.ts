@@ -22,7 +22,7 @@ export function parseChatterbot(text: string, file: string): string[][] {
   const seen = new Set<string>();
   const out: string[][] = [];
   for (const c of conversations) {
-    // Some turns are bare YAML numbers or booleans ("- - 2 + 2 - 4"): they are still text.
+    // YAML reads a bare turn such as `42` or `yes` as a number or boolean: it is still text.
     if (!Array.isArray(c) || c.length < 2) continue;
     const turns = c.map((t: unknown) => (t === null || t === undefined ? '' : String(t)));
     const key = JSON.stringify(turns);

@@ -37,6 +37,8 @@ export class DialogueDataError extends Error {
 let toSimplified: ((s: string) => string) | undefined;
 
 const CJK = /[\u3400-\u9fff\uf900-\ufaff]/;
+// Chinese characters and the CJK / full-width punctuation written between them (，。！？、；：（）「」《》…).
+const CJK_OR_PUNCT = '[\\u3400-\\u9fff\\uf900-\\ufaff\\u3000-\\u303f\\uff01-\\uff0f\\uff1a-\\uff20\\uff3b-\\uff40\\uff5b-\\uff65]';
 
 /**
  * Trims, collapses every run of whitespace (newlines included: one line per turn) to one space,
@@ -48,7 +50,7 @@ export function normalizeText(text: string): string {
   if (CJK.test(t)) {
     t = (toSimplified ??= OpenCC.Converter({ from: 't', to: 'cn' }))(t);
     // A space between two Chinese characters is a typing artefact, not a word boundary.
-    t = t.replace(/(?<=[\u3400-\u9fff，。！？、；：）」』》])\s+(?=[\u3400-\u9fff（「『《])/gu, '');
+    t = t.replace(new RegExp(`(?<=${CJK_OR_PUNCT})\\s+(?=${CJK_OR_PUNCT})`, 'gu'), '');
   }
   return t;
 }

@@ -15,11 +15,15 @@ export function parseQna(text: string, file = 'qna'): QnaGroup[] {
   const groups: QnaGroup[] = [];
   const lines = text.split(/\r?\n/);
   let questions: string[] | null = null;
+  // Paraphrases are the `- ` lines right under `# ?`; later `- ` lines are metadata
+  // (`**Filters:**` / `- editorial = chitchat`), not questions.
+  let paraphrases = false;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] as string;
     if (line.startsWith('# ?')) {
       questions = [line.slice(3).trim()];
-    } else if (questions && line.startsWith('- ')) {
+      paraphrases = true;
+    } else if (questions && paraphrases && line.startsWith('- ')) {
       questions.push(line.slice(2).trim());
     } else if (questions && line.startsWith('```')) {
       const end = lines.indexOf('```', i + 1);
@@ -27,6 +31,8 @@ export function parseQna(text: string, file = 'qna'): QnaGroup[] {
       groups.push({ questions: questions.filter((q) => q !== ''), answer: lines.slice(i + 1, end).join('\n').trim() });
       questions = null;
       i = end;
+    } else {
+      paraphrases = false;
     }
   }
   if (groups.length === 0) throw new DialogueDataError(`${file}: no question groups found (expected "# ?" lines and \`\`\` answer blocks)`);
