@@ -4,6 +4,7 @@
 // when present.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -313,4 +314,17 @@ test('the shared corpora: every reader parses the real files', { skip: !existsSy
   assert.equal(groups.get('chitchat-zh')?.size, 89);
   assert.equal(groups.get('chitchat-en')?.size, 90);
   assert.ok((counts.get('chatterbot-en') ?? 0) > 500 && (counts.get('chatterbot-zh') ?? 0) > 300);
+});
+
+test('CLI: --help, and bad options or a missing corpus folder stop with a clear error', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'model/data/dialogue/cli.ts', ...args], { encoding: 'utf8' });
+  const help = run('--help');
+  assert.equal(help.status, 0);
+  for (const flag of ['--out', '--seed', '--valid-share', '--cap', '--persona']) assert.match(help.stdout, new RegExp(flag));
+  const share = run('--valid-share', '2');
+  assert.notEqual(share.status, 0);
+  assert.match(share.stderr, /--valid-share must be a number between 0 and 0\.5/);
+  const missing = run('--source', path.join(FIXTURES, 'nowhere'), '--out', path.join(os.tmpdir(), 'nemo-dialogue-never'));
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /dialogue corpora not found at .*nowhere/);
 });

@@ -46,7 +46,7 @@ interface Options {
 const program = new Command()
   .name('npm run data:dialogue --')
   .description('build chat fine-tuning data (train.jsonl, valid.jsonl, NOTICE, stats.json) from the dialogue corpora')
-  .option('--source <dir>', 'the shared dialogue corpora (default: $NEMO_DIALOGUE_DIR or ../shared/data/dialogue)', process.env.NEMO_DIALOGUE_DIR ?? path.resolve(REPO_ROOT, '../shared/data/dialogue'))
+  .option('--source <dir>', 'the shared dialogue corpora ($NEMO_DIALOGUE_DIR, else ../shared/data/dialogue)', process.env.NEMO_DIALOGUE_DIR ?? path.resolve(REPO_ROOT, '../shared/data/dialogue'))
   .option('--out <dir>', 'output folder', 'data/dialogue')
   .option('--tokenizer <dir>', 'tokenizer whose token counts bound the turns', path.join(REPO_ROOT, 'model/shipped'))
   .option('--seed <n>', 'seed of every choice (split, sampling, phrasing, order)', int('--seed'), 1)
