@@ -1,5 +1,6 @@
 // The record every dialogue reader yields and the builder writes: one conversation, JSONL-ready,
 // plus the text normalisation every message goes through (one rule set for all sources).
+import { readFile } from 'node:fs/promises';
 import * as OpenCC from 'opencc-js/t2cn';
 
 export type Role = 'system' | 'user' | 'assistant';
@@ -32,6 +33,25 @@ export interface DialogueRecord {
 /** Thrown when a source file is missing or not in the expected format. */
 export class DialogueDataError extends Error {
   override name = 'DialogueDataError';
+}
+
+/** A source file's text; a missing or unreadable file is a DialogueDataError naming it. */
+export async function readSourceText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new DialogueDataError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** A source file's JSON, with the same errors (a parse error names the file too). */
+export async function readSourceJson(file: string): Promise<unknown> {
+  const text = await readSourceText(file);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new DialogueDataError(`${file} is not valid JSON: ${(err as Error).message}`);
+  }
 }
 
 let toSimplified: ((s: string) => string) | undefined;

@@ -1,8 +1,7 @@
 // KdConv (thu-coai, Apache-2.0): knowledge-grounded Chinese dialogues, `[{messages: [{message, attrs?}]}]`
 // per domain. Speakers alternate, the first one is the user; the knowledge attributes are dropped.
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DialogueDataError, type SourceConversation } from './conversation.js';
+import { DialogueDataError, readSourceJson, type SourceConversation } from './conversation.js';
 
 export const KDCONV_DOMAINS = ['film', 'music', 'travel'] as const;
 
@@ -22,13 +21,7 @@ export function parseKdconv(raw: unknown, file: string): string[][] {
 export async function* kdconvConversations(dir: string, split = 'dev'): AsyncGenerator<SourceConversation> {
   for (const domain of KDCONV_DOMAINS) {
     const file = path.join(dir, domain, `${split}.json`);
-    let raw: unknown;
-    try {
-      raw = JSON.parse(await readFile(file, 'utf8'));
-    } catch (err) {
-      throw new DialogueDataError(`cannot read ${file}: ${(err as Error).message}`);
-    }
-    for (const [i, turns] of parseKdconv(raw, file).entries()) {
+    for (const [i, turns] of parseKdconv(await readSourceJson(file), file).entries()) {
       yield {
         messages: turns.map((content, j) => ({ role: j % 2 === 0 ? 'user' : 'assistant', content })),
         source: 'kdconv',

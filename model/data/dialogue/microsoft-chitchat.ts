@@ -1,9 +1,8 @@
 // Microsoft personality chit-chat (.qna files of microsoft/botframework-cli, MIT): each `# ? question`
 // has `- paraphrase` lines and one answer in a ``` code block. Every question and paraphrase becomes
 // a one-turn conversation with the group's answer.
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DialogueDataError, type Lang, type SourceConversation } from './conversation.js';
+import { DialogueDataError, readSourceText, type Lang, type SourceConversation } from './conversation.js';
 
 export interface QnaGroup {
   questions: string[];
@@ -46,12 +45,7 @@ export type ChitchatPersona = (typeof CHITCHAT_PERSONAS)[number];
 export async function* chitchatConversations(dir: string, lang: 'zh' | 'en', persona: ChitchatPersona = 'friendly'): AsyncGenerator<SourceConversation> {
   const folder = lang === 'zh' ? 'chinese_simplified' : 'english';
   const file = path.join(dir, folder, `qna_chitchat_${persona}.qna`);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new DialogueDataError(`cannot read ${file}: ${(err as Error).message}`);
-  }
+  const text = await readSourceText(file);
   const source = `chitchat-${lang}`;
   const groups = parseQna(text, file);
   for (const [g, group] of groups.entries()) {

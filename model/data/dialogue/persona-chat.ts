@@ -1,9 +1,8 @@
 // Synthetic-Persona-Chat (google-research-datasets, CC BY 4.0): CSV with two persona columns and a
 // conversation column of `User 1: …` / `User 2: …` lines. User 1 is the user, User 2 the bot; User 2's
 // persona can become the system line.
-import { readFile } from 'node:fs/promises';
 import { parse } from 'csv-parse/sync';
-import { DialogueDataError, type Message, type SourceConversation } from './conversation.js';
+import { DialogueDataError, readSourceText, type Message, type SourceConversation } from './conversation.js';
 
 export interface PersonaDialogue {
   persona: string[];
@@ -51,12 +50,7 @@ function alternate(turns: PersonaDialogue['turns']): Message[] {
 }
 
 export async function* personaChatConversations(file: string, options: { personaSystem?: boolean } = {}): AsyncGenerator<SourceConversation> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new DialogueDataError(`cannot read ${file}: ${(err as Error).message}`);
-  }
+  const text = await readSourceText(file);
   for (const [i, d] of parsePersonaChat(text, file).entries()) {
     // Turns with an unfilled template slot ("I'm [user 1 name].", "I'm from [country].") are cut out; the parts around
     // them stay, as parts of one dialogue (one split).

@@ -1,8 +1,7 @@
 // Tatoeba sentence pairs (tatoeba.org, CC BY 2.0 FR), one `English<TAB>Chinese<TAB>attribution` per
 // line. Each pair becomes a translation request in one direction (chosen by the seed): English →
 // Chinese asked in English, Chinese → English asked in Chinese. The attribution travels with the record.
-import { readFile } from 'node:fs/promises';
-import { DialogueDataError, type SourceConversation } from './conversation.js';
+import { DialogueDataError, readSourceText, type SourceConversation } from './conversation.js';
 import { pick } from './templates.js';
 
 export interface TatoebaPair {
@@ -29,12 +28,7 @@ const TO_ZH = [(s: string) => `How do you say "${s}" in Chinese?`, (s: string) =
 const TO_EN = [(s: string) => `“${s}”用英语怎么说？`, (s: string) => `把“${s}”翻译成英语。`, (s: string) => `翻译成英文：${s}`];
 
 export async function* tatoebaConversations(file: string, seed: number): AsyncGenerator<SourceConversation> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new DialogueDataError(`cannot read ${file}: ${(err as Error).message}`);
-  }
+  const text = await readSourceText(file);
   for (const p of parseTatoeba(text, file)) {
     const key = `tatoeba:${p.line}`;
     const toChinese = pick([true, false], key, seed);
