@@ -99,9 +99,21 @@ export interface SequenceResult {
   truncatedTokens: number;
 }
 
+/** A prompt already tokenized by a chat format, with CDial-GPT-style token types if it has them. */
+export interface PromptIds {
+  ids: number[];
+  /** per-position token types (same length as ids) */
+  tokenTypes?: number[];
+  /** the token type every generated token takes */
+  replyTokenType?: number;
+}
+
 /** The state of one request while it decodes. */
 export class Sequence {
   readonly promptIds: number[];
+  /** token types of promptIds (cut with them), when the prompt has them */
+  readonly promptTypes?: number[];
+  readonly replyTokenType?: number;
   readonly truncatedTokens: number;
   readonly generated: number[] = [];
   readonly settings: ResolvedSampling;
@@ -119,7 +131,7 @@ export class Sequence {
   constructor(
     private readonly tokenizer: BpeTokenizer,
     private readonly config: GptConfig,
-    prompt: string | number[],
+    prompt: string | number[] | PromptIds,
     options: SamplingOptions,
     private readonly onText?: (chunk: string) => void,
   ) {
@@ -129,10 +141,17 @@ export class Sequence {
       this.promptIds = p.ids;
       this.truncatedTokens = p.truncatedTokens;
     } else {
+      const p: PromptIds = Array.isArray(prompt) ? { ids: prompt } : prompt;
       const budget = config.nPositions - this.settings.maxNewTokens;
-      if (prompt.length === 0) throw new GenerationRequestError('prompt is empty');
-      this.promptIds = prompt.slice(Math.max(0, prompt.length - budget));
-      this.truncatedTokens = prompt.length - this.promptIds.length;
+      if (p.ids.length === 0) throw new GenerationRequestError('prompt is empty');
+      if (p.tokenTypes && p.tokenTypes.length !== p.ids.length) {
+        throw new GenerationRequestError(`${p.tokenTypes.length} token types for ${p.ids.length} prompt tokens`);
+      }
+      const from = Math.max(0, p.ids.length - budget);
+      this.promptIds = p.ids.slice(from);
+      this.promptTypes = p.tokenTypes?.slice(from);
+      this.replyTokenType = p.replyTokenType;
+      this.truncatedTokens = p.ids.length - this.promptIds.length;
     }
     this.sampler = new Sampler(this.settings);
     this.decoder = new StreamDecoder(tokenizer, { skipSpecialTokens: true });
