@@ -3,12 +3,20 @@
 // fixtures/torch/make-fixtures.py), history cut by whole turns, replies ending at special tokens.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { initBackend } from '../backend.js';
+import { Batcher } from '../batcher.js';
 import { CdialFormat, CdialFormatError } from '../chat/cdial-format.js';
 import type { ChatTurn } from '../chat/chat-format.js';
+import { readCheckpoint } from '../checkpoint.js';
+import { Sequence, type SequenceResult } from '../generate.js';
+import { loadRuntime } from '../runtime.js';
 import { WordPieceTokenizer } from '../tokenizer/wordpiece.js';
+import { referenceLogits } from './reference.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CDIAL_DIR = process.env.NEMO_CDIAL_DIR ?? path.resolve(REPO_ROOT, '../shared/cdial-gpt');
@@ -61,4 +69,51 @@ test('CDial-GPT vocab.txt: prompts equal interact.py\'s build_input_from_segment
 
 test('a vocabulary without speaker tokens cannot take the cdial format', () => {
   assert.throws(() => new CdialFormat(WordPieceTokenizer.fromText('[CLS]\n[UNK]\na\n')), /needs \[speaker1\]/);
+});
+
+test('a CDial-layout folder (pytorch_model.bin + vocab.txt) replies through the cdial format', async () => {
+  await initBackend();
+  const dir = await mkdtemp(path.join(tmpdir(), 'nemo-cdial-'));
+  try {
+    for (const f of ['config.json', 'vocab.txt']) await copyFile(path.join(FIX, f), path.join(dir, f));
+    await copyFile(path.join(FIX, 'gpt-f16-legacy.bin'), path.join(dir, 'pytorch_model.bin'));
+    const rt = await loadRuntime(dir);
+    assert.equal(rt.tokenizer.config.type, 'wordpiece');
+    const format = new CdialFormat(rt.tokenizer as WordPieceTokenizer);
+    const host = await readCheckpoint(dir);
+    const arrays = new Map([...host.arrays].map(([n, t]) => [n, t.data]));
+    const batcher = new Batcher(rt.engine, 4);
+    try {
+      for (const message of ['你好', '你是谁？', '我好']) {
+        const prompt = format.buildPrompt([{ role: 'user', text: '你好' }, { role: 'bot', text: '我是谁' }], message, { maxPromptTokens: 480 });
+        const seq = new Sequence(rt.tokenizer, rt.config, { ...prompt, stopIds: format.stopIds }, { ...format.defaults, temperature: 0, topP: 1, maxNewTokens: 12 });
+        const result = await new Promise<SequenceResult>((resolve, reject) => batcher.add({ id: message, seq, onDone: resolve, onError: reject }));
+        // Greedy by the float64 reference: the reply's tokens take [speaker2]; any special token ends it.
+        const ids = [...prompt.ids];
+        const types = [...prompt.tokenTypes!];
+        const want: number[] = [];
+        let reason = 'length';
+        for (let i = 0; i < 12; i++) {
+          const row = referenceLogits(rt.config, arrays, ids, types).pop()!;
+          if (i < 1) for (const s of format.stopIds) row[s] = -Infinity;
+          const next = row.indexOf(Math.max(...row));
+          if (format.stopIds.includes(next)) {
+            reason = 'stop';
+            break;
+          }
+          want.push(next);
+          ids.push(next);
+          types.push(prompt.replyTokenType!);
+        }
+        assert.deepEqual(seq.generated, want, message);
+        assert.equal(result.finishReason, reason);
+        assert.equal(result.text, rt.tokenizer.decode(want, { skipSpecialTokens: true }));
+      }
+    } finally {
+      batcher.close();
+      rt.engine.dispose();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

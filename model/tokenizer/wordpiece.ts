@@ -24,7 +24,7 @@ function joinsWithoutSpace(ch: string): boolean {
 }
 
 export class WordPieceTokenizer {
-  readonly kind = 'wordpiece';
+  readonly config = { type: 'wordpiece' } as const;
   private readonly ids = new Map<string, number>();
   private readonly specials: string[];
   private readonly specialIds: Set<number>;
