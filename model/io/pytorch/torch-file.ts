@@ -134,7 +134,7 @@ function unpickleStateDict(
 
 const hasTensor = (d: Map<PyValue, PyValue>) => [...d.values()].some((v) => v && typeof v === 'object' && 'storage' in v);
 
-/** Converts `count` elements starting at element `first` of raw storage bytes to float32. */
+/** Raw little-endian storage bytes to float32. */
 function toFloat32(bytes: Uint8Array, dtype: string): Float32Array {
   const copy = Uint8Array.from(bytes); // aligned, owned
   switch (dtype) {
@@ -193,6 +193,27 @@ async function readView(
   const span = last - t.offset + 1;
   const part = toFloat32(await storageBytes(s, t.offset, span), s.dtype);
   return { shape: t.shape, data: gather(part, 0, t.shape, t.stride) };
+}
+
+/** A TorchCheckpoint over a layout's way of reading storage bytes. */
+function checkpoint(
+  file: string,
+  format: TorchCheckpoint['format'],
+  tensors: Map<string, TorchTensor>,
+  storageBytes: (s: TorchStorage, fromElem: number, count: number, name: string) => Promise<Uint8Array>,
+  close: () => Promise<void>,
+): TorchCheckpoint {
+  return {
+    file,
+    format,
+    tensors,
+    async read(name) {
+      const t = tensors.get(name);
+      if (!t) throw new CheckpointError(`${file}: missing tensor ${name}`, file, name);
+      return readView(file, name, t, (s, from, count) => storageBytes(s, from, count, name));
+    },
+    close,
+  };
 }
 
 const asCheckpointError = (file: string, err: unknown): Error =>
@@ -259,23 +280,12 @@ async function openLegacy(file: string, fh: FileHandle, size: number): Promise<T
         pos += 8 + numel * s.elementSize;
       }
       for (const [key, s] of sd.storages) if (!where.has(key)) throw new PickleError(`storage ${key} (torch.${s.type}) is not in the file`);
-      return {
-        file,
-        format: 'legacy',
-        tensors: sd.tensors,
-        async read(name) {
-          const t = sd.tensors.get(name);
-          if (!t) throw new CheckpointError(`${file}: missing tensor ${name}`, file, name);
-          return readView(file, name, t, async (s, from, count) => {
-            const start = where.get(s.key)! + from * s.elementSize;
-            const bytes = Buffer.alloc(count * s.elementSize);
-            const { bytesRead } = await fh.read(bytes, 0, bytes.length, start);
-            if (bytesRead !== bytes.length) throw new CheckpointError(`${file}: tensor ${name}: file truncated`, file, name);
-            return bytes;
-          });
-        },
-        close: () => fh.close(),
-      };
+      return checkpoint(file, 'legacy', sd.tensors, async (s, from, count, name) => {
+        const bytes = Buffer.alloc(count * s.elementSize);
+        const { bytesRead } = await fh.read(bytes, 0, bytes.length, where.get(s.key)! + from * s.elementSize);
+        if (bytesRead !== bytes.length) throw new CheckpointError(`${file}: tensor ${name}: file truncated`, file, name);
+        return bytes;
+      }, () => fh.close());
     } catch (err) {
       if (err instanceof PickleError && err.message.startsWith('truncated') && window < size) {
         window = Math.min(size, window * 4);
@@ -340,23 +350,13 @@ async function openZip(file: string): Promise<TorchCheckpoint> {
         throw new CheckpointError(`${file}: storage ${key} holds ${e.uncompressedSize} bytes, needs ${s.numel * s.elementSize}`, file);
       }
     }
-    return {
-      file,
-      format: 'zip',
-      tensors: sd.tensors,
-      async read(name) {
-        const t = sd.tensors.get(name);
-        if (!t) throw new CheckpointError(`${file}: missing tensor ${name}`, file, name);
-        return readView(file, name, t, async (s, from, count) => {
-          try {
-            return await readEntry(zf, entries.get(`${prefix}data/${s.key}`)!, from * s.elementSize, (from + count) * s.elementSize);
-          } catch (err) {
-            throw new CheckpointError(`${file}: tensor ${name}: cannot read its storage (${(err as Error).message})`, file, name);
-          }
-        });
-      },
-      close: async () => zf.close(),
-    };
+    return checkpoint(file, 'zip', sd.tensors, async (s, from, count, name) => {
+      try {
+        return await readEntry(zf, entries.get(`${prefix}data/${s.key}`)!, from * s.elementSize, (from + count) * s.elementSize);
+      } catch (err) {
+        throw new CheckpointError(`${file}: tensor ${name}: cannot read its storage (${(err as Error).message})`, file, name);
+      }
+    }, async () => zf.close());
   } catch (err) {
     zf.close();
     throw err;
