@@ -174,7 +174,7 @@ export class Batcher {
     }
     let out: Array<{ cache: KvCache; logits: Float32Array }> | null = null;
     try {
-      out = this.engine.prefillMany(jobs.map((j) => j.seq.promptIds));
+      out = this.engine.prefillMany(jobs.map((j) => j.seq.promptIds), jobs.map((j) => j.seq.promptTypes));
     } catch {
       out = null;
     }
@@ -182,7 +182,7 @@ export class Batcher {
       let r = out?.[i];
       if (!r) {
         try {
-          r = this.engine.prefill(job.seq.promptIds);
+          r = this.engine.prefill(job.seq.promptIds, job.seq.promptTypes);
         } catch (err) {
           job.onError(err instanceof Error ? err : new Error(String(err)));
           return;
@@ -209,10 +209,11 @@ export class Batcher {
     const ids = f.job.seq.promptIds;
     const n = this.active.length ? this.prefillChunk : ids.length;
     const chunk = ids.slice(f.fed, f.fed + n);
+    const types = f.job.seq.promptTypes?.slice(f.fed, f.fed + n);
     let logits: Float32Array;
     try {
-      if (f.cache) logits = this.engine.extend(f.cache, chunk);
-      else ({ cache: f.cache, logits } = this.engine.prefill(chunk));
+      if (f.cache) logits = this.engine.extend(f.cache, chunk, types);
+      else ({ cache: f.cache, logits } = this.engine.prefill(chunk, types));
     } catch (err) {
       this.filling = null;
       if (f.cache) this.engine.release(f.cache);
@@ -228,7 +229,7 @@ export class Batcher {
   private step(): void {
     // The logits are consumed below, before the next step: one buffer serves every step.
     this.logitsBuf ??= new Float32Array(this.maxBatch * this.engine.config.vocabSize);
-    const logits = this.engine.step(this.active.map((a) => ({ cache: a.cache, token: a.next })), this.logitsBuf);
+    const logits = this.engine.step(this.active.map((a) => ({ cache: a.cache, token: a.next, tokenType: a.job.seq.replyTokenType })), this.logitsBuf);
     this.steps++;
     this.tokens += logits.length;
     const finished: number[] = [];

@@ -1,5 +1,6 @@
 // Checkpoints on disk. Two layouts are read:
-//  - Hugging Face (also the project's own): config.json, model.safetensors, vocab.json, merges.txt
+//  - Hugging Face (also the project's own): config.json, model.safetensors or a PyTorch state dict
+//    (pytorch_model.bin, or a single *.pt / *.pth), vocab.json + merges.txt or vocab.txt
 //  - the original OpenAI release: params_shapes.json, params_0..9.npy (one flat float32 stream cut
 //    by the shapes; positions [512,768] first, then tokens [40478,768], conv weights [1,in,out]),
 //    encoder_bpe_40000.json, vocab_40000.bpe
@@ -11,9 +12,10 @@ import { GPT1_CONFIG, makeConfig, readConfigFile, writeConfigFile, type GptConfi
 import { CheckpointError } from './errors.js';
 import { readNpy } from './npy.js';
 import { namedParams, paramsFromNamed, paramSpecs, type GptParams } from './params.js';
+import { loadTorchParamArrays } from './io/pytorch/state-dict.js';
 import { checkAgainstConfig, loadParamArrays, writeSafetensors, type HostTensor, type WriteDtype } from './safetensors.js';
 
-export type CheckpointFormat = 'hf' | 'openai';
+export type CheckpointFormat = 'hf' | 'pytorch' | 'openai';
 
 export interface HostCheckpoint {
   dir: string;
@@ -25,28 +27,50 @@ export interface HostCheckpoint {
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
+/** The PyTorch state dict of an HF-layout folder: pytorch_model.bin, else its only *.pt / *.pth. */
+export async function torchWeightsFile(dir: string): Promise<string | null> {
+  if (await exists(path.join(dir, 'pytorch_model.bin'))) return path.join(dir, 'pytorch_model.bin');
+  const found = (await readdir(dir)).filter((f) => /\.(pt|pth)$/.test(f));
+  return found.length === 1 ? path.join(dir, found[0]) : null;
+}
+
 export async function detectFormat(dir: string): Promise<CheckpointFormat> {
   if (!(await exists(dir))) throw new CheckpointError(`${dir}: model directory does not exist`, dir);
   if (await exists(path.join(dir, 'model.safetensors'))) return 'hf';
   if (await exists(path.join(dir, 'params_shapes.json'))) return 'openai';
-  const torchOnly = await exists(path.join(dir, 'pytorch_model.bin'));
+  if (await torchWeightsFile(dir)) return 'pytorch';
   throw new CheckpointError(
-    `${dir}: no checkpoint found (expected config.json + model.safetensors, or params_shapes.json + params_*.npy)` +
-      (torchOnly ? '; pytorch_model.bin is not supported: download model.safetensors instead' : ''),
+    `${dir}: no checkpoint found (expected config.json + model.safetensors or pytorch_model.bin, or params_shapes.json + params_*.npy)`,
     dir,
   );
+}
+
+/**
+ * The config.json and the parameters of an HF-layout folder (safetensors or PyTorch weights),
+ * each tensor handed to `consume` as soon as it is read when given.
+ */
+export async function readHfFolder(
+  dir: string,
+  format: 'hf' | 'pytorch',
+  consume?: (config: GptConfig, name: string, t: HostTensor) => void,
+  check?: (config: GptConfig) => void,
+): Promise<{ config: GptConfig; arrays: Map<string, HostTensor> }> {
+  const cfgFile = path.join(dir, 'config.json');
+  if (!(await exists(cfgFile))) throw new CheckpointError(`${cfgFile}: missing (the model's config)`, cfgFile);
+  const config = await readConfigFile(cfgFile);
+  check?.(config);
+  const each = consume && ((name: string, t: HostTensor) => consume(config, name, t));
+  const arrays = format === 'hf'
+    ? await loadParamArrays(path.join(dir, 'model.safetensors'), config, each)
+    : await loadTorchParamArrays((await torchWeightsFile(dir))!, config, each);
+  return { config, arrays };
 }
 
 /** Reads a checkpoint's config and parameters into host memory (no tfjs needed). */
 export async function readCheckpoint(dir: string): Promise<HostCheckpoint> {
   const format = await detectFormat(dir);
-  if (format === 'hf') {
-    const cfgFile = path.join(dir, 'config.json');
-    if (!(await exists(cfgFile))) throw new CheckpointError(`${cfgFile}: missing (the model's config)`, cfgFile);
-    const config = await readConfigFile(cfgFile);
-    return { dir, format, config, arrays: await loadParamArrays(path.join(dir, 'model.safetensors'), config) };
-  }
-  return readOpenAiCheckpoint(dir);
+  if (format === 'openai') return readOpenAiCheckpoint(dir);
+  return { dir, format, ...(await readHfFolder(dir, format)) };
 }
 
 async function readOpenAiCheckpoint(dir: string): Promise<HostCheckpoint> {
@@ -122,12 +146,10 @@ export async function loadCheckpoint(dir: string): Promise<{ config: GptConfig; 
     const host = await readCheckpoint(dir);
     return { config: host.config, params: paramsFromArrays(host.config, host.arrays), format };
   }
-  const cfgFile = path.join(dir, 'config.json');
-  if (!(await exists(cfgFile))) throw new CheckpointError(`${cfgFile}: missing (the model's config)`, cfgFile);
-  const config = await readConfigFile(cfgFile);
   const named = new Map<string, tf.Tensor>();
+  let config: GptConfig;
   try {
-    await loadParamArrays(path.join(dir, 'model.safetensors'), config, (name, t) => named.set(name, tf.tensor(t.data, t.shape, 'float32')));
+    ({ config } = await readHfFolder(dir, format, (_c, name, t) => named.set(name, tf.tensor(t.data, t.shape, 'float32'))));
   } catch (err) {
     for (const t of named.values()) t.dispose();
     throw err;

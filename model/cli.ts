@@ -11,6 +11,7 @@ import { register as registerFinetune } from './commands/finetune.js';
 import { register as registerEvaluate } from './commands/evaluate.js';
 import { register as registerPredict } from './commands/predict.js';
 import { register as registerDownload } from './commands/download.js';
+import { register as registerTokenize } from './commands/tokenize.js';
 
 const program = new Command();
 program.name('npm run model --').description('nemo model tools').showHelpAfterError();
@@ -30,6 +31,7 @@ registerFinetune(program);
 registerEvaluate(program);
 registerPredict(program);
 registerDownload(program);
+registerTokenize(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`error: ${err instanceof Error ? err.message : String(err)}`);

@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 
 export interface GptConfig {
   vocabSize: number;
-  /** Context length (HF `n_positions`; `n_ctx` is the same number for openai-gpt). */
+  /** Context length (HF `n_positions`; `n_ctx` only when n_positions is absent). */
   nPositions: number;
   nEmbd: number;
   nLayer: number;
@@ -88,9 +88,8 @@ export function configFromHf(json: unknown, source = 'config.json'): GptConfig {
     // GPT-1 used the tanh approximation ("gelu" in the openai-gpt config means that form).
     throw new ModelConfigError(`${source}: unsupported activation afn=${JSON.stringify(j.afn)} (only gelu)`);
   }
-  if (j.n_ctx !== undefined && j.n_positions !== undefined && j.n_ctx !== j.n_positions) {
-    throw new ModelConfigError(`${source}: n_ctx (${String(j.n_ctx)}) differs from n_positions (${String(j.n_positions)})`);
-  }
+  // n_positions sizes the position table; n_ctx (when it differs, as CDial-GPT's 513 vs 512) only
+  // sized the causal-mask buffer old versions saved, so n_positions wins.
   const num = (k: string): number | undefined => (j[k] === undefined || j[k] === null ? undefined : (j[k] as number));
   const nEmbd = num('n_embd');
   return makeConfig(

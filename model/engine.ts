@@ -64,25 +64,36 @@ export function disposeCache(c: KvCache): void {
 /** What the batcher needs from an engine (single-thread Engine or the tensor-parallel group). */
 export interface InferenceEngine {
   readonly config: GptConfig;
-  prefill(ids: number[]): { cache: KvCache; logits: Float32Array };
+  /**
+   * `types` (optional, same length as `ids`): token types, e.g. CDial-GPT's speaker ids; each adds
+   * the embedding of that token id to its position's input (HF OpenAIGPTModel's token_type_ids).
+   */
+  prefill(ids: number[], types?: number[]): { cache: KvCache; logits: Float32Array };
   /**
    * Several prompts at once (each its own new cache; no attention across prompts): the weight
    * matmuls run on all their rows together, so the weights are read once. Same results as one
    * `prefill` per prompt.
    */
-  prefillMany(prompts: number[][]): Array<{ cache: KvCache; logits: Float32Array }>;
+  prefillMany(prompts: number[][], types?: Array<number[] | undefined>): Array<{ cache: KvCache; logits: Float32Array }>;
   /** Feeds several more tokens to an existing cache (chunked prefill); logits of the last one. */
-  extend(cache: KvCache, ids: number[]): Float32Array;
+  extend(cache: KvCache, ids: number[], types?: number[]): Float32Array;
   /**
    * One decode step for every item. `into` (optional, at least items x vocabulary floats): the
    * logits may be written there and returned as views of it, valid until the caller reuses it —
    * the batcher's way to spare a vocabulary-sized allocation per sequence and step (1.3 MB at
    * batch 8 for GPT-1, and the garbage collections that follow).
    */
-  step(items: Array<{ cache: KvCache; token: number }>, into?: Float32Array): Float32Array[];
+  step(items: StepItem[], into?: Float32Array): Float32Array[];
   release(cache: KvCache): void;
   warmUp(): void;
   dispose(): void;
+}
+
+/** One sequence's token for a decode step, with its token type (e.g. the replying speaker) if any. */
+export interface StepItem {
+  cache: KvCache;
+  token: number;
+  tokenType?: number;
 }
 
 const SQRT_2_OVER_PI_X2 = 2 * Math.sqrt(2 / Math.PI);
@@ -112,6 +123,8 @@ interface Block {
 interface FusedPass {
   caches: KvCache[];
   ids: number[][];
+  /** per cache, the token types of its new rows (undefined: none) */
+  types: Array<number[] | undefined>;
   /** each cache's length before the pass */
   lengths: number[];
   /** new rows per cache */
@@ -236,13 +249,28 @@ export class Engine implements InferenceEngine {
     return tf.tensor2d(this.comm.allReduce(x.dataSync() as Float32Array), x.shape);
   }
 
-  /** Token embeddings [N, C] (+ positions): columns of the transposed table, summed over shards. */
-  private embed(ids: number[], positions: tf.Tensor2D): tf.Tensor2D {
-    if (!this.comm) return tf.add(tf.transpose(tf.gather(this.wteT, tf.tensor1d(ids, 'int32'), 1)), positions);
-    const local = ids.map((id) => (id >= this.v0 && id < this.v1 ? id - this.v0 : 0));
-    const mine = tf.tensor2d(ids.map((id) => (id >= this.v0 && id < this.v1 ? 1 : 0)), [ids.length, 1]);
-    const part = tf.mul(tf.transpose(tf.gather(this.wteT, tf.tensor1d(local, 'int32'), 1)), mine) as tf.Tensor2D;
-    return tf.add(this.reduce(part), positions);
+  /**
+   * Token embeddings [N, C] (+ positions, + the embeddings of the token types where given):
+   * columns of the transposed table, summed over shards.
+   */
+  private embed(ids: number[], positions: tf.Tensor2D, types?: Array<number | undefined>): tf.Tensor2D {
+    const N = ids.length;
+    const typed = types?.some((t) => t !== undefined) ? types : undefined;
+    // Token and type rows come from the same table: one lookup (and one exchange) for both.
+    const all = typed ? [...ids, ...typed.map((t) => t ?? 0)] : ids;
+    let rows: tf.Tensor2D;
+    if (!this.comm) {
+      rows = tf.transpose(tf.gather(this.wteT, tf.tensor1d(all, 'int32'), 1));
+    } else {
+      const local = all.map((id) => (id >= this.v0 && id < this.v1 ? id - this.v0 : 0));
+      const mine = tf.tensor2d(all.map((id) => (id >= this.v0 && id < this.v1 ? 1 : 0)), [all.length, 1]);
+      rows = this.reduce(tf.mul(tf.transpose(tf.gather(this.wteT, tf.tensor1d(local, 'int32'), 1)), mine) as tf.Tensor2D);
+    }
+    if (!typed) return tf.add(rows, positions);
+    const C = rows.shape[1];
+    const has = tf.tensor2d(typed.map((t) => (t === undefined ? 0 : 1)), [N, 1]);
+    const typeRows = tf.mul(tf.slice(rows, [N, 0], [N, C]), has);
+    return tf.add(tf.add(tf.slice(rows, [0, 0], [N, C]), typeRows), positions);
   }
 
   /** attn.c_proj (partial over shards, reduced) + residual LayerNorm, then the MLP likewise. */
@@ -274,7 +302,11 @@ export class Engine implements InferenceEngine {
    * Runs the prompt; returns a new cache (caller releases it) and the logits of the last position.
    * `ids` must fit the context. `id` names the cache (tensor-parallel peers use the same id).
    */
-  validatePrefill(ids: number[], cache?: KvCache): void {
+  validatePrefill(ids: number[], cache?: KvCache, types?: number[]): void {
+    if (types !== undefined) {
+      if (types.length !== ids.length) throw new Error(`${types.length} token types for ${ids.length} tokens`);
+      checkIds(this.config, [types]);
+    }
     this.check();
     checkIds(this.config, [ids]);
     const T0 = cache?.length ?? 0;
@@ -283,12 +315,15 @@ export class Engine implements InferenceEngine {
     }
   }
 
-  validateStep(items: Array<{ cache: KvCache; token: number }>): void {
+  validateStep(items: StepItem[]): void {
     this.check();
     const { nPositions: P, vocabSize: V } = this.config;
     for (const it of items) {
       if (it.cache.length >= P) throw new Error(`sequence is full (${P} positions)`);
       if (!Number.isInteger(it.token) || it.token < 0 || it.token >= V) throw new Error(`token id ${it.token} is outside the vocabulary`);
+      if (it.tokenType !== undefined && (!Number.isInteger(it.tokenType) || it.tokenType < 0 || it.tokenType >= V)) {
+        throw new Error(`token type ${it.tokenType} is outside the vocabulary`);
+      }
     }
   }
 
@@ -296,10 +331,10 @@ export class Engine implements InferenceEngine {
    * Runs the prompt; returns a new cache (caller releases it) and the logits of the last position.
    * `ids` must fit the context. `id` names the cache (tensor-parallel peers use the same id).
    */
-  prefill(ids: number[], id = this.nextId++): { cache: KvCache; logits: Float32Array } {
-    this.validatePrefill(ids);
+  prefill(ids: number[], types?: number[], id = this.nextId++): { cache: KvCache; logits: Float32Array } {
+    this.validatePrefill(ids, undefined, types);
     const cache: KvCache = { id, k: [], v: [], kTail: [], vTail: [], length: 0 };
-    const logits = this.fusedFor([cache]) ? this.forwardFused([cache], [ids])[0] : this.run(cache, ids);
+    const logits = this.fusedFor([cache]) ? this.forwardFused([cache], [ids], [types])[0] : this.run(cache, ids, types);
     return { cache, logits };
   }
 
@@ -309,25 +344,25 @@ export class Engine implements InferenceEngine {
    * is per prompt. Without the native fused ops, or for one prompt, it is one `prefill` per
    * prompt. Caller releases the caches.
    */
-  prefillMany(prompts: number[][]): Array<{ cache: KvCache; logits: Float32Array }> {
-    for (const ids of prompts) this.validatePrefill(ids);
-    if (prompts.length <= 1 || !nativeOpsActive()) return prompts.map((ids) => this.prefill(ids));
+  prefillMany(prompts: number[][], types: Array<number[] | undefined> = []): Array<{ cache: KvCache; logits: Float32Array }> {
+    prompts.forEach((ids, i) => this.validatePrefill(ids, undefined, types[i]));
+    if (prompts.length <= 1 || !nativeOpsActive()) return prompts.map((ids, i) => this.prefill(ids, types[i]));
     const caches = prompts.map((): KvCache => ({ id: this.nextId++, k: [], v: [], kTail: [], vTail: [], length: 0 }));
-    const logits = this.forwardFused(caches, prompts);
+    const logits = this.forwardFused(caches, prompts, prompts.map((_, i) => types[i]));
     return caches.map((cache, i) => ({ cache, logits: logits[i] }));
   }
 
   /** Feeds `ids` after the cached tokens (chunked prefill); returns the last position's logits. */
-  extend(cache: KvCache, ids: number[]): Float32Array {
-    this.validatePrefill(ids, cache);
-    return this.fusedFor([cache]) ? this.forwardFused([cache], [ids])[0] : this.run(cache, ids);
+  extend(cache: KvCache, ids: number[], types?: number[]): Float32Array {
+    this.validatePrefill(ids, cache, types);
+    return this.fusedFor([cache]) ? this.forwardFused([cache], [ids], [types])[0] : this.run(cache, ids, types);
   }
 
   /**
    * The multi-token pass: new tokens attend to the cached ones and causally to each other.
    * Attention loops over heads with plain 2-D matmuls. The cache is updated only on success.
    */
-  private run(cache: KvCache, ids: number[]): Float32Array {
+  private run(cache: KvCache, ids: number[], types?: number[]): Float32Array {
     const { nEmbd } = this.config;
     const D = headSize(this.config);
     const H = this.hs;
@@ -341,7 +376,7 @@ export class Engine implements InferenceEngine {
     for (let i = 0; i < T; i++) maskData.fill(-1e9, i * S + T0 + i + 1, (i + 1) * S);
     // One tidy per layer (and per head): only the running activations, not every intermediate of
     // the whole pass, are alive at once — the wasm heap grows to the peak and never shrinks.
-    let x = tf.tidy(() => this.embed(ids, tf.slice(this.wpe, [T0, 0], [T, nEmbd])));
+    let x = tf.tidy(() => this.embed(ids, tf.slice(this.wpe, [T0, 0], [T, nEmbd]), types));
     const mask = tf.tensor2d(maskData, [T, S]);
     const ks: tf.Tensor2D[] = [];
     const vs: tf.Tensor2D[] = [];
@@ -405,14 +440,17 @@ export class Engine implements InferenceEngine {
    * One decode step for several sequences at once: appends `token` to each cache (in place: the
    * cache's tensors are replaced) and returns each sequence's next-token logits.
    */
-  step(items: Array<{ cache: KvCache; token: number }>, into?: Float32Array): Float32Array[] {
+  step(items: StepItem[], into?: Float32Array): Float32Array[] {
     this.validateStep(items);
     const B = items.length;
     if (B === 0) return [];
-    if (this.fusedFor(items.map((it) => it.cache))) return this.forwardFused(items.map((it) => it.cache), items.map((it) => [it.token]), into);
+    if (this.fusedFor(items.map((it) => it.cache))) {
+      const types = items.map((it) => (it.tokenType === undefined ? undefined : [it.tokenType]));
+      return this.forwardFused(items.map((it) => it.cache), items.map((it) => [it.token]), types, into);
+    }
     const C = this.cs;
     const scale = 1 / Math.sqrt(headSize(this.config));
-    let x = tf.tidy(() => this.embed(items.map((i) => i.token), tf.gather(this.wpe, tf.tensor1d(items.map((i) => i.cache.length), 'int32'))));
+    let x = tf.tidy(() => this.embed(items.map((i) => i.token), tf.gather(this.wpe, tf.tensor1d(items.map((i) => i.cache.length), 'int32')), items.map((i) => i.tokenType)));
     // Replaced cache tensors are disposed only after the whole step succeeded.
     const old: tf.Tensor[] = [];
     const made: tf.Tensor[] = [];
@@ -547,14 +585,14 @@ export class Engine implements InferenceEngine {
    * past `length`: a failed pass leaves every cache as it was) and the fused block end; the LM
    * head on each sequence's last row. Returns each sequence's next-token logits.
    */
-  private forwardFused(caches: KvCache[], ids: number[][], into?: Float32Array): Float32Array[] {
+  private forwardFused(caches: KvCache[], ids: number[][], types: Array<number[] | undefined>, into?: Float32Array): Float32Array[] {
     const lengths = caches.map((c) => c.length);
     const counts = ids.map((t) => t.length);
     caches.forEach((c, i) => this.reserve(c, lengths[i] + counts[i]));
     // Each sequence's last row (the only ones the LM head needs).
     let row = -1;
     const lastRows = counts.map((n) => (row += n));
-    const pass: FusedPass = { caches, ids, lengths, counts, lastRows, rows: row + 1, scale: 1 / Math.sqrt(headSize(this.config)) };
+    const pass: FusedPass = { caches, ids, types, lengths, counts, lastRows, rows: row + 1, scale: 1 / Math.sqrt(headSize(this.config)) };
     const addon = this.comm ? undefined : nativeAddon();
     const logits = addon ? this.forwardDirect(addon, pass, into) : this.forwardFusedOps(pass);
     caches.forEach((c, i) => (c.length = lengths[i] + counts[i]));
@@ -562,9 +600,10 @@ export class Engine implements InferenceEngine {
   }
 
   /** forwardFused through tfjs kernels (a tensor-parallel shard: partial sums go through `comm`). */
-  private forwardFusedOps({ caches, ids, lengths, counts, lastRows, rows, scale }: FusedPass): Float32Array[] {
+  private forwardFusedOps({ caches, ids, types, lengths, counts, lastRows, rows, scale }: FusedPass): Float32Array[] {
     const positions = ids.flatMap((t, i) => t.map((_, j) => lengths[i] + j));
-    let x = tf.tidy(() => this.embed(ids.flat(), tf.gather(this.wpe, tf.tensor1d(positions, 'int32'))));
+    const rowTypes = ids.flatMap((t, i) => t.map((_, j) => types[i]?.[j]));
+    let x = tf.tidy(() => this.embed(ids.flat(), tf.gather(this.wpe, tf.tensor1d(positions, 'int32')), rowTypes));
     try {
       this.blocks.forEach((b, l) => {
         const nx = tf.tidy(() => {
@@ -592,7 +631,7 @@ export class Engine implements InferenceEngine {
    * directly on packed weights, heap views of the small parameters and reused activation buffers.
    * A decode step is ~85 addon calls; through tfjs each cost ~40 us of dispatch (~20% of a step).
    */
-  private forwardDirect(addon: NativeAddon, { caches, ids, lengths, counts, lastRows, rows, scale }: FusedPass, into?: Float32Array): Float32Array[] {
+  private forwardDirect(addon: NativeAddon, { caches, ids, types, lengths, counts, lastRows, rows, scale }: FusedPass, into?: Float32Array): Float32Array[] {
     const { nEmbd: C, nHead: H, nInner: F, vocabSize: V, layerNormEpsilon: eps } = this.config;
     if (!this.scratch || this.scratch.rows < rows) {
       const f = (w: number) => new Float32Array(rows * w);
@@ -609,6 +648,8 @@ export class Engine implements InferenceEngine {
       seq.forEach((id, j) => {
         const p = (lengths[i] + j) * C;
         for (let c = 0; c < C; c++) x[r * C + c] = wteT[c * V + id] + wpe[p + c];
+        const type = types[i]?.[j];
+        if (type !== undefined) for (let c = 0; c < C; c++) x[r * C + c] += wteT[c * V + type];
         r++;
       });
     });

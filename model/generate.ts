@@ -5,7 +5,8 @@ import { randomInt } from 'node:crypto';
 import type { GptConfig } from './config.js';
 import { GenerationRequestError, type FinishReason, type SamplingOptions } from './generator.js';
 import { Sampler } from './sampling.js';
-import { StreamDecoder, type BpeTokenizer } from './tokenizer/bpe.js';
+import { StreamDecoder } from './tokenizer/bpe.js';
+import type { ModelTokenizer } from './tokenizer/model-tokenizer.js';
 import { Utf8Guard, utf8TablesFor } from './utf8-constraint.js';
 
 export const DEFAULT_MAX_NEW_TOKENS = 64;
@@ -57,7 +58,7 @@ export function resolveSampling(config: GptConfig, o: SamplingOptions): Resolved
  * Encodes the prompt and drops the oldest tokens so that prompt + maxNewTokens fits the context.
  * Very long text is cut before encoding (keeping the end) so a huge message costs little.
  */
-export function encodePrompt(tokenizer: BpeTokenizer, config: GptConfig, prompt: string, maxNewTokens: number): { ids: number[]; truncatedTokens: number } {
+export function encodePrompt(tokenizer: ModelTokenizer, config: GptConfig, prompt: string, maxNewTokens: number): { ids: number[]; truncatedTokens: number } {
   if (typeof prompt !== 'string') throw new GenerationRequestError('prompt must be a string');
   const budget = config.nPositions - maxNewTokens;
   // No token spans more than ~64 characters; keep generously more than the budget can use.
@@ -99,9 +100,25 @@ export interface SequenceResult {
   truncatedTokens: number;
 }
 
+/** A prompt already tokenized by a chat format, with CDial-GPT-style token types if it has them. */
+export interface PromptIds {
+  ids: number[];
+  /** per-position token types (same length as ids) */
+  tokenTypes?: number[];
+  /** the token type every generated token takes */
+  replyTokenType?: number;
+  /** token ids that end the reply (a chat format's; default: the tokenizer's end-of-text) */
+  stopIds?: number[];
+}
+
 /** The state of one request while it decodes. */
 export class Sequence {
   readonly promptIds: number[];
+  /** token types of promptIds (cut with them), when the prompt has them */
+  readonly promptTypes?: number[];
+  readonly replyTokenType?: number;
+  /** ids that end the reply (not part of it) */
+  private readonly stopIds: number[];
   readonly truncatedTokens: number;
   readonly generated: number[] = [];
   readonly settings: ResolvedSampling;
@@ -117,9 +134,9 @@ export class Sequence {
   private finalText: string | null = null;
 
   constructor(
-    private readonly tokenizer: BpeTokenizer,
+    private readonly tokenizer: ModelTokenizer,
     private readonly config: GptConfig,
-    prompt: string | number[],
+    prompt: string | number[] | PromptIds,
     options: SamplingOptions,
     private readonly onText?: (chunk: string) => void,
   ) {
@@ -129,11 +146,20 @@ export class Sequence {
       this.promptIds = p.ids;
       this.truncatedTokens = p.truncatedTokens;
     } else {
+      const p: PromptIds = Array.isArray(prompt) ? { ids: prompt } : prompt;
       const budget = config.nPositions - this.settings.maxNewTokens;
-      if (prompt.length === 0) throw new GenerationRequestError('prompt is empty');
-      this.promptIds = prompt.slice(Math.max(0, prompt.length - budget));
-      this.truncatedTokens = prompt.length - this.promptIds.length;
+      if (p.ids.length === 0) throw new GenerationRequestError('prompt is empty');
+      if (p.tokenTypes && p.tokenTypes.length !== p.ids.length) {
+        throw new GenerationRequestError(`${p.tokenTypes.length} token types for ${p.ids.length} prompt tokens`);
+      }
+      const from = Math.max(0, p.ids.length - budget);
+      this.promptIds = p.ids.slice(from);
+      this.promptTypes = p.tokenTypes?.slice(from);
+      this.replyTokenType = p.replyTokenType;
+      if (p.stopIds) this.stopIds = p.stopIds;
+      this.truncatedTokens = p.ids.length - this.promptIds.length;
     }
+    this.stopIds ??= tokenizer.eosId === undefined ? [] : [tokenizer.eosId];
     this.sampler = new Sampler(this.settings);
     this.decoder = new StreamDecoder(tokenizer, { skipSpecialTokens: true });
     const tables = utf8TablesFor(tokenizer);
@@ -156,8 +182,7 @@ export class Sequence {
   accept(logits: Float32Array): number | null {
     if (this.done) return null;
     const s = this.settings;
-    const eos = this.tokenizer.eosId;
-    const banned = eos !== undefined && this.generated.length < s.minNewTokens ? [eos] : [];
+    const banned = this.generated.length < s.minNewTokens ? this.stopIds : [];
     const context = this.promptIds.concat(this.generated);
     let token: number;
     if (this.utf8) {
@@ -166,7 +191,7 @@ export class Sequence {
     } else {
       token = this.sampler.pick(logits, context, banned);
     }
-    if (eos !== undefined && token === eos) return this.finish('stop');
+    if (this.stopIds.includes(token)) return this.finish('stop');
     this.generated.push(token);
     this.utf8?.push(token);
     this.streamed += this.decoder.push(token);

@@ -3,6 +3,7 @@
 // lives in engine.ts and is tested against this file.
 //
 //   x = tokens_embed[ids] + positions_embed[0..T)            (dropout embd_pdrop when training)
+//       (+ tokens_embed[types] with token types: CDial-GPT's speaker embeddings)
 //   per block (post-LN, no final LayerNorm):
 //     n = LayerNorm_1(x + Attn(x))
 //     x = LayerNorm_2(n + MLP(n))
@@ -25,6 +26,8 @@ export interface ForwardOptions {
   dropout?: number | Partial<DropoutRates>;
   /** Seed for dropout masks (reproducible training steps). */
   seed?: number;
+  /** Token types [B, T] (ids into the token table, as HF's token_type_ids), added to the input. */
+  tokenTypes?: number[][];
 }
 
 export class InvalidTokensError extends Error {
@@ -101,7 +104,14 @@ export function forward(params: GptParams, ids: number[][] | tf.Tensor2D, opts: 
   const r = rates(config, opts);
   const seed = opts.seed;
   const pos = tf.slice(params.positionsEmbed, [0, 0], [T, config.nEmbd]);
-  let x = dropout(tf.add(embed(params.tokensEmbed, idt), pos) as tf.Tensor3D, r.embd, seed);
+  let input = tf.add(embed(params.tokensEmbed, idt), pos) as tf.Tensor3D;
+  if (opts.tokenTypes) {
+    const types = opts.tokenTypes;
+    checkIds(config, types);
+    if (types.length !== idt.shape[0] || types[0].length !== T) throw new InvalidTokensError(`token types [${types.length}, ${types[0].length}] do not match the ids [${idt.shape}]`);
+    input = tf.add(input, embed(params.tokensEmbed, tf.tensor2d(types, [types.length, T], 'int32')));
+  }
+  let x = dropout(input, r.embd, seed);
   params.blocks.forEach((b, i) => {
     const s = seed === undefined ? undefined : seed + 10 * (i + 1);
     const n = layerNorm(tf.add(x, attention(b, x, config, r, s)), b.ln1G, b.ln1B, config.layerNormEpsilon) as tf.Tensor3D;
@@ -123,8 +133,8 @@ export function logits(params: GptParams, ids: number[][] | tf.Tensor2D, opts: F
 }
 
 /** Logits [B, V] of the last position only (what generation needs). */
-export function lastLogits(params: GptParams, ids: number[][] | tf.Tensor2D): tf.Tensor2D {
-  const h = forward(params, ids);
+export function lastLogits(params: GptParams, ids: number[][] | tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+  const h = forward(params, ids, opts);
   const [B, T, C] = h.shape;
   const last = tf.reshape(tf.slice(h, [0, T - 1, 0], [B, 1, C]), [B, C]);
   return tf.matMul(last, params.tokensEmbed, false, true);

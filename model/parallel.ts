@@ -4,7 +4,7 @@
 // thread per backend instance under Node) this is how decoding uses more than one core.
 import type { Worker } from 'node:worker_threads';
 import type { GptConfig } from './config.js';
-import { Engine, type InferenceEngine, type KvCache } from './engine.js';
+import { Engine, type InferenceEngine, type KvCache, type StepItem } from './engine.js';
 import { checkShard, loadShard, vocabRange } from './shard.js';
 import { readCheckpoint } from './checkpoint.js';
 import { readConfigFile } from './config.js';
@@ -87,19 +87,19 @@ export class ParallelEngine implements InferenceEngine {
     for (const w of this.peers) w.postMessage(m);
   }
 
-  prefill(ids: number[]): { cache: KvCache; logits: Float32Array } {
+  prefill(ids: number[], types?: number[]): { cache: KvCache; logits: Float32Array } {
     const id = this.nextId++;
     // Validate before the peers start, so a bad request cannot leave them waiting at a barrier.
-    this.local.validatePrefill(ids);
-    this.post({ op: 'prefill', id, ids });
-    return this.local.prefill(ids, id);
+    this.local.validatePrefill(ids, undefined, types);
+    this.post({ op: 'prefill', id, ids, types });
+    return this.local.prefill(ids, types, id);
   }
 
   /** One prefill per prompt (the shards' protocol has no batched prefill). */
-  prefillMany(prompts: number[][]): Array<{ cache: KvCache; logits: Float32Array }> {
+  prefillMany(prompts: number[][], types: Array<number[] | undefined> = []): Array<{ cache: KvCache; logits: Float32Array }> {
     const out: Array<{ cache: KvCache; logits: Float32Array }> = [];
     try {
-      for (const ids of prompts) out.push(this.prefill(ids));
+      prompts.forEach((ids, i) => out.push(this.prefill(ids, types[i])));
     } catch (err) {
       for (const r of out) this.release(r.cache);
       throw err;
@@ -107,17 +107,17 @@ export class ParallelEngine implements InferenceEngine {
     return out;
   }
 
-  extend(cache: KvCache, ids: number[]): Float32Array {
-    this.local.validatePrefill(ids, cache);
-    this.post({ op: 'extend', id: cache.id, ids });
-    return this.local.extend(cache, ids);
+  extend(cache: KvCache, ids: number[], types?: number[]): Float32Array {
+    this.local.validatePrefill(ids, cache, types);
+    this.post({ op: 'extend', id: cache.id, ids, types });
+    return this.local.extend(cache, ids, types);
   }
 
   /** (No `into`: the logits come from the shards.) */
-  step(items: Array<{ cache: KvCache; token: number }>): Float32Array[] {
+  step(items: StepItem[]): Float32Array[] {
     if (items.length > MAX_BATCH_ROWS) throw new Error(`at most ${MAX_BATCH_ROWS} sequences per step`);
     this.local.validateStep(items);
-    this.post({ op: 'step', items: items.map((it) => ({ id: it.cache.id, token: it.token })) });
+    this.post({ op: 'step', items: items.map((it) => ({ id: it.cache.id, token: it.token, tokenType: it.tokenType })) });
     return this.local.step(items);
   }
 

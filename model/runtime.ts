@@ -9,20 +9,20 @@ import { CheckpointError } from './errors.js';
 import type { ModelInfo } from './generator.js';
 import { countParams } from './params.js';
 import { loadShard, SINGLE } from './shard.js';
-import { BpeTokenizer } from './tokenizer/bpe.js';
+import { loadModelTokenizer, type ModelTokenizer } from './tokenizer/model-tokenizer.js';
 
 export interface Runtime {
   config: GptConfig;
   engine: InferenceEngine;
   threads: number;
-  tokenizer: BpeTokenizer;
+  tokenizer: ModelTokenizer;
   info: ModelInfo;
 }
 
-export async function loadTokenizerFor(dir: string, config?: GptConfig): Promise<BpeTokenizer> {
-  let tok: BpeTokenizer;
+export async function loadTokenizerFor(dir: string, config?: GptConfig): Promise<ModelTokenizer> {
+  let tok: ModelTokenizer;
   try {
-    tok = await BpeTokenizer.load(dir);
+    tok = await loadModelTokenizer(dir);
   } catch (err) {
     throw new CheckpointError(`${dir}: tokenizer: ${(err as Error).message}`, dir);
   }
@@ -50,7 +50,7 @@ export async function loadRuntime(modelDir: string, opts: RuntimeOptions = {}): 
     engine = new Engine(config, tensors);
   }
   const c = engine.config;
-  let tokenizer: BpeTokenizer;
+  let tokenizer: ModelTokenizer;
   try {
     tokenizer = await loadTokenizerFor(modelDir, c);
   } catch (err) {

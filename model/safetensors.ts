@@ -181,17 +181,49 @@ export async function writeSafetensors(
 /** Name as the model expects it: HF files may prefix `transformer.` (OpenAIGPTLMHeadModel). */
 export function canonicalName(name: string): string | null {
   const n = name.startsWith('transformer.') ? name.slice('transformer.'.length) : name;
-  // lm_head is tied to tokens_embed; attn.bias is HF's causal-mask buffer, not a parameter.
-  if (n === 'lm_head.weight' || /^h\.\d+\.attn\.bias$/.test(n)) return null;
+  // lm_head is tied to tokens_embed; attn.bias / attn.masked_bias are HF's causal-mask buffers, not parameters.
+  if (n === 'lm_head.weight' || /^h\.\d+\.attn\.(bias|masked_bias)$/.test(n)) return null;
   return n;
 }
 
+/** A checkpoint file whose tensor names and shapes are known before any data is read. */
+export interface TensorSource {
+  shapes: Map<string, number[]>;
+  read(name: string): Promise<HostTensor>;
+}
+
 /**
- * GPT parameters from a safetensors file, checked against `config`: every parameter present with
+ * GPT parameters from a tensor source, checked against `config`: every parameter present with
  * its shape; unknown extra tensors are an error too (they mean a different architecture).
  * `consume` receives each tensor as soon as it is read (e.g. to upload it and let the host copy
  * go); without it, all are returned.
  */
+export async function loadParamsFrom(
+  src: TensorSource,
+  file: string,
+  config: GptConfig,
+  consume?: (name: string, t: HostTensor) => void,
+): Promise<Map<string, HostTensor>> {
+  const byName = new Map<string, string>(); // canonical → name in the file
+  for (const name of src.shapes.keys()) {
+    const c = canonicalName(name);
+    if (c !== null) byName.set(c, name);
+  }
+  // Check names and shapes before reading any data.
+  const shapes = new Map<string, HostTensor>();
+  for (const [c, name] of byName) shapes.set(c, { shape: src.shapes.get(name)!, data: new Float32Array(0) });
+  checkAgainstConfig(shapes, config, file, false);
+  const out = new Map<string, HostTensor>();
+  for (const s of paramSpecs(config)) {
+    const t = await src.read(byName.get(s.name)!);
+    checkFinite(t, s.name, file);
+    if (consume) consume(s.name, t);
+    else out.set(s.name, t);
+  }
+  return out;
+}
+
+/** GPT parameters from a safetensors file (see loadParamsFrom). */
 export async function loadParamArrays(
   file: string,
   config: GptConfig,
@@ -199,23 +231,8 @@ export async function loadParamArrays(
 ): Promise<Map<string, HostTensor>> {
   const r = await openSafetensors(file);
   try {
-    const byName = new Map<string, string>(); // canonical → name in the file
-    for (const name of r.entries.keys()) {
-      const c = canonicalName(name);
-      if (c !== null) byName.set(c, name);
-    }
-    // Check names and shapes from the header before reading any data.
-    const shapes = new Map<string, HostTensor>();
-    for (const [c, name] of byName) shapes.set(c, { shape: r.entries.get(name)!.shape, data: new Float32Array(0) });
-    checkAgainstConfig(shapes, config, file, false);
-    const out = new Map<string, HostTensor>();
-    for (const s of paramSpecs(config)) {
-      const t = await r.read(byName.get(s.name)!);
-      checkFinite(t, s.name, file);
-      if (consume) consume(s.name, t);
-      else out.set(s.name, t);
-    }
-    return out;
+    const shapes = new Map([...r.entries].map(([name, e]) => [name, e.shape]));
+    return await loadParamsFrom({ shapes, read: (name) => r.read(name) }, file, config, consume);
   } finally {
     await r.close();
   }

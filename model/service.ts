@@ -26,7 +26,7 @@ import {
 } from './generator.js';
 import { defaultThreads, MAX_BATCH_ROWS } from './parallel.js';
 import { loadTokenizerFor } from './runtime.js';
-import type { BpeTokenizer } from './tokenizer/bpe.js';
+import type { ModelTokenizer } from './tokenizer/model-tokenizer.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 import { startTsWorker } from './ts-worker.js';
 
@@ -80,7 +80,7 @@ class WorkerGenerator implements TextGenerator {
     worker: Worker,
     private readonly init: WorkerInit,
     private readonly modelInfo: ModelInfo,
-    private readonly tokenizer: BpeTokenizer,
+    private readonly tokenizer: ModelTokenizer,
     private readonly maxBatch: number,
     private readonly maxQueue: number,
     private readonly timeoutMs: number,
@@ -338,7 +338,7 @@ export async function createGenerator(opts: GeneratorOptions = {}): Promise<Text
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new GenerationRequestError(`maxBatch must be a positive integer (got ${maxBatch})`);
   if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new GenerationRequestError(`maxQueue must be an integer >= 0 (got ${maxQueue})`);
   if (!existsSync(modelDir)) throw new GeneratorUnavailableError(`model directory ${modelDir} does not exist`);
-  let tokenizer: BpeTokenizer;
+  let tokenizer: ModelTokenizer;
   try {
     const cfgFile = path.join(modelDir, 'config.json');
     tokenizer = await loadTokenizerFor(modelDir, existsSync(cfgFile) ? await readConfigFile(cfgFile) : undefined);

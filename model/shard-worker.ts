@@ -15,9 +15,9 @@ export interface ShardWorkerInit {
 }
 
 export type ToShard =
-  | { op: 'prefill'; id: number; ids: number[] }
-  | { op: 'extend'; id: number; ids: number[] }
-  | { op: 'step'; items: Array<{ id: number; token: number }> }
+  | { op: 'prefill'; id: number; ids: number[]; types?: number[] }
+  | { op: 'extend'; id: number; ids: number[]; types?: number[] }
+  | { op: 'step'; items: Array<{ id: number; token: number; tokenType?: number }> }
   | { op: 'release'; id: number }
   | { op: 'close' };
 
@@ -37,16 +37,16 @@ try {
   port.on('message', (m: ToShard) => {
     try {
       if (m.op === 'prefill') {
-        caches.set(m.id, engine.prefill(m.ids, m.id).cache);
+        caches.set(m.id, engine.prefill(m.ids, m.types, m.id).cache);
       } else if (m.op === 'extend') {
         const cache = caches.get(m.id);
         if (!cache) throw new Error(`unknown sequence ${m.id}`);
-        engine.extend(cache, m.ids);
+        engine.extend(cache, m.ids, m.types);
       } else if (m.op === 'step') {
         engine.step(m.items.map((it) => {
           const cache = caches.get(it.id);
           if (!cache) throw new Error(`unknown sequence ${it.id}`);
-          return { cache, token: it.token };
+          return { cache, token: it.token, tokenType: it.tokenType };
         }));
       } else if (m.op === 'release') {
         const c = caches.get(m.id);

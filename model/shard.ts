@@ -5,13 +5,10 @@
 // shards (after attn.c_proj and after mlp.c_proj); the embedding lookup and the LM head need one
 // exchange each. With n = 1 this is just the layout the engine uses (embedding transposed).
 import * as tf from '@tensorflow/tfjs';
-import { detectFormat, readCheckpoint } from './checkpoint.js';
-import { readConfigFile, type GptConfig } from './config.js';
-import { CheckpointError } from './errors.js';
+import { detectFormat, readCheckpoint, readHfFolder } from './checkpoint.js';
+import type { GptConfig } from './config.js';
 import { namedParams, type GptParams } from './params.js';
-import { loadParamArrays, type HostTensor } from './safetensors.js';
-import path from 'node:path';
-import { existsSync } from 'node:fs';
+import type { HostTensor } from './safetensors.js';
 
 export interface ShardSpec {
   index: number;
@@ -110,17 +107,14 @@ export async function loadShard(dir: string, s: ShardSpec): Promise<{ config: Gp
     tensors.set(n, tf.tensor(part.data, part.shape, 'float32'));
   };
   try {
-    if ((await detectFormat(dir)) === 'openai') {
+    const format = await detectFormat(dir);
+    if (format === 'openai') {
       const host = await readCheckpoint(dir);
       checkShard(host.config, s);
       for (const [name, t] of host.arrays) put(host.config, name, t);
       return { config: host.config, tensors };
     }
-    const cfgFile = path.join(dir, 'config.json');
-    if (!existsSync(cfgFile)) throw new CheckpointError(`${cfgFile}: missing (the model's config)`, cfgFile);
-    const config = await readConfigFile(cfgFile);
-    checkShard(config, s);
-    await loadParamArrays(path.join(dir, 'model.safetensors'), config, (name, t) => put(config, name, t));
+    const { config } = await readHfFolder(dir, format, (c, name, t) => put(c, name, t), (c) => checkShard(c, s));
     return { config, tensors };
   } catch (err) {
     for (const t of tensors.values()) t.dispose();

@@ -5,7 +5,8 @@
 //   - inside a character: only the continuation bytes that can come next (with the narrower
 //     second-byte ranges after E0, ED, F0, F4) may be chosen — no word, no special token, no end.
 // The id tables are built once per tokenizer (cached); each sequence keeps a few numbers of state.
-import { byteToken, type BpeTokenizer } from './tokenizer/bpe.js';
+import { byteToken } from './tokenizer/bpe.js';
+import type { ModelTokenizer } from './tokenizer/model-tokenizer.js';
 import { NEMO_TYPE } from './tokenizer/config.js';
 
 /** What the sampler is told for one step: ids never to pick, or the only ids it may pick. */
@@ -47,13 +48,13 @@ export class Utf8ByteTables {
   }
 }
 
-const tablesByTokenizer = new WeakMap<BpeTokenizer, Utf8ByteTables | null>();
+const tablesByTokenizer = new WeakMap<ModelTokenizer, Utf8ByteTables | null>();
 
 /**
  * The tables for a tokenizer, or null when it has no byte-fallback tokens (GPT-1): then sampling
  * is left exactly as it was.
  */
-export function utf8TablesFor(tokenizer: BpeTokenizer): Utf8ByteTables | null {
+export function utf8TablesFor(tokenizer: ModelTokenizer): Utf8ByteTables | null {
   let t = tablesByTokenizer.get(tokenizer);
   if (t === undefined) {
     t = null;

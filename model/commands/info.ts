@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { initBackend } from '../backend.js';
 import { nativeStatus } from '../native/index.js';
 import { nativeMatMulActive } from '../native/kernels.js';
-import { readCheckpoint } from '../checkpoint.js';
+import { readCheckpoint, torchWeightsFile } from '../checkpoint.js';
 import { countParams } from '../params.js';
 import { loadTokenizerFor } from '../runtime.js';
 import { resolveModelDir } from './common.js';
@@ -28,13 +28,13 @@ export function register(program: Command): void {
       } catch (err) {
         tokenizer = { error: (err as Error).message };
       }
-      const weightsFile = path.join(dir, ck.format === 'hf' ? 'model.safetensors' : 'params_shapes.json');
+      const weightsFile = ck.format === 'pytorch' ? (await torchWeightsFile(dir))! : path.join(dir, ck.format === 'hf' ? 'model.safetensors' : 'params_shapes.json');
       const info = {
         path: dir,
         format: ck.format,
         config: ck.config,
         parameters: countParams(ck.config),
-        weightsBytes: ck.format === 'hf' ? (await stat(weightsFile)).size : undefined,
+        weightsBytes: ck.format === 'openai' ? undefined : (await stat(weightsFile)).size,
         tokenizer,
         backend,
         nativeMatMul: nativeMatMulActive()
@@ -46,7 +46,8 @@ export function register(program: Command): void {
         return;
       }
       const c = ck.config;
-      console.log(`model       ${dir} (${ck.format === 'hf' ? 'Hugging Face layout' : 'original OpenAI release'})`);
+      const layout = { hf: 'Hugging Face layout', pytorch: `Hugging Face layout, PyTorch weights ${path.basename(weightsFile)}`, openai: 'original OpenAI release' }[ck.format];
+      console.log(`model       ${dir} (${layout})`);
       console.log(`parameters  ${info.parameters.toLocaleString('en-US')}`);
       console.log(`shape       ${c.nLayer} layers, ${c.nEmbd} wide, ${c.nHead} heads, MLP ${c.nInner}, context ${c.nPositions}, vocabulary ${c.vocabSize}`);
       console.log(`tokenizer   ${'error' in tokenizer ? tokenizer.error : `${tokenizer.type}, ${tokenizer.vocabSize} tokens`}`);

@@ -22,15 +22,15 @@ function linear(x: number[], w: Float32Array, b: Float32Array, out: number): num
 
 const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
 
-/** Logits [T][V] for one sequence. */
-export function referenceLogits(c: GptConfig, p: Arrays, ids: number[]): number[][] {
+/** Logits [T][V] for one sequence (token types, if given, add their token embeddings). */
+export function referenceLogits(c: GptConfig, p: Arrays, ids: number[], types?: number[]): number[][] {
   const C = c.nEmbd;
   const H = c.nHead;
   const D = C / H;
   const get = (n: string) => p.get(n)!;
   const wte = get('tokens_embed.weight');
   const wpe = get('positions_embed.weight');
-  let x = ids.map((id, t) => Array.from({ length: C }, (_, j) => wte[id * C + j] + wpe[t * C + j]));
+  let x = ids.map((id, t) => Array.from({ length: C }, (_, j) => wte[id * C + j] + wpe[t * C + j] + (types ? wte[types[t] * C + j] : 0)));
   for (let l = 0; l < c.nLayer; l++) {
     const g = (s: string) => get(`h.${l}.${s}`);
     const qkv = x.map((row) => linear(row, g('attn.c_attn.weight'), g('attn.c_attn.bias'), 3 * C));

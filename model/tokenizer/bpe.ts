@@ -12,6 +12,7 @@
 import { basicTokenize, tidyDecodedSpaces } from './basic.js';
 import { GPT1_TYPE, NEMO_TYPE, parseTokenizerConfig, TokenizerFileError, type TokenizerConfig, type TokenizerConfigInput } from './config.js';
 import { parseMerges, readTokenizerFiles, renderTokenizerFiles, validateEncoder, writeTokenizerFiles, type TokenizerData } from './files.js';
+import type { ModelTokenizer } from './model-tokenizer.js';
 import { createPreTokenizer, createSymbolRestorer, type Unit } from './pretokenize.js';
 
 export { TokenizerFileError };
@@ -478,7 +479,7 @@ export class StreamDecoder {
   private emitted = '';
 
   constructor(
-    private readonly tokenizer: BpeTokenizer,
+    private readonly tokenizer: ModelTokenizer,
     private readonly options: DecodeOptions = {},
   ) {}
 
@@ -489,6 +490,8 @@ export class StreamDecoder {
     if (this.tokenizer.config.type === NEMO_TYPE) {
       // Trailing U+FFFD may be an incomplete multi-byte character: hold it back.
       stable = full.replace(/\uFFFD+$/u, '');
+    } else if (this.tokenizer.config.type === 'wordpiece') {
+      stable = full; // WordPiece decoding only ever appends (## pieces and spaces go after the text)
     } else {
       const cut = full.lastIndexOf(' ');
       stable = cut < 0 ? '' : full.slice(0, cut);
