@@ -21,6 +21,7 @@ export interface ResolvedSampling {
   repetitionPenalty: number;
   noRepeatNgramSize: number;
   stop: string[];
+  stopIds: number[];
   seed: number;
 }
 
@@ -48,9 +49,13 @@ export function resolveSampling(config: GptConfig, o: SamplingOptions): Resolved
   if (!Array.isArray(stop) || stop.length > MAX_STOPS || stop.some((s) => typeof s !== 'string' || s.length === 0 || s.length > MAX_STOP_LENGTH)) {
     bad('stop', `up to ${MAX_STOPS} non-empty strings of at most ${MAX_STOP_LENGTH} characters`, stop);
   }
+  const stopIds = o.stopIds ?? [];
+  if (!Array.isArray(stopIds) || stopIds.length > 4096 || stopIds.some((id) => !Number.isInteger(id) || id < 0 || id >= config.vocabSize)) {
+    bad('stopIds', `up to 4096 token ids in [0, ${config.vocabSize})`, stopIds.length > 8 ? `${stopIds.length} ids` : stopIds);
+  }
   const seed = o.seed === undefined || o.seed === null ? randomInt(0, 2 ** 31) : o.seed;
   if (!Number.isSafeInteger(seed)) bad('seed', 'an integer', seed);
-  return { maxNewTokens, minNewTokens, temperature, topK, topP, repetitionPenalty, noRepeatNgramSize, stop, seed };
+  return { maxNewTokens, minNewTokens, temperature, topK, topP, repetitionPenalty, noRepeatNgramSize, stop, stopIds, seed };
 }
 
 /**
@@ -102,6 +107,12 @@ export interface SequenceResult {
 /** The state of one request while it decodes. */
 export class Sequence {
   readonly promptIds: number[];
+  /** Token types of the prompt positions (speaker embeddings), when the chat format gives them. */
+  readonly promptTokenTypes?: number[];
+  /** Token type of every generated position. */
+  readonly replyTokenType?: number;
+  /** Tokens that end the sequence: the tokenizer's end-of-text and the request's stopIds. */
+  private readonly stopIds: Set<number>;
   readonly truncatedTokens: number;
   readonly generated: number[] = [];
   readonly settings: ResolvedSampling;
@@ -122,8 +133,12 @@ export class Sequence {
     prompt: string | number[],
     options: SamplingOptions,
     private readonly onText?: (chunk: string) => void,
+    types: { tokenTypes?: number[]; replyTokenType?: number } = {},
   ) {
     this.settings = resolveSampling(config, options);
+    if (types.tokenTypes !== undefined && (typeof prompt === 'string' || types.tokenTypes.length !== prompt.length)) {
+      throw new GenerationRequestError('tokenTypes must come with an id prompt of the same length');
+    }
     if (typeof prompt === 'string') {
       const p = encodePrompt(tokenizer, config, prompt, this.settings.maxNewTokens);
       this.promptIds = p.ids;
@@ -131,9 +146,17 @@ export class Sequence {
     } else {
       const budget = config.nPositions - this.settings.maxNewTokens;
       if (prompt.length === 0) throw new GenerationRequestError('prompt is empty');
-      this.promptIds = prompt.slice(Math.max(0, prompt.length - budget));
-      this.truncatedTokens = prompt.length - this.promptIds.length;
+      if (prompt.some((id) => !Number.isInteger(id) || id < 0 || id >= config.vocabSize)) {
+        throw new GenerationRequestError(`prompt ids must be integers in [0, ${config.vocabSize})`);
+      }
+      const start = Math.max(0, prompt.length - budget);
+      this.promptIds = prompt.slice(start);
+      this.truncatedTokens = start;
+      if (types.tokenTypes) this.promptTokenTypes = types.tokenTypes.slice(start);
     }
+    this.replyTokenType = types.replyTokenType;
+    this.stopIds = new Set(this.settings.stopIds);
+    if (tokenizer.eosId !== undefined) this.stopIds.add(tokenizer.eosId);
     this.sampler = new Sampler(this.settings);
     this.decoder = new StreamDecoder(tokenizer, { skipSpecialTokens: true });
     const tables = utf8TablesFor(tokenizer);
@@ -156,8 +179,7 @@ export class Sequence {
   accept(logits: Float32Array): number | null {
     if (this.done) return null;
     const s = this.settings;
-    const eos = this.tokenizer.eosId;
-    const banned = eos !== undefined && this.generated.length < s.minNewTokens ? [eos] : [];
+    const banned = this.generated.length < s.minNewTokens ? [...this.stopIds] : [];
     const context = this.promptIds.concat(this.generated);
     let token: number;
     if (this.utf8) {
@@ -166,7 +188,7 @@ export class Sequence {
     } else {
       token = this.sampler.pick(logits, context, banned);
     }
-    if (eos !== undefined && token === eos) return this.finish('stop');
+    if (this.stopIds.has(token)) return this.finish('stop');
     this.generated.push(token);
     this.utf8?.push(token);
     this.streamed += this.decoder.push(token);
