@@ -48,6 +48,8 @@ export interface ChatReplyResult {
   attempts: number;
   /** Why each rejected try was rejected, in order. */
   rejected: RejectReason[];
+  /** Every try's cleaned text and verdict (null: accepted), in order. */
+  tries: Array<{ text: string; rejected: RejectReason | null }>;
   /** The last generation (its finishReason says whether it was cut off). */
   generation?: GenerationResult;
   /** Tokens over every try. */
@@ -117,7 +119,7 @@ export class ChatResponder {
   async reply(req: ReplyRequest): Promise<ChatReplyResult> {
     const language = messageLanguage(req.message);
     const textLang = language === 'zh' ? 'zh' : 'en';
-    const base: Omit<ChatReplyResult, 'text' | 'outcome'> = { attempts: 0, rejected: [], promptTokens: 0, completionTokens: 0, language };
+    const base: Omit<ChatReplyResult, 'text' | 'outcome'> = { attempts: 0, rejected: [], tries: [], promptTokens: 0, completionTokens: 0, language };
     if (this.options.checkInput && this.options.blockedWords?.find(req.message)) {
       const text = (this.options.blockedInputText ?? ((l) => BLOCKED_INPUT_TEXT[l]))(textLang);
       req.onText?.(text);
@@ -160,6 +162,7 @@ export class ChatResponder {
         return result;
       }
       const reason = this.check(generation.text, text, language);
+      result.tries.push({ text, rejected: reason });
       if (reason === null) {
         guard?.end();
         result.text = text;
