@@ -155,6 +155,10 @@ async function send(text) {
         streamed += data.t;
         bot.textContent = streamed;
         $('chat-log').scrollTop = $('chat-log').scrollHeight;
+      } else if (event === 'retry') {
+        // The server rejected that try of the reply and generates it again.
+        streamed = '';
+        bot.textContent = '';
       } else if (event === 'done') {
         finished = true;
         bot.textContent = data.text || streamed || '…';

@@ -4,6 +4,9 @@
 import { normaliseAttempt, type KeyShape } from '../core/keys/normalise.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { guard, RedisUnavailableError, type Store } from '../core/redis.js';
+import type { ChatFormat, ChatTurn } from '../model/chat/chat-format.js';
+import type { BlockedWords } from '../model/chat/blocked-words.js';
+import { ChatResponder, type ReplyOutcome } from '../model/chat/reply.js';
 import {
   GeneratorBusyError, GeneratorTimeoutError, type GenerationResult, type SamplingOptions, type TextGenerator,
 } from '../model/generator.js';
@@ -45,15 +48,11 @@ export interface UsageTotals {
   latencyP95: number | null;
 }
 
-/** How history and the new message become a prompt, and which strings end the bot's turn. */
-export interface ChatPromptFormat {
-  buildPrompt(history: Turn[], message: string): string;
-  stop: string[];
-  /** Turns generated text into the reply (default: cut at the first stop string, trim). */
-  clean?(text: string): string;
-}
-
-export type ChatOutcome = 'ok' | 'error' | 'busy' | 'timeout' | 'denied' | 'limited';
+/**
+ * 'resampled' / 'fallback' / 'blocked': a model reply that needed another try, was replaced by the
+ * polite fallback line, or was (or answered) a blocked word (model/chat/reply.ts).
+ */
+export type ChatOutcome = 'ok' | 'error' | 'busy' | 'timeout' | 'denied' | 'limited' | Exclude<ReplyOutcome, 'ok'>;
 
 export interface IncomingChat {
   /** 'wechat' | 'web' | …: recorded in usage. */
@@ -69,6 +68,8 @@ export interface IncomingChat {
   onText?: (chunk: string) => void;
   /** Called when the reply takes its unit of daily quota (the web chat notes it on its reply lock). */
   onQuotaTaken?: () => void;
+  /** What was streamed is void: the reply is being generated again (or replaced). */
+  onRetry?: () => void;
   signal?: AbortSignal;
 }
 
@@ -85,8 +86,10 @@ export interface ChatReply {
   wrongKey?: boolean;
   /** The generation behind a 'reply'. */
   generation?: GenerationResult;
-  /** The exact prompt sent to the model (tests compare with the generator's own output). */
+  /** The prompt sent to the model, as text (logs; tests compare with the format's own). */
   prompt?: string;
+  /** Generations behind a 'reply' (1 unless the reply was resampled or replaced). */
+  attempts?: number;
   /**
    * 'interrupted' (the generation was cancelled: shutdown, the web visitor left): the text
    * generated until then. It is never remembered as the bot's turn and costs no quota.
@@ -107,7 +110,10 @@ export interface ChatSessionDeps {
   keys: KeyGate;
   usage: UsageSink;
   generator: TextGenerator;
-  format: ChatPromptFormat;
+  /** Default: the model's own chat format (its folder's chat_format.json or tokenizer). */
+  format?: ChatFormat;
+  /** The blocked-words filter on replies (BOT_BLOCKED_WORDS_FILE + the built-in list). */
+  blockedWords?: BlockedWords;
   config: BotConfig;
   keyShape: KeyShape;
   logger?: Logger;
@@ -121,6 +127,8 @@ export class ChatSession {
   readonly limits: Limits;
   readonly bans: Bans;
   readonly texts: BotTexts;
+  /** The reply pipeline shared with the web chat and `npm run chat` (model/chat/reply.ts). */
+  readonly responder: ChatResponder;
   private readonly log: Logger;
   /** Display names already written to the usage index (saves a round trip per message). */
   private readonly knownNames = new Map<string, string>();
@@ -138,6 +146,9 @@ export class ChatSession {
     });
     this.bans = new Bans(deps.store);
     this.texts = new BotTexts({ keyHelp: c.BOT_KEY_HELP_TEXT, timeZone: c.BOT_QUOTA_TZ, now: deps.now });
+    this.responder = new ChatResponder(deps.generator, {
+      format: deps.format, blockedWords: deps.blockedWords, checkInput: c.BOT_BLOCK_INPUT, maxTries: c.BOT_REPLY_TRIES,
+    });
   }
 
   /** The live settings (the admin panel's runtime settings change fields of this object in place). */
@@ -260,25 +271,31 @@ export class ChatSession {
       msg.onQuotaTaken?.();
     }
 
-    const prompt = this.deps.format.buildPrompt(memory.turns, text);
-    const generation = await this.deps.generator.generate({
-      prompt,
-      ...this.sampling(),
+    const sampling = this.sampling();
+    const r = await this.responder.reply({
+      history: toChatTurns(memory.turns),
+      message: text,
+      sampling,
+      seed: sampling.seed,
       timeoutMs: config.BOT_GENERATION_TIMEOUT_MS,
-      onText: msg.onText,
       signal: msg.signal,
+      onText: msg.onText,
+      onRetry: msg.onRetry,
     });
-    const format = this.deps.format;
-    const answer = (format.clean ? format.clean(generation.text) : cutAtStop(generation.text, format.stop)).trim();
+    const prompt = r.prompt ? this.deps.generator.decode(r.prompt.ids) : undefined;
+    // Tokens over every try: resampling costs what it costs.
+    const generation = r.generation ? { ...r.generation, promptTokens: r.promptTokens, completionTokens: r.completionTokens } : undefined;
     // A cut-off reply is not a turn of the conversation: neither it nor the message that asked for
     // it is remembered (the chatter is asked to send the message again), and the quota comes back.
-    if (generation.finishReason === 'timeout') throw new GeneratorTimeoutError();
-    if (generation.finishReason === 'aborted') throw new GenerationInterrupted(answer);
-    if (!answer) return reply({ parts: [this.texts.emptyReply()], outcome: 'ok', kind: 'reply', generation, prompt });
-    return {
-      reply: { parts: splitReply(answer, config.BOT_REPLY_PART_CHARS), outcome: 'ok', kind: 'reply', generation, prompt },
-      remember: { turn: { user: text, bot: answer }, epoch: memory.epoch },
-    };
+    if (generation?.finishReason === 'timeout') throw new GeneratorTimeoutError();
+    if (generation?.finishReason === 'aborted') throw new GenerationInterrupted(r.text);
+    const outcome: ChatOutcome = r.outcome;
+    const answer = r.text;
+    if (r.outcome !== 'ok') this.log.info({ userId: msg.userId, outcome: r.outcome, rejected: r.rejected }, 'model reply replaced or resampled');
+    const replied: ChatReply = { parts: splitReply(answer, config.BOT_REPLY_PART_CHARS), outcome, kind: 'reply', generation, prompt, attempts: r.attempts };
+    // The fallback line is not the model's turn: it stays out of the memory (and of later prompts).
+    if (r.outcome === 'fallback' || r.outcome === 'blocked') return { reply: replied };
+    return { reply: replied, remember: { turn: { user: text, bot: answer }, epoch: memory.epoch } };
   }
 
   /** The sampling options every chat reply uses (tests reuse them to reproduce a reply). */
@@ -290,7 +307,6 @@ export class ChatSession {
       topK: c.BOT_TOP_K,
       topP: c.BOT_TOP_P,
       repetitionPenalty: c.BOT_REPETITION_PENALTY,
-      stop: this.deps.format.stop,
       seed: this.deps.seed ?? Math.floor(Math.random() * 2 ** 31),
     };
   }
@@ -392,13 +408,9 @@ export function replyTokenBudget(config: Pick<BotConfig, 'BOT_MAX_NEW_TOKENS'>, 
   return Math.max(1, Math.min(config.BOT_MAX_NEW_TOKENS, Math.floor(generator.info().contextLength / 2)));
 }
 
-/** Cuts generated text at the first stop string (the model's turn ends there). */
-export function cutAtStop(text: string, stops: string[]): string {
-  let end = text.length;
-  for (const s of stops) {
-    if (!s) continue;
-    const i = text.indexOf(s);
-    if (i >= 0 && i < end) end = i;
-  }
-  return text.slice(0, end);
+export { cutAtFirstStop as cutAtStop } from '../model/chat/chat-format.js';
+
+/** Remembered exchanges as the chat format's turns. */
+export function toChatTurns(turns: Turn[]): ChatTurn[] {
+  return turns.flatMap((t) => [{ role: 'user' as const, text: t.user }, { role: 'bot' as const, text: t.bot }]);
 }

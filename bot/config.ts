@@ -77,6 +77,15 @@ export const botSchema = z.object({
   BOT_TOP_P: envNumber(0.95, 0, 1),
   BOT_REPETITION_PENALTY: envNumber(1.1, 0.5, 5),
   BOT_GENERATION_TIMEOUT_MS: envInt(30_000, 100, 600_000),
+  /**
+   * Generations per reply: an empty, wrong-language, turn-opening or blocked reply is sampled
+   * again with a new seed, then replaced by a short polite line (model/chat/reply.ts).
+   */
+  BOT_REPLY_TRIES: envInt(3, 1, 10),
+  /** Extra blocked words for the bot's replies, one word or phrase per line ('#' comments). */
+  BOT_BLOCKED_WORDS_FILE: z.string().min(1).optional(),
+  /** Also refuse incoming messages that contain a blocked word (no generation). */
+  BOT_BLOCK_INPUT: envBool(false),
 });
 
 export type BotConfig = z.infer<typeof botSchema>;

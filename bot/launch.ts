@@ -7,12 +7,13 @@ import type { CoreConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
 import type { TextGenerator } from '../model/generator.js';
-import { ChatSession, replyTokenBudget, type ChatPromptFormat, type KeyGate, type UsageSink } from './chat-session.js';
+import { BlockedWords } from '../model/chat/blocked-words.js';
+import type { ChatFormat } from '../model/chat/chat-format.js';
+import { ChatSession, type KeyGate, type UsageSink } from './chat-session.js';
 import type { BotConfig } from './config.js';
 import { KeyResponderBot, type CurrentKeySource } from './key-responder.js';
 import { BotNameInUseError, InstanceLease } from './instance-lease.js';
 import { DEFAULT_BOT_NAME, setLoginState, STOPPED_STATE_TTL_MS } from './login-state.js';
-import { modelChatFormat } from './prompt-format.js';
 import { createChatPuppet, createOfficialAccountPuppet, officialAccountConfigured } from './puppet.js';
 import { UserAdmin } from './user-admin.js';
 import { WechatyChatBot } from './wechaty-bot.js';
@@ -22,8 +23,8 @@ export interface ChatDeps {
   keys: KeyGate & CurrentKeySource;
   usage: UsageSink;
   generator: TextGenerator;
-  /** Default: the model's chat format (model/chat-format.ts). */
-  format?: ChatPromptFormat;
+  /** Default: the model's own chat format (model/chat). */
+  format?: ChatFormat;
   coreConfig: Pick<CoreConfig, 'KEY_LENGTH' | 'KEY_ALPHABET' | 'KEY_ROTATE_TZ' | 'OPERATORS' | 'DATA_DIR'>;
   botConfig: BotConfig;
   logger: Logger;
@@ -31,9 +32,10 @@ export interface ChatDeps {
 
 /** The channel-independent chat and the admin's user actions, one of each per process. */
 export function createChat(deps: ChatDeps): { session: ChatSession; userAdmin: UserAdmin } {
-  const format = deps.format ?? modelChatFormat(deps.generator, { replyTokens: () => replyTokenBudget(deps.botConfig, deps.generator) });
+  // A missing or unreadable BOT_BLOCKED_WORDS_FILE stops the start with the file's name.
+  const blockedWords = BlockedWords.load({ file: deps.botConfig.BOT_BLOCKED_WORDS_FILE });
   const session = new ChatSession({
-    store: deps.store, keys: deps.keys, usage: deps.usage, generator: deps.generator, format,
+    store: deps.store, keys: deps.keys, usage: deps.usage, generator: deps.generator, format: deps.format, blockedWords,
     config: deps.botConfig, keyShape: { length: deps.coreConfig.KEY_LENGTH, alphabet: deps.coreConfig.KEY_ALPHABET },
     logger: deps.logger.child({ part: 'chat' }),
   });

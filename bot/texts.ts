@@ -128,10 +128,6 @@ export class BotTexts {
     return '🙂 我只能读文字消息。I can only read text messages — please type what you want to say.';
   }
 
-  emptyReply(): string {
-    return '🤔 …';
-  }
-
   reset(hadMemory: boolean): string {
     return hadMemory ? '🧹 已忘记我们的对话。I have forgotten our conversation.' : '🧹 没有需要忘记的对话。There was nothing to forget.';
   }

@@ -174,7 +174,7 @@ export class Batcher {
     }
     let out: Array<{ cache: KvCache; logits: Float32Array }> | null = null;
     try {
-      out = this.engine.prefillMany(jobs.map((j) => j.seq.promptIds), jobs.map((j) => j.seq.promptTypes));
+      out = this.engine.prefillMany(jobs.map((j) => j.seq.promptIds), jobs.map((j) => j.seq.promptTokenTypes));
     } catch {
       out = null;
     }
@@ -182,7 +182,7 @@ export class Batcher {
       let r = out?.[i];
       if (!r) {
         try {
-          r = this.engine.prefill(job.seq.promptIds, job.seq.promptTypes);
+          r = this.engine.prefill(job.seq.promptIds, job.seq.promptTokenTypes);
         } catch (err) {
           job.onError(err instanceof Error ? err : new Error(String(err)));
           return;
@@ -209,7 +209,7 @@ export class Batcher {
     const ids = f.job.seq.promptIds;
     const n = this.active.length ? this.prefillChunk : ids.length;
     const chunk = ids.slice(f.fed, f.fed + n);
-    const types = f.job.seq.promptTypes?.slice(f.fed, f.fed + n);
+    const types = f.job.seq.promptTokenTypes?.slice(f.fed, f.fed + n);
     let logits: Float32Array;
     try {
       if (f.cache) logits = this.engine.extend(f.cache, chunk, types);

@@ -22,6 +22,7 @@ export interface ResolvedSampling {
   repetitionPenalty: number;
   noRepeatNgramSize: number;
   stop: string[];
+  stopIds: number[];
   seed: number;
 }
 
@@ -49,9 +50,13 @@ export function resolveSampling(config: GptConfig, o: SamplingOptions): Resolved
   if (!Array.isArray(stop) || stop.length > MAX_STOPS || stop.some((s) => typeof s !== 'string' || s.length === 0 || s.length > MAX_STOP_LENGTH)) {
     bad('stop', `up to ${MAX_STOPS} non-empty strings of at most ${MAX_STOP_LENGTH} characters`, stop);
   }
+  const stopIds = o.stopIds ?? [];
+  if (!Array.isArray(stopIds) || stopIds.length > 4096 || stopIds.some((id) => !Number.isInteger(id) || id < 0 || id >= config.vocabSize)) {
+    bad('stopIds', `up to 4096 token ids in [0, ${config.vocabSize})`, stopIds.length > 8 ? `${stopIds.length} ids` : stopIds);
+  }
   const seed = o.seed === undefined || o.seed === null ? randomInt(0, 2 ** 31) : o.seed;
   if (!Number.isSafeInteger(seed)) bad('seed', 'an integer', seed);
-  return { maxNewTokens, minNewTokens, temperature, topK, topP, repetitionPenalty, noRepeatNgramSize, stop, seed };
+  return { maxNewTokens, minNewTokens, temperature, topK, topP, repetitionPenalty, noRepeatNgramSize, stop, stopIds, seed };
 }
 
 /**
@@ -114,11 +119,12 @@ export interface PromptIds {
 /** The state of one request while it decodes. */
 export class Sequence {
   readonly promptIds: number[];
-  /** token types of promptIds (cut with them), when the prompt has them */
-  readonly promptTypes?: number[];
+  /** Token types of the prompt positions (speaker embeddings), when the chat format gives them. */
+  readonly promptTokenTypes?: number[];
+  /** Token type of every generated position. */
   readonly replyTokenType?: number;
-  /** ids that end the reply (not part of it) */
-  private readonly stopIds: number[];
+  /** Tokens that end the sequence: the tokenizer's end-of-text and the request's stopIds. */
+  private readonly stopIds: Set<number>;
   readonly truncatedTokens: number;
   readonly generated: number[] = [];
   readonly settings: ResolvedSampling;
@@ -139,27 +145,36 @@ export class Sequence {
     prompt: string | number[] | PromptIds,
     options: SamplingOptions,
     private readonly onText?: (chunk: string) => void,
+    types: { tokenTypes?: number[]; replyTokenType?: number } = {},
   ) {
     this.settings = resolveSampling(config, options);
+    let promptStops: number[] = [];
+    if (types.tokenTypes !== undefined && (!Array.isArray(prompt) || types.tokenTypes.length !== prompt.length)) {
+      throw new GenerationRequestError('tokenTypes must come with an id prompt of the same length');
+    }
     if (typeof prompt === 'string') {
       const p = encodePrompt(tokenizer, config, prompt, this.settings.maxNewTokens);
       this.promptIds = p.ids;
       this.truncatedTokens = p.truncatedTokens;
     } else {
-      const p: PromptIds = Array.isArray(prompt) ? { ids: prompt } : prompt;
+      const p: PromptIds = Array.isArray(prompt) ? { ids: prompt, ...types } : prompt;
       const budget = config.nPositions - this.settings.maxNewTokens;
       if (p.ids.length === 0) throw new GenerationRequestError('prompt is empty');
+      if (p.ids.some((id) => !Number.isInteger(id) || id < 0 || id >= config.vocabSize)) {
+        throw new GenerationRequestError(`prompt ids must be integers in [0, ${config.vocabSize})`);
+      }
       if (p.tokenTypes && p.tokenTypes.length !== p.ids.length) {
         throw new GenerationRequestError(`${p.tokenTypes.length} token types for ${p.ids.length} prompt tokens`);
       }
-      const from = Math.max(0, p.ids.length - budget);
-      this.promptIds = p.ids.slice(from);
-      this.promptTypes = p.tokenTypes?.slice(from);
+      const start = Math.max(0, p.ids.length - budget);
+      this.promptIds = p.ids.slice(start);
+      this.truncatedTokens = start;
+      if (p.tokenTypes) this.promptTokenTypes = p.tokenTypes.slice(start);
       this.replyTokenType = p.replyTokenType;
-      if (p.stopIds) this.stopIds = p.stopIds;
-      this.truncatedTokens = p.ids.length - this.promptIds.length;
+      promptStops = p.stopIds ?? [];
     }
-    this.stopIds ??= tokenizer.eosId === undefined ? [] : [tokenizer.eosId];
+    this.stopIds = new Set([...this.settings.stopIds, ...promptStops]);
+    if (tokenizer.eosId !== undefined) this.stopIds.add(tokenizer.eosId);
     this.sampler = new Sampler(this.settings);
     this.decoder = new StreamDecoder(tokenizer, { skipSpecialTokens: true });
     const tables = utf8TablesFor(tokenizer);
@@ -182,7 +197,7 @@ export class Sequence {
   accept(logits: Float32Array): number | null {
     if (this.done) return null;
     const s = this.settings;
-    const banned = this.generated.length < s.minNewTokens ? this.stopIds : [];
+    const banned = this.generated.length < s.minNewTokens ? [...this.stopIds] : [];
     const context = this.promptIds.concat(this.generated);
     let token: number;
     if (this.utf8) {
@@ -191,7 +206,7 @@ export class Sequence {
     } else {
       token = this.sampler.pick(logits, context, banned);
     }
-    if (this.stopIds.includes(token)) return this.finish('stop');
+    if (this.stopIds.has(token)) return this.finish('stop');
     this.generated.push(token);
     this.utf8?.push(token);
     this.streamed += this.decoder.push(token);

@@ -1,6 +1,7 @@
 // The one small interface through which bot/ and server/ meet the model.
 // Implemented by the generation service (worker thread, continuous batching); nothing here
 // knows about Redis or WeChat.
+import type { ChatFormat } from './chat/chat-format.js';
 
 export interface SamplingOptions {
   /** Maximum new tokens (GPT-1 has no end token: a turn ends at a stop string or this limit). */
@@ -16,10 +17,17 @@ export interface SamplingOptions {
   stop?: string[];
   /** Same seed, same prompt, same options → same text. */
   seed?: number;
+  /** Token ids that end the reply (not part of its text), besides the tokenizer's end-of-text. */
+  stopIds?: number[];
 }
 
 export interface GenerationRequest extends SamplingOptions {
-  prompt: string;
+  /** Text, or token ids already built by a chat format (model/chat). */
+  prompt: string | number[];
+  /** Per-position token types of an id prompt (speaker embeddings), same length as it. */
+  tokenTypes?: number[];
+  /** Token type every generated token takes. */
+  replyTokenType?: number;
   signal?: AbortSignal;
   /** Per-request deadline, queueing included. */
   timeoutMs?: number;
@@ -51,6 +59,8 @@ export interface ModelInfo {
   heads: number;
   /** Measured decode throughput, when known. */
   tokensPerSecond?: number;
+  /** The model's chat format (model/chat), e.g. 'nemo-lines'. */
+  chatFormat?: string;
 }
 
 export interface GeneratorStats {
@@ -61,8 +71,12 @@ export interface GeneratorStats {
 
 export interface TextGenerator {
   info(): ModelInfo;
+  /** How this model's prompts are built and its replies end (from its folder). */
+  chatFormat(): ChatFormat;
   generate(request: GenerationRequest): Promise<GenerationResult>;
   countTokens(text: string): number;
+  /** Text of token ids (a built prompt, for logs and tests). */
+  decode(ids: readonly number[]): string;
   stats(): GeneratorStats;
   close(): Promise<void>;
 }

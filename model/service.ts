@@ -11,6 +11,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
+import type { ChatFormat } from './chat/chat-format.js';
+import { chatFormatFor } from './chat/registry.js';
 import { readConfigFile } from './config.js';
 import { resolveSampling } from './generate.js';
 import {
@@ -81,6 +83,7 @@ class WorkerGenerator implements TextGenerator {
     private readonly init: WorkerInit,
     private readonly modelInfo: ModelInfo,
     private readonly tokenizer: ModelTokenizer,
+    private readonly format: ChatFormat,
     private readonly maxBatch: number,
     private readonly maxQueue: number,
     private readonly timeoutMs: number,
@@ -140,8 +143,16 @@ class WorkerGenerator implements TextGenerator {
     return { ...this.modelInfo, ...(this.tokensPerSecond !== undefined ? { tokensPerSecond: Math.round(this.tokensPerSecond * 10) / 10 } : {}) };
   }
 
+  chatFormat(): ChatFormat {
+    return this.format;
+  }
+
   countTokens(text: string): number {
     return this.tokenizer.encode(text).length;
+  }
+
+  decode(ids: readonly number[]): string {
+    return this.tokenizer.decode(ids);
   }
 
   stats(): GeneratorStats {
@@ -154,7 +165,9 @@ class WorkerGenerator implements TextGenerator {
     try {
       // Validate here so a bad option is a clear error before any queueing.
       resolveSampling({ ...this.configLike() }, req);
-      if (typeof req.prompt !== 'string') throw new GenerationRequestError('prompt must be a string');
+      if (typeof req.prompt !== 'string' && !(Array.isArray(req.prompt) && req.prompt.every((id) => Number.isInteger(id)))) {
+        throw new GenerationRequestError('prompt must be a string or an array of token ids');
+      }
     } catch (err) {
       return Promise.reject(err);
     }
@@ -214,8 +227,8 @@ class WorkerGenerator implements TextGenerator {
       p.dispatched = true;
       p.dispatchedAt = Date.now();
       this.inFlight.set(p.id, p);
-      const { prompt, signal: _s, onText: _o, timeoutMs: _t, ...options } = p.req;
-      this.post({ type: 'generate', id: p.id, prompt, options, deadline: p.deadline });
+      const { prompt, tokenTypes, replyTokenType, signal: _s, onText: _o, timeoutMs: _t, ...options } = p.req;
+      this.post({ type: 'generate', id: p.id, prompt, options, deadline: p.deadline, tokenTypes, replyTokenType });
     }
   }
 
@@ -339,9 +352,11 @@ export async function createGenerator(opts: GeneratorOptions = {}): Promise<Text
   if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new GenerationRequestError(`maxQueue must be an integer >= 0 (got ${maxQueue})`);
   if (!existsSync(modelDir)) throw new GeneratorUnavailableError(`model directory ${modelDir} does not exist`);
   let tokenizer: ModelTokenizer;
+  let format: ChatFormat;
   try {
     const cfgFile = path.join(modelDir, 'config.json');
     tokenizer = await loadTokenizerFor(modelDir, existsSync(cfgFile) ? await readConfigFile(cfgFile) : undefined);
+    format = (await chatFormatFor(modelDir, tokenizer)).format;
   } catch (err) {
     throw new GeneratorUnavailableError((err as Error).message);
   }
@@ -350,5 +365,5 @@ export async function createGenerator(opts: GeneratorOptions = {}): Promise<Text
   const batch = Math.min(maxBatch, MAX_BATCH_ROWS);
   const init: WorkerInit = { modelDir, maxBatch: batch, backend: opts.backend, threads };
   const { worker, info } = await launch(init);
-  return new WorkerGenerator(worker, init, info, tokenizer, batch, maxQueue, timeoutMs);
+  return new WorkerGenerator(worker, init, { ...info, chatFormat: format.name }, tokenizer, format, batch, maxQueue, timeoutMs);
 }

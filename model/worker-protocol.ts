@@ -9,7 +9,7 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  | { type: 'generate'; id: string; prompt: string; options: SamplingOptions; deadline?: number }
+  | { type: 'generate'; id: string; prompt: string | number[]; options: SamplingOptions; deadline?: number; tokenTypes?: number[]; replyTokenType?: number }
   | { type: 'cancel'; id: string; reason: 'aborted' | 'timeout' }
   | { type: 'close' };
 

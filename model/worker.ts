@@ -18,7 +18,9 @@ try {
     if (m.type === 'generate') {
       let seq: Sequence;
       try {
-        seq = new Sequence(rt.tokenizer, rt.config, m.prompt, m.options, (chunk) => send({ type: 'text', id: m.id, chunk }));
+        seq = new Sequence(rt.tokenizer, rt.config, m.prompt, m.options, (chunk) => send({ type: 'text', id: m.id, chunk }), {
+          tokenTypes: m.tokenTypes, replyTokenType: m.replyTokenType,
+        });
       } catch (err) {
         send({ type: 'error', id: m.id, name: (err as Error).name, message: (err as Error).message });
         return;

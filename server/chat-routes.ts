@@ -241,6 +241,8 @@ async function streamReply(
       channel: 'web', userId, displayName: webName(userId), text, context: 'private', signal,
       onText: (chunk) => sse(res, 'token', { t: chunk }),
       onQuotaTaken,
+      // The streamed try was rejected (wrong language, empty, blocked): the browser clears it.
+      onRetry: () => sse(res, 'retry', {}),
     });
   } finally {
     clearInterval(heartbeat);
@@ -261,12 +263,14 @@ async function streamReply(
     sse(res, 'done', {
       kind: reply.kind,
       outcome: reply.outcome,
-      // The final text (cut at the stop string), which replaces what was streamed.
+      // The final text (cut at the stop string), which replaces what was streamed. Blocked words
+      // never reach the stream (model/chat/blocked-words.ts holds the tail back until checked).
       text: reply.parts.join('\n\n'),
       parts: reply.parts,
       tokens: reply.generation?.completionTokens ?? 0,
       latencyMs: reply.generation?.latencyMs ?? null,
       finishReason: reply.generation?.finishReason ?? null,
+      attempts: reply.attempts ?? null,
     });
   } else {
     const [status, code] = KIND_STATUS[reply.kind] ?? [500, reply.kind];

@@ -145,6 +145,8 @@ export function instrumentGenerator(inner: TextGenerator, metrics: Metrics): Tex
       return info.tokensPerSecond === undefined && tokensPerSecond !== undefined ? { ...info, tokensPerSecond } : info;
     },
     countTokens: (text) => inner.countTokens(text),
+    decode: (ids) => inner.decode(ids),
+    chatFormat: () => inner.chatFormat(),
     stats: () => inner.stats(),
     close: () => inner.close(),
     async generate(request: GenerationRequest): Promise<GenerationResult> {

@@ -113,10 +113,6 @@ async function main(): Promise<void> {
   const noUsage = { record: async () => undefined, touchUser: async () => undefined };
   const session = new ChatSession({
     store, keys, usage: values['without-usage'] ? noUsage : usage, generator, config, keyShape: { length: core.KEY_LENGTH, alphabet: core.KEY_ALPHABET },
-    format: {
-      buildPrompt: (history, message) => history.map((t) => `User: ${t.user}\nBot: ${t.bot}\n`).join('') + `User: ${message}\nBot:`,
-      stop: ['\nUser:'],
-    },
   });
   const mocker = new mock.Mocker();
   const puppet = new PuppetMock({ mocker });

@@ -54,7 +54,7 @@ test('a generation cut off by its deadline is not remembered; the next prompt do
     h.config.BOT_GENERATION_TIMEOUT_MS = 10_000;
     const next = await h.say(u, 'short one');
     assert.equal(next.reply?.kind, 'reply');
-    assert.equal(next.reply?.prompt, model.format.buildPrompt([], 'short one'), 'the cut-off exchange is not in the prompt');
+    assert.equal(next.reply?.prompt, model.promptText([], 'short one'), 'the cut-off exchange is not in the prompt');
     assert.equal(await h.session.memory.size('u'), 1, 'complete replies are remembered');
   } finally {
     await h.close();
@@ -106,7 +106,7 @@ test('memory cleared while a reply is generated (panel "clear memory"): the repl
     assert.ok(r.sent.length > 0, 'the chatter still gets the answer');
     assert.equal(await h.session.memory.size('u'), 0, 'a forgotten conversation stays forgotten');
     h.config.BOT_MAX_NEW_TOKENS = 3;
-    assert.equal((await h.say(u, 'hello again')).reply?.prompt, model.format.buildPrompt([], 'hello again'));
+    assert.equal((await h.say(u, 'hello again')).reply?.prompt, model.promptText([], 'hello again'));
   } finally {
     await h.close();
   }
@@ -127,7 +127,7 @@ test('#reset sent while the previous reply is generated: answered in order, and 
     assert.match(reset.sent[0], /forgotten our conversation/);
     assert.equal(await h.session.memory.size('u'), 0);
     h.config.BOT_MAX_NEW_TOKENS = 3;
-    assert.equal((await h.say(u, 'fresh start')).reply?.prompt, model.format.buildPrompt([], 'fresh start'));
+    assert.equal((await h.say(u, 'fresh start')).reply?.prompt, model.promptText([], 'fresh start'));
   } finally {
     await h.close();
   }

@@ -2,6 +2,9 @@
 // reply the bot sends is compared with the service's own output for the same prompt and seed.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { ChatResponder } from '../../model/chat/reply.js';
+import { toChatTurns } from '../chat-session.js';
+import type { Turn } from '../conversation.js';
 import { BotHarness, type ContactMock } from './harness.js';
 import { replyTime, testModel, type TestModel } from './model-fixture.js';
 
@@ -19,10 +22,15 @@ async function verified(h: BotHarness, id: string): Promise<ContactMock> {
   return c;
 }
 
-/** What the service itself answers for `prompt` with the bot's sampling options. */
-async function direct(h: BotHarness, prompt: string): Promise<string> {
-  const r = await model.generator.generate({ prompt, ...h.session.sampling() });
-  return model.format.clean!(r.text).trim();
+/**
+ * What the reply pipeline answers on its own (no bot around it) for the conversation the bot's
+ * prompt shows, with the bot's sampling and seed.
+ */
+async function direct(h: BotHarness, prompt: string, history: Turn[], message: string): Promise<string> {
+  assert.equal(prompt, model.promptText(history, message, h.config.BOT_MAX_NEW_TOKENS));
+  const sampling = h.session.sampling();
+  const r = await new ChatResponder(model.generator).reply({ history: toChatTurns(history), message, sampling, seed: sampling.seed });
+  return r.text;
 }
 
 test('the reply is the model\'s text for the chat prompt (same prompt and seed â†’ same text)', async () => {
@@ -31,8 +39,8 @@ test('the reply is the model\'s text for the chat prompt (same prompt and seed â
     const u = await verified(h, 'u');
     const r = await h.say(u, 'hello, how are you today?');
     assert.equal(r.reply?.kind, 'reply');
-    assert.equal(r.reply?.prompt, model.format.buildPrompt([], 'hello, how are you today?'));
-    const expected = await direct(h, r.reply!.prompt!);
+    assert.equal(r.reply?.prompt, model.promptText([], 'hello, how are you today?'));
+    const expected = await direct(h, r.reply!.prompt!, [], 'hello, how are you today?');
     assert.ok(expected.length > 0, 'the tiny model says something');
     assert.equal(r.sent.join(''), expected);
     assert.deepEqual(h.saidTo('u').slice(-1), [expected], 'delivered through the puppet');
@@ -53,21 +61,21 @@ test('memory: recent turns go into the prompt; #reset forgets them', async () =>
     const first = await h.say(u, 'my name is Ada');
     const answer1 = first.sent.join('');
     const second = await h.say(u, 'what is my name?');
-    assert.equal(second.reply?.prompt, model.format.buildPrompt([{ user: 'my name is Ada', bot: answer1 }], 'what is my name?'));
-    assert.equal(second.sent.join(''), await direct(h, second.reply!.prompt!));
+    assert.equal(second.reply?.prompt, model.promptText([{ user: 'my name is Ada', bot: answer1 }], 'what is my name?'));
+    assert.equal(second.sent.join(''), await direct(h, second.reply!.prompt!, [{ user: 'my name is Ada', bot: answer1 }], 'what is my name?'));
     const answer2 = second.sent.join('');
     const third = await h.say(u, 'third');
     const fourth = await h.say(u, 'fourth');
     // Bounded to two turns: the first exchange has gone.
-    assert.equal(fourth.reply?.prompt, model.format.buildPrompt(
+    assert.equal(fourth.reply?.prompt, model.promptText(
       [{ user: 'what is my name?', bot: answer2 }, { user: 'third', bot: third.sent.join('') }], 'fourth'));
     const reset = await h.say(u, '#reset');
     assert.match(reset.sent[0], /forgotten our conversation/);
     const fresh = await h.say(u, 'do you remember me?');
-    assert.equal(fresh.reply?.prompt, model.format.buildPrompt([], 'do you remember me?'));
+    assert.equal(fresh.reply?.prompt, model.promptText([], 'do you remember me?'));
     // Memory is per user.
     const other = await verified(h, 'other');
-    assert.equal((await h.say(other, 'hi')).reply?.prompt, model.format.buildPrompt([], 'hi'));
+    assert.equal((await h.say(other, 'hi')).reply?.prompt, model.promptText([], 'hi'));
   } finally {
     await h.close();
   }
@@ -78,7 +86,7 @@ test('a long reply is split into ordered parts within the length limit', async (
   try {
     const u = await verified(h, 'u');
     const r = await h.say(u, 'tell me a long story about a cat');
-    const expected = await direct(h, r.reply!.prompt!);
+    const expected = await direct(h, r.reply!.prompt!, [], 'tell me a long story about a cat');
     assert.ok([...expected].length > 20, `the model wrote more than one part (${[...expected].length} chars)`);
     assert.ok(r.sent.length >= 2);
     for (const p of r.sent) assert.ok([...p].length <= 20);
@@ -91,7 +99,7 @@ test('a long reply is split into ordered parts within the length limit', async (
 
 test('generator timing out or busy: "try again shortly", no quota used, the bot keeps working', async () => {
   const slow = await testModel({ maxBatch: 1, maxQueue: 1 });
-  const h = await BotHarness.start({ generator: slow.generator, format: slow.format, bot: { BOT_MAX_NEW_TOKENS: 60, BOT_DAILY_QUOTA: 10 } });
+  const h = await BotHarness.start({ generator: slow.generator, bot: { BOT_MAX_NEW_TOKENS: 60, BOT_DAILY_QUOTA: 10 } });
   try {
     const u = await verified(h, 'u');
     // The deadline is calibrated to this machine: the same reply (same prompt and seed) is timed

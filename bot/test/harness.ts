@@ -11,7 +11,8 @@ import type { Store } from '../../core/redis.js';
 import { openTestStore } from '../../core/testing.js';
 import { UsageRecorder } from '../../core/usage/usage-recorder.js';
 import type { TextGenerator } from '../../model/generator.js';
-import { ChatSession, type ChatPromptFormat } from '../chat-session.js';
+import { ChatSession } from '../chat-session.js';
+import type { BlockedWords } from '../../model/chat/blocked-words.js';
 import { defaultBotConfig, type BotConfig } from '../config.js';
 import { WechatyChatBot, type HandledMessage } from '../wechaty-bot.js';
 
@@ -26,7 +27,7 @@ export interface Outgoing {
 
 export interface HarnessOptions {
   generator: TextGenerator;
-  format: ChatPromptFormat;
+  blockedWords?: BlockedWords;
   bot?: Partial<BotConfig>;
   core?: Partial<CoreConfig>;
   operators?: string[];
@@ -65,7 +66,7 @@ export class BotHarness {
     const keys = new KeyService(store, core, undefined, o.keysNow ? { now: o.keysNow } : {});
     const usage = new UsageRecorder(store, core);
     const session = new ChatSession({
-      store, keys, usage, generator: o.generator, format: o.format, config,
+      store, keys, usage, generator: o.generator, blockedWords: o.blockedWords, config,
       keyShape: { length: core.KEY_LENGTH, alphabet: core.KEY_ALPHABET }, seed: o.seed ?? 7, now: o.limitsNow,
     });
     const mocker = new mock.Mocker();

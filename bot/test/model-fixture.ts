@@ -7,28 +7,28 @@ import path from 'node:path';
 import type { SamplingOptions, TextGenerator } from '../../model/generator.js';
 import { createGenerator, type GeneratorOptions } from '../../model/service.js';
 import { createTinyModel } from '../../model/testing.js';
-import { replyTokenBudget, type ChatPromptFormat } from '../chat-session.js';
-import type { BotConfig } from '../config.js';
-import { modelChatFormat } from '../prompt-format.js';
+import { toChatTurns } from '../chat-session.js';
+import type { Turn } from '../conversation.js';
 
 export interface TestModel {
   generator: TextGenerator;
-  format: ChatPromptFormat;
+  /** The prompt text the model's own chat format builds (what ChatReply.prompt holds). */
+  promptText(history: Turn[], message: string, maxNewTokens?: number): string;
   dir: string;
   close(): Promise<void>;
 }
 
 /** A tiny checkpoint in a temp dir and a generation service on it. */
-export async function testModel(options: Omit<GeneratorOptions, 'modelDir'> & { maxNewTokens?: () => number } = {}): Promise<TestModel> {
+export async function testModel(options: Omit<GeneratorOptions, 'modelDir'> = {}): Promise<TestModel> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-bot-model-'));
   await createTinyModel(dir, { nPositions: 128 });
-  const { maxNewTokens, ...generatorOptions } = options;
-  const generator = await createGenerator({ modelDir: dir, maxBatch: 4, maxQueue: 16, backend: 'cpu', ...generatorOptions });
-  // The model's own chat format, with room for a reply of the bot's default length.
-  const config = { BOT_MAX_NEW_TOKENS: 64 } as Pick<BotConfig, 'BOT_MAX_NEW_TOKENS'>;
+  const generator = await createGenerator({ modelDir: dir, maxBatch: 4, maxQueue: 16, backend: 'cpu', ...options });
   return {
     generator,
-    format: modelChatFormat(generator, { replyTokens: maxNewTokens ?? (() => replyTokenBudget(config, generator)) }),
+    promptText(history, message, maxNewTokens = 64) {
+      const budget = generator.info().contextLength - Math.min(maxNewTokens, generator.info().contextLength / 2);
+      return generator.decode(generator.chatFormat().buildPrompt(toChatTurns(history), message, { maxPromptTokens: budget }).ids);
+    },
     dir,
     async close() {
       await generator.close();
@@ -43,12 +43,14 @@ export async function testModel(options: Omit<GeneratorOptions, 'modelDir'> & { 
  * (BotHarness's `session.sampling()`, whose fixed seed makes both runs the bot's exact reply).
  */
 export async function replyTime(m: TestModel, text: string, sampling: SamplingOptions): Promise<{ ms: number; tokens: number }> {
-  const prompt = m.format.buildPrompt([], text);
+  const context = m.generator.info().contextLength;
+  const p = m.generator.chatFormat().buildPrompt([], text, { maxPromptTokens: Math.max(1, context - (sampling.maxNewTokens ?? 1)) });
+  const prompt = { prompt: p.ids, tokenTypes: p.tokenTypes, replyTokenType: p.replyTokenType };
   let ms = Infinity;
   let tokens = 0;
   for (let i = 0; i < 2; i++) {
     const t0 = performance.now();
-    tokens = (await m.generator.generate({ prompt, ...sampling })).completionTokens;
+    tokens = (await m.generator.generate({ ...prompt, ...sampling })).completionTokens;
     ms = Math.min(ms, performance.now() - t0);
   }
   return { ms, tokens };

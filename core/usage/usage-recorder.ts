@@ -16,7 +16,8 @@ export interface UsageEvent {
   tokensIn: number;
   tokensOut: number;
   latencyMs: number;
-  outcome: 'ok' | 'error' | 'busy' | 'timeout' | 'denied' | 'limited' | string;
+  /** Chat replies also 'resampled' | 'fallback' | 'blocked' (model/chat/reply.ts). */
+  outcome: 'ok' | 'error' | 'busy' | 'timeout' | 'denied' | 'limited' | 'resampled' | 'fallback' | 'blocked' | string;
   at?: Date;
 }
 

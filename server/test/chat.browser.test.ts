@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { browserSkipReason, launchBrowser } from './browser.js';
 import { startHarness, type Harness } from './harness.js';
-import { pacedGenerator, testFormat, tinyGenerator } from './model-fixture.js';
+import { pacedGenerator, tinyGenerator } from './model-fixture.js';
 
 const skip = browserSkipReason();
 const shots = process.env.SCREENSHOT_DIR;
@@ -22,7 +22,7 @@ describe('web chat in Chromium', { skip }, () => {
 
   before(async () => {
     model = await tinyGenerator({ nPositions: 256 });
-    h = await startHarness({ generator: pacedGenerator(model.generator, 15), format: testFormat, bot: { BOT_MAX_NEW_TOKENS: 60 } });
+    h = await startHarness({ generator: pacedGenerator(model.generator, 15), bot: { BOT_MAX_NEW_TOKENS: 60 } });
     browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 390, height: 780 }, isMobile: true, hasTouch: true });
     page.on('console', (m) => {

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { defaultBotConfig, type BotConfig } from '../../bot/config.js';
 import { createChat } from '../../bot/launch.js';
-import type { ChatPromptFormat } from '../../bot/chat-session.js';
+import type { ChatFormat } from '../../model/chat/chat-format.js';
 import { coreSchema, type CoreConfig } from '../../core/config.js';
 import { parseEnv } from '../../core/env.js';
 import { KeyService } from '../../core/keys/key-service.js';
@@ -27,9 +27,9 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   /** Default true: ADMIN_PASSWORD is set. */
   password?: boolean;
-  /** A generator + prompt format turns on the web chat. */
+  /** A generator turns on the web chat (in the model's own chat format unless `format` is given). */
   generator?: TextGenerator;
-  format?: ChatPromptFormat;
+  format?: ChatFormat;
   bot?: Partial<BotConfig>;
   core?: Partial<CoreConfig>;
   store?: Store & { cleanup(): Promise<void> };
@@ -77,7 +77,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const inflight = new InflightRequests();
   const generator = opts.generator ? instrumentGenerator(opts.generator, metrics) : undefined;
   const chat =
-    generator && opts.format
+    generator
       ? createChat({ store, keys, usage: instrumentUsage(usage, metrics), generator, format: opts.format, coreConfig, botConfig, logger })
       : null;
   let unwatch: (() => Promise<void>) | null = null;

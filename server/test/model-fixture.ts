@@ -4,15 +4,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { ChatPromptFormat } from '../../bot/chat-session.js';
 import type { TextGenerator } from '../../model/generator.js';
 import { createGenerator } from '../../model/service.js';
 import { createTinyModel } from '../../model/testing.js';
-
-export const testFormat: ChatPromptFormat = {
-  buildPrompt: (history, message) => history.map((t) => `User: ${t.user}\nBot: ${t.bot}\n`).join('') + `User: ${message}\nBot:`,
-  stop: ['\nUser:'],
-};
 
 export async function tinyGenerator(opts: { maxBatch?: number; maxQueue?: number; nPositions?: number; nLayer?: number; nEmbd?: number } = {}): Promise<{
   generator: TextGenerator;
@@ -42,6 +36,8 @@ export function pacedGenerator(inner: TextGenerator, gapMs: number): TextGenerat
   return {
     info: () => inner.info(),
     countTokens: (text) => inner.countTokens(text),
+    decode: (ids) => inner.decode(ids),
+    chatFormat: () => inner.chatFormat(),
     stats: () => inner.stats(),
     close: () => inner.close(),
     async generate(request) {

@@ -12,7 +12,7 @@ import { setBotWaiting, setLoginState } from '../../bot/login-state.js';
 import { browserSkipReason, launchBrowser } from './browser.js';
 import { startHarness, TEST_PASSWORD, type Harness } from './harness.js';
 import { HOSTILE_NAME, seedUsage } from './seed.js';
-import { testFormat, tinyGenerator } from './model-fixture.js';
+import { tinyGenerator } from './model-fixture.js';
 
 const skip = browserSkipReason();
 const shots = process.env.SCREENSHOT_DIR;
@@ -43,7 +43,7 @@ describe('admin panel in Chromium', { skip }, () => {
 
   before(async () => {
     model = await tinyGenerator();
-    h = await startHarness({ generator: model.generator, format: testFormat });
+    h = await startHarness({ generator: model.generator });
     await seedUsage(h.usage, { days: 30, perDay: 30 });
     for (let i = 0; i < 3; i++) await h.keys.verify('wx-user-2', '000000' === (await h.keys.current()).key ? '111111' : '000000');
     // Bot "main" runs (holds its lease) and waits for a scan; "sales" ran once and is gone.

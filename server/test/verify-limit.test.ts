@@ -4,14 +4,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { TrivialGenerator } from '../../bot/bench/trivial-generator.js';
 import { field, startHarness, type Client, type Harness } from './harness.js';
-import { testFormat } from './model-fixture.js';
 
 describe('web chat: key checks per address', () => {
   let h: Harness;
   let key: string;
   before(async () => {
     // The key check never reaches the model; any generator turns the web chat on.
-    h = await startHarness({ generator: new TrivialGenerator(), format: testFormat, bot: { BOT_RATE_LIMIT: 1000 } });
+    h = await startHarness({ generator: new TrivialGenerator(), bot: { BOT_RATE_LIMIT: 1000 } });
     key = (await h.keys.current()).key;
   });
   after(() => h.close());

@@ -1,11 +1,16 @@
 // The web chat against the real stack: bot ChatSession (key flow, lockout, limits, memory, usage)
 // with channel 'web', a tiny real model behind the real generation service, replies over SSE.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { cutAtStop } from '../../bot/chat-session.js';
 import { ConversationMemory } from '../../bot/conversation.js';
+import { FALLBACK_TEXT } from '../../model/chat/reply.js';
+import { createGenerator } from '../../model/service.js';
+import { createForcedModel, singleTokenWord } from '../../model/test/forced-model.js';
 import { Client, field, startHarness, type Harness } from './harness.js';
-import { testFormat, tinyGenerator } from './model-fixture.js';
+import { tinyGenerator } from './model-fixture.js';
 
 interface SseEvent {
   event: string;
@@ -49,7 +54,7 @@ describe('web chat', () => {
     // generated when a second visitor asks, and with native kernels the default one finished a
     // 124-token reply in ~160 ms, sometimes before that request arrived.
     model = await tinyGenerator({ maxBatch: 1, maxQueue: 0, nPositions: 256, nLayer: 4, nEmbd: 256 });
-    h = await startHarness({ generator: model.generator, format: testFormat, bot: { BOT_MAX_NEW_TOKENS: 24, BOT_RATE_LIMIT: 100 } });
+    h = await startHarness({ generator: model.generator, bot: { BOT_MAX_NEW_TOKENS: 24, BOT_RATE_LIMIT: 100 } });
   });
   after(async () => {
     await h.close();
@@ -111,16 +116,18 @@ describe('web chat', () => {
     const names = r.events.map((e) => e.event);
     assert.equal(names[0], 'start');
     assert.equal(names[names.length - 1], 'done');
-    const tokens = r.events.filter((e) => e.event === 'token').map((e) => String(e.data.t));
-    assert.ok(tokens.length >= 2, `streamed in pieces (${tokens.length})`);
+    // A 'retry' event voids what was streamed before it (a rejected try of the reply pipeline).
+    const lastRetry = names.lastIndexOf('retry');
+    const tokens = r.events.slice(lastRetry + 1).filter((e) => e.event === 'token').map((e) => String(e.data.t));
+    assert.ok(r.events.filter((e) => e.event === 'token').length >= 2, 'streamed in pieces');
     const done = r.events[r.events.length - 1].data;
     assert.equal(done.kind, 'reply');
-    const expected = cutAtStop(tokens.join(''), testFormat.stop).trim();
-    assert.equal(done.text, expected || '🤔 …', 'the final text is the streamed text cut at the stop string');
+    assert.equal(done.text, tokens.join('').trim(), 'the final text is the streamed text of the accepted try');
     assert.ok(Number(done.tokens) > 0);
 
     const mem = new ConversationMemory(h.store, { maxTurns: 10, maxTokens: 10_000, idleMs: 60_000, countTokens: () => 1 });
-    if (expected) assert.equal((await mem.history(userId)).length, 1, 'the exchange is remembered');
+    const modelTurn = done.outcome === 'ok' || done.outcome === 'resampled';
+    assert.equal((await mem.history(userId)).length, modelTurn ? 1 : 0, 'a model reply is remembered, a fallback line is not');
     const user = (await h.usage.listUsers({ query: userId })).users[0];
     assert.equal(user.channel, 'web');
     assert.ok(user.messages >= 2, 'verification and the message were recorded');
@@ -187,5 +194,46 @@ describe('web chat', () => {
       status = (await c.post('/api/chat/verify', { key: wrongKey(key) })).status;
     }
     assert.equal(status, 429);
+  });
+});
+
+describe('web chat: blocked words never reach the browser', () => {
+  let h: Harness;
+  let dir: string;
+  let generator: Awaited<ReturnType<typeof createGenerator>>;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-web-blocked-'));
+    // A real checkpoint that says "the" and "cat" in about equal measure; the phrases "the cat" and
+    // "cat the" are blocked, so a blocked phrase spans two streamed pieces.
+    await createForcedModel(path.join(dir, 'model'), (t) => new Map([[singleTokenWord(t, ['the']).id, 1], [singleTokenWord(t, ['cat']).id, 1]]));
+    await writeFile(path.join(dir, 'blocked.txt'), 'the cat\ncat the\n');
+    generator = await createGenerator({ modelDir: path.join(dir, 'model'), maxBatch: 2, backend: 'cpu' });
+    h = await startHarness({ generator, bot: { BOT_MAX_NEW_TOKENS: 16, BOT_TEMPERATURE: 1, BOT_BLOCKED_WORDS_FILE: path.join(dir, 'blocked.txt') } });
+  });
+  after(async () => {
+    await h?.close();
+    await generator?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('streamed pieces hold the tail back until checked; the reply is replaced and the stream voided', async () => {
+    const c = await visitor(h, '10.9.0.1');
+    assert.equal((await c.post('/api/chat/verify', { key: (await h.keys.current()).key })).status, 200);
+    for (let i = 0; i < 3; i++) {
+      const r = await say(c, 'tell me about your pets');
+      assert.equal(r.status, 200);
+      const streamed = r.events.filter((e) => e.event === 'token').map((e) => String(e.data.t)).join('');
+      assert.ok(!/the\s+cat|cat\s+the/i.test(streamed), `the phrase was not streamed: ${JSON.stringify(streamed)}`);
+      // Whatever a rejected try streamed is voided by a 'retry' before the fallback line.
+      const fallbackAt = r.events.findIndex((e) => e.event === 'token' && e.data.t === FALLBACK_TEXT.en);
+      assert.ok(fallbackAt > 0);
+      const before = r.events.slice(0, fallbackAt);
+      if (before.some((e) => e.event === 'token')) assert.equal(before.at(-1)!.event, 'retry');
+      const done = r.events.at(-1)!;
+      assert.equal(done.event, 'done');
+      assert.equal(done.data.outcome, 'blocked');
+      assert.equal(done.data.text, FALLBACK_TEXT.en);
+    }
+    assert.equal((await h.usage.series('24h')).totals.outcomes.blocked, 3);
   });
 });
