@@ -8,8 +8,7 @@
 // removed, then every character tokenized on its own. The reply ends at any of CDial-GPT's special
 // tokens. History is cut by whole turns from the oldest: at most `maxHistory` earlier utterances
 // (interact.py keeps 4), and fewer when the token budget needs it. There is no system line.
-import type { WordPieceTokenizer } from '../tokenizer/wordpiece.js';
-import type { ChatFormat, ChatPromptIds, ChatTurn } from './chat-format.js';
+import type { ChatFormat, ChatPromptIds, ChatTokenizer, ChatTurn } from './chat-format.js';
 
 /** The special tokens interact.py stops at. */
 const STOP_TOKENS = ['[CLS]', '[SEP]', '[PAD]', '[speaker1]', '[speaker2]'];
@@ -36,7 +35,7 @@ export class CdialFormat implements ChatFormat {
   private readonly speaker2: number;
   private readonly maxHistory: number;
 
-  constructor(private readonly tokenizer: WordPieceTokenizer, opts: CdialFormatOptions = {}) {
+  constructor(private readonly tokenizer: ChatTokenizer, opts: CdialFormatOptions = {}) {
     const id = (t: string) => {
       const v = tokenizer.tokenToId(t);
       if (v === undefined) throw new CdialFormatError(`the cdial chat format needs ${t} in the vocabulary`);

@@ -1,8 +1,9 @@
 // Which chat format a model folder uses: its chat_format.json, else the one its tokenizer implies
 // (the project's BPE → nemo-lines, GPT-1's BPE → openai-gpt, a vocab.txt with [speaker1] → cdial).
-// Formats register a factory by name, so a new one (cdial) plugs in without touching the callers.
+// Formats register a factory by name, so a new one plugs in without touching the callers.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { CdialFormat } from './cdial-format.js';
 import type { ChatFormat, ChatTokenizer } from './chat-format.js';
 import { ChatFormatError, declaredDefaults, readChatFormatDeclaration, type ChatFormatDeclaration } from './declaration.js';
 import { NEMO_LINES, NEMO_LINES_DEFAULTS, NemoLinesFormat } from './nemo-lines.js';
@@ -35,6 +36,8 @@ registerChatFormat(OPENAI_GPT, (tok, d) =>
   new OpenAiGptFormat(tok, {
     preamble: d?.preamble, defaults: declaredDefaults(OPENAI_GPT_DEFAULTS, d), stopStrings: d?.stop_strings, stopIds: declaredStopIds(tok, d),
   }));
+
+registerChatFormat('cdial', (tok) => new CdialFormat(tok));
 
 /** The format a folder without chat_format.json gets, from its tokenizer files. */
 export function impliedFormat(dir: string): string {
