@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import { guard, RedisUnavailableError, type Store } from '../core/redis.js';
 import {
   GeneratorBusyError, GeneratorTimeoutError, type GenerationResult, type SamplingOptions, type TextGenerator,
-} from '../model/generator.js';
+} from '../model/inference/generator.js';
 import { Bans } from './bans.js';
 import { parseCommand } from './commands.js';
 import { ConversationMemory, type Turn } from './conversation.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { CoreConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
-import type { TextGenerator } from '../model/generator.js';
+import type { TextGenerator } from '../model/inference/generator.js';
 import { ChatSession, replyTokenBudget, type ChatPromptFormat, type KeyGate, type UsageSink } from './chat-session.js';
 import type { BotConfig } from './config.js';
 import { KeyResponderBot, type CurrentKeySource } from './key-responder.js';
@@ -22,7 +22,7 @@ export interface ChatDeps {
   keys: KeyGate & CurrentKeySource;
   usage: UsageSink;
   generator: TextGenerator;
-  /** Default: the model's chat format (model/chat-format.ts). */
+  /** Default: the model's chat format (model/chat/format.ts). */
   format?: ChatPromptFormat;
   coreConfig: Pick<CoreConfig, 'KEY_LENGTH' | 'KEY_ALPHABET' | 'KEY_ROTATE_TZ' | 'OPERATORS' | 'DATA_DIR'>;
   botConfig: BotConfig;

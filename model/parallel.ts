@@ -3,17 +3,17 @@
 // then computed here; the shards meet at shared-memory barriers inside each layer. On wasm (one
 // thread per backend instance under Node) this is how decoding uses more than one core.
 import type { Worker } from 'node:worker_threads';
-import type { GptConfig } from './config.js';
-import { Engine, type InferenceEngine, type KvCache } from './engine.js';
+import type { GptConfig } from './nn/config.js';
+import { Engine, type InferenceEngine, type KvCache } from './inference/engine.js';
 import { checkShard, loadShard, vocabRange } from './shard.js';
-import { readCheckpoint } from './checkpoint.js';
-import { readConfigFile } from './config.js';
+import { readCheckpoint } from './io/checkpoint.js';
+import { readConfigFile } from './nn/config.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { createShardMemory, SharedMemoryComm } from './shard-comm.js';
 import type { FromShard, ShardWorkerInit, ToShard } from './shard-worker.js';
-import { startTsWorker } from './ts-worker.js';
+import { startTsWorker } from './serving/ts-worker.js';
 
 /** Most rows one batched step may have (sizes the shared buffers). */
 export const MAX_BATCH_ROWS = 64;

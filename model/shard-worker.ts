@@ -2,7 +2,7 @@
 // mirrors every prefill/extend/step/release of shard 0, exchanging partial sums through shared memory.
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from './backend.js';
-import { Engine, type KvCache } from './engine.js';
+import { Engine, type KvCache } from './inference/engine.js';
 import { loadShard } from './shard.js';
 import { SharedMemoryComm } from './shard-comm.js';
 

@@ -5,11 +5,11 @@
 // shards (after attn.c_proj and after mlp.c_proj); the embedding lookup and the LM head need one
 // exchange each. With n = 1 this is just the layout the engine uses (embedding transposed).
 import * as tf from '@tensorflow/tfjs';
-import { detectFormat, readCheckpoint } from './checkpoint.js';
-import { readConfigFile, type GptConfig } from './config.js';
+import { detectFormat, readCheckpoint } from './io/checkpoint.js';
+import { readConfigFile, type GptConfig } from './nn/config.js';
 import { CheckpointError } from './errors.js';
-import { namedParams, type GptParams } from './params.js';
-import { loadParamArrays, type HostTensor } from './safetensors.js';
+import { namedParams, type GptParams } from './nn/params.js';
+import { loadParamArrays, type HostTensor } from './io/safetensors.js';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 

@@ -4,9 +4,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { TextGenerator } from '../../model/generator.js';
-import { createGenerator, type GeneratorOptions } from '../../model/service.js';
-import { createTinyModel } from '../../model/testing.js';
+import type { TextGenerator } from '../../model/inference/generator.js';
+import { createGenerator, type GeneratorOptions } from '../../model/serving/service.js';
+import { createTinyModel } from '../../model/test/tiny-model.js';
 import { replyTokenBudget, type ChatPromptFormat } from '../chat-session.js';
 import type { BotConfig } from '../config.js';
 import { modelChatFormat } from '../prompt-format.js';

@@ -7,12 +7,12 @@
 //   multiple choice:           score_k = dropout(h_k) w + b, softmax over k (one output per choice)
 //   similarity with scores:    ŷ = dropout(h_AB + h_BA) w + b, squared error on the label scaled to [0, 1]
 import * as tf from '@tensorflow/tfjs';
-import type { GptConfig } from '../config.js';
-import { forward } from '../gpt.js';
-import { dropout } from '../layers.js';
-import type { GptParams } from '../params.js';
+import type { GptConfig } from '../nn/config.js';
+import { forward } from '../nn/gpt.js';
+import { dropout } from '../nn/layers.js';
+import type { GptParams } from '../nn/params.js';
 import { Rng } from '../rng.js';
-import type { HostTensor } from '../safetensors.js';
+import type { HostTensor } from '../io/safetensors.js';
 import { crossEntropy } from '../train/loss.js';
 import { headSize, type LabelSpace } from './data.js';
 import type { SpecialIds, TaskName } from './tasks.js';

@@ -8,15 +8,15 @@ import { appendFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:f
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import * as tf from '@tensorflow/tfjs';
-import { readCheckpoint } from '../checkpoint.js';
-import { initParamArrays, namedParams, paramSpecs, toVariables } from '../params.js';
+import { readCheckpoint } from '../io/checkpoint.js';
+import { initParamArrays, namedParams, paramSpecs, toVariables } from '../nn/params.js';
 import { Rng } from '../rng.js';
-import { readSafetensors, writeSafetensors, type HostTensor } from '../safetensors.js';
+import { readSafetensors, writeSafetensors, type HostTensor } from '../io/safetensors.js';
 import { BpeTokenizer } from '../tokenizer/bpe.js';
 import { AdamW } from '../train/adamw.js';
 import { installTrainingKernels } from '../train/kernels.js';
 import { learningRate } from '../train/schedule.js';
-import { paramsFromArrays } from '../checkpoint.js';
+import { paramsFromArrays } from '../io/checkpoint.js';
 import { FINETUNE_FILE, readFinetuned, saveFinetuned } from './checkpoint.js';
 import type { FinetuneConfig } from './config.js';
 import { headSize, labelSpaceOf, labelTargets, type LabelSpace, type LoadedExamples } from './data.js';
@@ -113,7 +113,7 @@ function permutation(n: number, seed: number, epoch: number): Uint32Array {
 interface Start {
   spec: TaskSpec;
   tokenizer: BpeTokenizer;
-  config: import('../config.js').GptConfig;
+  config: import('../nn/config.js').GptConfig;
   arrays: Map<string, HostTensor>;
   head: Map<string, HostTensor>;
   state?: FinetuneState;

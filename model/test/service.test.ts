@@ -11,9 +11,9 @@ import {
   GeneratorTimeoutError,
   GeneratorUnavailableError,
   type TextGenerator,
-} from '../generator.js';
-import { createGenerator } from '../service.js';
-import { createTinyModel } from '../testing.js';
+} from '../inference/generator.js';
+import { createGenerator } from '../serving/service.js';
+import { createTinyModel } from './tiny-model.js';
 
 let dir: string;
 let modelDir: string;

@@ -4,10 +4,10 @@
 // leaves a half-written checkpoint: `checkpoint/` is always the last complete one.
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readCheckpoint, saveCheckpoint } from '../checkpoint.js';
-import type { GptConfig } from '../config.js';
-import type { GptParams } from '../params.js';
-import { readSafetensors, writeSafetensors, type HostTensor } from '../safetensors.js';
+import { readCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import type { GptConfig } from '../nn/config.js';
+import type { GptParams } from '../nn/params.js';
+import { readSafetensors, writeSafetensors, type HostTensor } from '../io/safetensors.js';
 import type { DataPosition } from './batches.js';
 import type { TrainConfig } from './config.js';
 

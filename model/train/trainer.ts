@@ -8,10 +8,10 @@ import { appendFile, mkdir, open, readFile, readdir, rm, writeFile } from 'node:
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import * as tf from '@tensorflow/tfjs';
-import { makeConfig, type GptConfig } from '../config.js';
-import { forward } from '../gpt.js';
-import { initParamArrays, namedParams, paramSpecs, toVariables, type GptParams } from '../params.js';
-import { paramsFromArrays, readCheckpoint } from '../checkpoint.js';
+import { makeConfig, type GptConfig } from '../nn/config.js';
+import { forward } from '../nn/gpt.js';
+import { initParamArrays, namedParams, paramSpecs, toVariables, type GptParams } from '../nn/params.js';
+import { paramsFromArrays, readCheckpoint } from '../io/checkpoint.js';
 import type { Dataset } from '../data/shards.js';
 import { AdamW } from './adamw.js';
 import { evalWindows, WindowSampler, type Batch } from './batches.js';

@@ -1,13 +1,13 @@
 // A tiny real model for the server's tests: random weights and a small tokenizer written by
-// model/testing.ts, served by the real generation service (worker thread, batching). Replies are
+// model/test/tiny-model.ts, served by the real generation service (worker thread, batching). Replies are
 // gibberish but travel the whole real path: prompt, decode, stream, stop strings.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ChatPromptFormat } from '../../bot/chat-session.js';
-import type { TextGenerator } from '../../model/generator.js';
-import { createGenerator } from '../../model/service.js';
-import { createTinyModel } from '../../model/testing.js';
+import type { TextGenerator } from '../../model/inference/generator.js';
+import { createGenerator } from '../../model/serving/service.js';
+import { createTinyModel } from '../../model/test/tiny-model.js';
 
 export const testFormat: ChatPromptFormat = {
   buildPrompt: (history, message) => history.map((t) => `User: ${t.user}\nBot: ${t.bot}\n`).join('') + `User: ${message}\nBot:`,
