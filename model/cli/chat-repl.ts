@@ -19,18 +19,17 @@ const program = new Command()
   .option('--seed <s>', 'random seed', intArg('--seed', 0))
   .option('--stop <text>', 'extra stop string (repeatable)', collect)
   .option('--backend <name>', 'node | wasm | cpu')
-  .option('--threads <n>', 'threads for the model (default: $MODEL_THREADS or 1)', intArg('--threads', 1, 4))
   .showHelpAfterError();
 
 async function main(): Promise<void> {
   program.parse();
   const o = program.opts<{
     model?: string; maxTokens: number; temperature: number; topK: number; topP: number;
-    repetitionPenalty: number; history: number; seed?: number; stop?: string[]; backend?: string; threads?: number;
+    repetitionPenalty: number; history: number; seed?: number; stop?: string[]; backend?: string;
   }>();
   const dir = resolveModelDir(o.model);
   process.stderr.write(`loading ${dir} ...\n`);
-  const gen = await createGenerator({ modelDir: dir, maxBatch: 1, backend: o.backend, timeoutMs: 0, threads: o.threads });
+  const gen = await createGenerator({ modelDir: dir, maxBatch: 1, backend: o.backend, timeoutMs: 0 });
   const info = gen.info();
   process.stderr.write(`${info.name}: ${info.parameters.toLocaleString('en-US')} parameters on ${info.backend}. /reset clears the history, /quit or Ctrl-D leaves.\n`);
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });

@@ -1,4 +1,4 @@
-// Fast inference for GPT-1 on tfjs (tuned for the wasm backend; see /work/shared/notes/tfjs.md):
+// Fast inference for GPT-1 on tfjs (tuned for the wasm backend):
 // prefill of a prompt, then batched one-token decode steps over sequences with per-sequence
 // KV caches of different lengths (continuous batching). Numerically the same model as gpt.ts
 // (tests compare them); written differently for speed:
@@ -14,21 +14,18 @@
 //    path, forwardFused: a few fused native ops per layer instead of ~80 small tfjs ops: residual
 //    add + LayerNorm, matmul + GELU, and one causal attention call for all sequences over
 //    per-sequence K/V buffers (KvCache.nk/nv) outside the heap, which it appends to in place;
-//    a single engine (no shards) makes those calls directly (forwardDirect), without tfjs.
-// An Engine can be one shard of a tensor-parallel group (shard.ts): it then owns some heads, part
-// of the MLP and a vocabulary range, and sums partial results with its peers through `comm`.
+//    the engine makes those calls directly (forwardDirect), without tfjs.
 import * as tf from '@tensorflow/tfjs';
 import { headSize, type GptConfig } from '../nn/config.js';
 import { checkIds } from '../nn/gpt.js';
 import type { NativeAddon } from '../native/index.js';
-import { addLayerNorm, decodeAttention, matMulGelu, nativeAddon, nativeOpsActive, packedWeight, tensorView } from '../native/kernels.js';
+import { nativeAddon, nativeOpsActive, packedWeight, tensorView } from '../native/kernels.js';
 import type { GptParams } from '../nn/params.js';
-import { checkShard, shardFromParams, SINGLE, vocabRange, type ShardSpec } from '../shard.js';
-import type { ShardComm } from '../shard-comm.js';
+import { engineTensorsFromParams } from './weights.js';
 
 /**
- * Per-sequence keys and values for every layer (this shard's heads). Each layer's rows are a large
- * block `k`/`v` [Tb, C/n] plus a short tail `kTail`/`vTail` [Tt, C/n] that grows by one row per
+ * Per-sequence keys and values for every layer. Each layer's rows are a large
+ * block `k`/`v` [Tb, C] plus a short tail `kTail`/`vTail` [Tt, C] that grows by one row per
  * step and is merged into the block every TAIL_ROWS steps: appending to the whole cache each step
  * (a concat copies everything) cost ~1 ms per layer at 400 tokens.
  * With the native fused ops the cache is instead `nk`/`nv`: per layer one buffer (plain memory,
@@ -51,7 +48,7 @@ const TAIL_ROWS = 32;
 /** Released KV buffers kept for reuse (Engine.poolKv): eight 64-row GPT-1 caches. */
 const KV_POOL_BYTES = 64 * 2 ** 20;
 
-/** Frees a cache's tensors (use engine.release for caches of a tensor-parallel engine). */
+/** Frees a cache's tensors (engine.release also keeps its native buffers for reuse). */
 export function disposeCache(c: KvCache): void {
   for (const t of [...c.k, ...c.v, ...c.kTail, ...c.vTail]) t?.dispose();
   c.k = [];
@@ -61,7 +58,7 @@ export function disposeCache(c: KvCache): void {
   if (c.nk) c.nk = c.nv = [];
 }
 
-/** What the batcher needs from an engine (single-thread Engine or the tensor-parallel group). */
+/** What the batcher needs from an engine. */
 export interface InferenceEngine {
   readonly config: GptConfig;
   prefill(ids: number[]): { cache: KvCache; logits: Float32Array };
@@ -125,17 +122,14 @@ interface FusedPass {
 
 export class Engine implements InferenceEngine {
   readonly config: GptConfig;
-  readonly shard: ShardSpec;
   private readonly blocks: Block[] = [];
-  /** this shard's vocabulary range of the transposed token embedding [C, Vs] */
+  /** the transposed token embedding [C, V] */
   private readonly wteT: tf.Tensor2D;
   private readonly wpe: tf.Tensor2D;
-  private readonly v0: number;
-  private readonly v1: number;
-  /** local heads, local width */
+  /** heads, width */
   private readonly hs: number;
   private readonly cs: number;
-  /** head mask [Hs, Cs]: row h is 1 on head h's columns (decode attention) */
+  /** head mask [H, C]: row h is 1 on head h's columns (decode attention) */
   private readonly sT: tf.Tensor2D;
   private readonly all: tf.Tensor[] = [];
   private nextId = 1;
@@ -146,14 +140,11 @@ export class Engine implements InferenceEngine {
   private scratch?: { rows: number; x: Float32Array; n: Float32Array; att: Float32Array; tmp: Float32Array; qkv: Float32Array; h: Float32Array };
 
   /**
-   * `tensors` are shard tensors as made by shard.ts (loadShard / shardFromParams); the engine
-   * owns them. `comm` is required when the shard count is above 1.
+   * `tensors` are in the engine's layout as made by weights.ts (loadEngineWeights /
+   * engineTensorsFromParams); the engine owns them.
    */
-  constructor(config: GptConfig, tensors: Map<string, tf.Tensor>, shard: ShardSpec = SINGLE, private readonly comm?: ShardComm) {
-    checkShard(config, shard);
-    if (shard.count > 1 && !comm) throw new Error('a sharded engine needs a communicator');
+  constructor(config: GptConfig, tensors: Map<string, tf.Tensor>) {
     this.config = config;
-    this.shard = shard;
     const get = <T extends tf.Tensor>(n: string): T => {
       const t = tensors.get(n);
       if (!t) throw new Error(`engine: missing tensor ${n}`);
@@ -162,7 +153,6 @@ export class Engine implements InferenceEngine {
     };
     this.wteT = get('wteT');
     this.wpe = get('positions_embed.weight');
-    [this.v0, this.v1] = vocabRange(config, shard);
     for (let i = 0; i < config.nLayer; i++) {
       const h = (s: string) => get<tf.Tensor>(`h.${i}.${s}`);
       this.blocks.push({
@@ -180,17 +170,17 @@ export class Engine implements InferenceEngine {
         ln2B: h('ln_2.bias') as tf.Tensor1D,
       });
     }
-    this.hs = config.nHead / shard.count;
-    this.cs = config.nEmbd / shard.count;
+    this.hs = config.nHead;
+    this.cs = config.nEmbd;
     const D = headSize(config);
     const mask = new Float32Array(this.hs * this.cs);
     for (let c = 0; c < this.cs; c++) mask[Math.floor(c / D) * this.cs + c] = 1;
     this.sT = tf.tensor2d(mask, [this.hs, this.cs]);
   }
 
-  /** A single-thread engine from in-memory parameters (copies them; `params` stay the caller's). */
+  /** An engine from in-memory parameters (copies them; `params` stay the caller's). */
   static fromParams(params: GptParams): Engine {
-    return new Engine(params.config, shardFromParams(params, SINGLE));
+    return new Engine(params.config, engineTensorsFromParams(params));
   }
 
   /** Runs one prefill and one decode step so that XNNPACK packs the weights now, not on the first request. */
@@ -230,49 +220,32 @@ export class Engine implements InferenceEngine {
     return activation === 'gelu' ? gelu(y) : y;
   }
 
-  /** Sum of a partial [N, C] over the shards (identity when alone). */
-  private reduce(x: tf.Tensor2D): tf.Tensor2D {
-    if (!this.comm) return x;
-    return tf.tensor2d(this.comm.allReduce(x.dataSync() as Float32Array), x.shape);
-  }
-
-  /** Token embeddings [N, C] (+ positions): columns of the transposed table, summed over shards. */
+  /** Token embeddings [N, C] (+ positions): columns of the transposed table. */
   private embed(ids: number[], positions: tf.Tensor2D): tf.Tensor2D {
-    if (!this.comm) return tf.add(tf.transpose(tf.gather(this.wteT, tf.tensor1d(ids, 'int32'), 1)), positions);
-    const local = ids.map((id) => (id >= this.v0 && id < this.v1 ? id - this.v0 : 0));
-    const mine = tf.tensor2d(ids.map((id) => (id >= this.v0 && id < this.v1 ? 1 : 0)), [ids.length, 1]);
-    const part = tf.mul(tf.transpose(tf.gather(this.wteT, tf.tensor1d(local, 'int32'), 1)), mine) as tf.Tensor2D;
-    return tf.add(this.reduce(part), positions);
+    return tf.add(tf.transpose(tf.gather(this.wteT, tf.tensor1d(ids, 'int32'), 1)), positions);
   }
 
-  /** attn.c_proj (partial over shards, reduced) + residual LayerNorm, then the MLP likewise. */
-  private finishBlock(b: Block, x: tf.Tensor2D, y: tf.Tensor2D, fused = false): tf.Tensor2D {
-    if (fused) {
-      const eps = this.config.layerNormEpsilon;
-      const n = addLayerNorm(x, this.reduce(this.dense(y, b.projW)), b.projB, b.ln1G, b.ln1B, eps);
-      return addLayerNorm(n, this.reduce(this.dense(matMulGelu(n, b.fcW, b.fcB), b.fc2W)), b.fc2B, b.ln2G, b.ln2B, eps);
-    }
-    const a = tf.add(this.reduce(this.dense(y, b.projW)), b.projB);
+  /** attn.c_proj + residual LayerNorm, then the MLP likewise. */
+  private finishBlock(b: Block, x: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor2D {
+    const a = tf.add(this.dense(y, b.projW), b.projB);
     const n = this.layerNorm(tf.add(x, a), b.ln1G, b.ln1B);
-    const m = tf.add(this.reduce(this.dense(this.dense(n, b.fcW, b.fcB, 'gelu'), b.fc2W)), b.fc2B);
+    const m = tf.add(this.dense(this.dense(n, b.fcW, b.fcB, 'gelu'), b.fc2W), b.fc2B);
     return this.layerNorm(tf.add(n, m), b.ln2G, b.ln2B);
   }
 
-  /** Logits [N, V] on shard 0 (other shards send their vocabulary range and get empty arrays). */
+  /** Logits [N, V]. */
   private lmHead(x: tf.Tensor2D): Float32Array[] {
     const N = x.shape[0];
     const l = tf.tidy(() => tf.matMul(x, this.wteT));
-    const local = l.dataSync() as Float32Array;
+    const full = l.dataSync() as Float32Array;
     l.dispose();
     const V = this.config.vocabSize;
-    const full = this.comm ? this.comm.gather(local, N) : local;
-    if (!full) return Array.from({ length: N }, () => new Float32Array(0));
     return Array.from({ length: N }, (_, i) => full.subarray(i * V, (i + 1) * V));
   }
 
   /**
-   * Runs the prompt; returns a new cache (caller releases it) and the logits of the last position.
-   * `ids` must fit the context. `id` names the cache (tensor-parallel peers use the same id).
+   * Throws unless `ids` can be fed after `cache` (or as a new prompt): engine alive, ids in the
+   * vocabulary, within the context.
    */
   validatePrefill(ids: number[], cache?: KvCache): void {
     this.check();
@@ -294,11 +267,11 @@ export class Engine implements InferenceEngine {
 
   /**
    * Runs the prompt; returns a new cache (caller releases it) and the logits of the last position.
-   * `ids` must fit the context. `id` names the cache (tensor-parallel peers use the same id).
+   * `ids` must fit the context. `id` names the cache.
    */
-  prefill(ids: number[], id = this.nextId++): { cache: KvCache; logits: Float32Array } {
+  prefill(ids: number[]): { cache: KvCache; logits: Float32Array } {
     this.validatePrefill(ids);
-    const cache: KvCache = { id, k: [], v: [], kTail: [], vTail: [], length: 0 };
+    const cache: KvCache = { id: this.nextId++, k: [], v: [], kTail: [], vTail: [], length: 0 };
     const logits = this.fusedFor([cache]) ? this.forwardFused([cache], [ids])[0] : this.run(cache, ids);
     return { cache, logits };
   }
@@ -555,41 +528,15 @@ export class Engine implements InferenceEngine {
     let row = -1;
     const lastRows = counts.map((n) => (row += n));
     const pass: FusedPass = { caches, ids, lengths, counts, lastRows, rows: row + 1, scale: 1 / Math.sqrt(headSize(this.config)) };
-    const addon = this.comm ? undefined : nativeAddon();
-    const logits = addon ? this.forwardDirect(addon, pass, into) : this.forwardFusedOps(pass);
+    const addon = nativeAddon();
+    if (!addon) throw new Error('the native fused ops are not available');
+    const logits = this.forwardDirect(addon, pass, into);
     caches.forEach((c, i) => (c.length = lengths[i] + counts[i]));
     return logits;
   }
 
-  /** forwardFused through tfjs kernels (a tensor-parallel shard: partial sums go through `comm`). */
-  private forwardFusedOps({ caches, ids, lengths, counts, lastRows, rows, scale }: FusedPass): Float32Array[] {
-    const positions = ids.flatMap((t, i) => t.map((_, j) => lengths[i] + j));
-    let x = tf.tidy(() => this.embed(ids.flat(), tf.gather(this.wpe, tf.tensor1d(positions, 'int32'))));
-    try {
-      this.blocks.forEach((b, l) => {
-        const nx = tf.tidy(() => {
-          const qkv = this.dense(x, b.qkvW, b.qkvB); // [rows, 3C]
-          const y = decodeAttention(qkv, caches.map((c) => c.nk![l]), caches.map((c) => c.nv![l]), lengths, this.hs, scale, counts);
-          return this.finishBlock(b, x, y, true);
-        });
-        x.dispose();
-        x = nx;
-      });
-      if (rows > caches.length) {
-        // Some sequence has several new rows: keep only the last ones.
-        const lx = tf.tidy(() => tf.gather(x, tf.tensor1d(lastRows, 'int32')) as tf.Tensor2D);
-        x.dispose();
-        x = lx;
-      }
-      return this.lmHead(x);
-    } finally {
-      x.dispose();
-    }
-  }
-
   /**
-   * forwardFused for one engine, without tfjs: the same native calls (so the same numbers) made
-   * directly on packed weights, heap views of the small parameters and reused activation buffers.
+   * forwardFused without tfjs: the native calls made directly on packed weights, heap views of the small parameters and reused activation buffers.
    * A decode step is ~85 addon calls; through tfjs each cost ~40 us of dispatch (~20% of a step).
    */
   private forwardDirect(addon: NativeAddon, { caches, ids, lengths, counts, lastRows, rows, scale }: FusedPass, into?: Float32Array): Float32Array[] {

@@ -5,7 +5,6 @@ export interface WorkerInit {
   modelDir: string;
   maxBatch: number;
   backend?: string;
-  threads?: number;
 }
 
 export type ToWorker =

@@ -24,13 +24,15 @@ import {
   type ModelInfo,
   type TextGenerator,
 } from '../inference/generator.js';
-import { defaultThreads, MAX_BATCH_ROWS } from '../parallel.js';
-import { loadTokenizerFor } from '../inference/runtime.js';
+import { loadTokenizerFor } from '../io/tokenizer.js';
 import type { BpeTokenizer } from '../tokenizer/bpe.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 import { startTsWorker } from './ts-worker.js';
 
 /** The model that ships with the project (HF layout). */
+/** Most sequences one batched step may have. */
+const MAX_BATCH_ROWS = 64;
+
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../shipped/', import.meta.url));
 
 export interface GeneratorOptions {
@@ -44,11 +46,6 @@ export interface GeneratorOptions {
   timeoutMs?: number;
   /** node | wasm | cpu (default: $TFJS_BACKEND, else the best available). */
   backend?: string;
-  /**
-   * Threads for the model: above 1 splits every weight matrix across that many worker threads
-   * (tensor parallel; wasm runs one thread per instance under Node). Default: $MODEL_THREADS, else 1.
-   */
-  threads?: number;
 }
 
 interface Pending {
@@ -345,10 +342,8 @@ export async function createGenerator(opts: GeneratorOptions = {}): Promise<Text
   } catch (err) {
     throw new GeneratorUnavailableError((err as Error).message);
   }
-  const threads = opts.threads ?? defaultThreads();
-  if (!Number.isInteger(threads) || threads < 1 || threads > 4) throw new GenerationRequestError(`threads must be 1 to 4 (got ${threads})`);
   const batch = Math.min(maxBatch, MAX_BATCH_ROWS);
-  const init: WorkerInit = { modelDir, maxBatch: batch, backend: opts.backend, threads };
+  const init: WorkerInit = { modelDir, maxBatch: batch, backend: opts.backend };
   const { worker, info } = await launch(init);
   return new WorkerGenerator(worker, init, info, tokenizer, batch, maxQueue, timeoutMs);
 }

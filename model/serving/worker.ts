@@ -12,7 +12,7 @@ const init = workerData as WorkerInit;
 const send = (m: FromWorker) => port.postMessage(m);
 
 try {
-  const rt = await loadRuntime(init.modelDir, { backend: init.backend, threads: init.threads });
+  const rt = await loadRuntime(init.modelDir, { backend: init.backend });
   const batcher = new Batcher(rt.engine, init.maxBatch);
   port.on('message', (m: ToWorker) => {
     if (m.type === 'generate') {

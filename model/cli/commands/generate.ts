@@ -20,7 +20,6 @@ interface GenerateOptions {
   seed?: number;
   json?: boolean;
   backend?: string;
-  threads?: number;
 }
 
 async function readStdin(): Promise<string> {
@@ -45,12 +44,11 @@ export function register(program: Command): void {
     .option('--stop <text>', 'stop before this text (repeatable)', collect)
     .option('--seed <s>', 'random seed (same seed, same text)', intArg('--seed', 0))
     .option('--backend <name>', 'node | wasm | cpu (default: $TFJS_BACKEND or best available)')
-    .option('--threads <n>', 'threads for the model (tensor parallel)', intArg('--threads', 1, 4), 1)
     .option('--json', 'print one JSON object instead of streaming text')
     .action(async (o: GenerateOptions) => {
       const dir = resolveModelDir(o.model);
       const prompt = o.prompt ?? (await readStdin());
-      const rt = await loadRuntime(dir, { backend: o.backend, warmUp: false, threads: o.threads });
+      const rt = await loadRuntime(dir, { backend: o.backend, warmUp: false });
       const t0 = performance.now();
       const seq = new Sequence(
         rt.tokenizer,

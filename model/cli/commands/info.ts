@@ -7,7 +7,7 @@ import { nativeStatus } from '../../native/index.js';
 import { nativeMatMulActive } from '../../native/kernels.js';
 import { readCheckpoint } from '../../io/checkpoint.js';
 import { countParams } from '../../nn/params.js';
-import { loadTokenizerFor } from '../../inference/runtime.js';
+import { loadTokenizerFor } from '../../io/tokenizer.js';
 import { resolveModelDir } from './common.js';
 
 export function register(program: Command): void {
