@@ -4,9 +4,7 @@
 import { normaliseAttempt, type KeyShape } from '../core/keys/normalise.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { guard, RedisUnavailableError, type Store } from '../core/redis.js';
-import {
-  GeneratorBusyError, GeneratorTimeoutError, type GenerationResult, type SamplingOptions, type TextGenerator,
-} from '../model/inference/generator.js';
+import { GeneratorBusyError, GeneratorTimeoutError, type GenerationResult, type SamplingOptions, type TextGenerator } from '../model/index.js';
 import { Bans } from './bans.js';
 import { parseCommand } from './commands.js';
 import { ConversationMemory, type Turn } from './conversation.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { CoreConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
-import type { TextGenerator } from '../model/inference/generator.js';
+import type { TextGenerator } from '../model/index.js';
 import { ChatSession, replyTokenBudget, type ChatPromptFormat, type KeyGate, type UsageSink } from './chat-session.js';
 import type { BotConfig } from './config.js';
 import { KeyResponderBot, type CurrentKeySource } from './key-responder.js';

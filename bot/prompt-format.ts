@@ -1,8 +1,7 @@
 // The model's chat prompt format (model/chat/format.ts) seen through the ChatSession's small
 // interface: remembered turns become User:/Bot: lines, old turns are dropped whole to leave room
 // for the reply, and the reply is cleaned the way the format defines.
-import type { TextGenerator } from '../model/inference/generator.js';
-import { buildChatPrompt, CHAT_STOP, cleanReply, type ChatTurn } from '../model/chat/format.js';
+import { buildChatPrompt, CHAT_STOP, cleanReply, type ChatTurn, type TextGenerator } from '../model/index.js';
 import type { ChatPromptFormat } from './chat-session.js';
 import type { Turn } from './conversation.js';
 

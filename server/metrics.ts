@@ -2,7 +2,7 @@
 // apps in one process do not collide. Generation metrics come from wrapping the TextGenerator
 // (see instrumentGenerator); message and key metrics from the places that handle them.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { GenerationRequest, GenerationResult, TextGenerator } from '../model/inference/generator.js';
+import type { GenerationRequest, GenerationResult, TextGenerator } from '../model/index.js';
 
 export interface Metrics {
   registry: Registry;

@@ -18,7 +18,7 @@ import { tuneGc } from '../../core/gc-tuning.js';
 import { KeyService } from '../../core/keys/key-service.js';
 import { openTestStore } from '../../core/testing.js';
 import { UsageRecorder } from '../../core/usage/usage-recorder.js';
-import { DEFAULT_MODEL_DIR, createGenerator } from '../../model/serving/service.js';
+import { createGenerator, DEFAULT_MODEL_DIR } from '../../model/index.js';
 import { createTinyModel } from '../../model/test/tiny-model.js';
 import { ChatSession } from '../chat-session.js';
 import { defaultBotConfig } from '../config.js';

@@ -2,7 +2,7 @@
 // answers instantly with the last words of the prompt, so the benchmark times key checks, limits,
 // memory, usage and sending, not the model. Never used to serve chatters; model time is measured
 // separately with the real generation service.
-import type { GenerationRequest, GenerationResult, TextGenerator } from '../../model/inference/generator.js';
+import type { GenerationRequest, GenerationResult, TextGenerator } from '../../model/index.js';
 
 export class TrivialGenerator implements TextGenerator {
   private active = 0;

@@ -10,7 +10,7 @@ import { KeyService } from '../../core/keys/key-service.js';
 import type { Store } from '../../core/redis.js';
 import { openTestStore } from '../../core/testing.js';
 import { UsageRecorder } from '../../core/usage/usage-recorder.js';
-import type { TextGenerator } from '../../model/inference/generator.js';
+import type { TextGenerator } from '../../model/index.js';
 import { ChatSession, type ChatPromptFormat } from '../chat-session.js';
 import { defaultBotConfig, type BotConfig } from '../config.js';
 import { WechatyChatBot, type HandledMessage } from '../wechaty-bot.js';

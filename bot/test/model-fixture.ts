@@ -4,8 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { TextGenerator } from '../../model/inference/generator.js';
-import { createGenerator, type GeneratorOptions } from '../../model/serving/service.js';
+import { createGenerator, type GeneratorOptions, type TextGenerator } from '../../model/index.js';
 import { createTinyModel } from '../../model/test/tiny-model.js';
 import { replyTokenBudget, type ChatPromptFormat } from '../chat-session.js';
 import type { BotConfig } from '../config.js';

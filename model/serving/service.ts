@@ -1,6 +1,6 @@
 // The generation service: implements TextGenerator for the server and the bot. The model runs in
 // a worker thread (the event loop stays free for HTTP and WeChat); concurrent requests are decoded
-// together there (continuous batching, see batcher.ts). This side keeps the bounded queue,
+// together there (continuous batching, see inference/batcher.ts). This side keeps the bounded queue,
 // deadlines and cancellation, so stats() and GeneratorBusyError need no round trip.
 //
 // Outcomes: finished → finishReason 'stop' | 'length'; signal aborted → 'aborted' (text so far);
@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { readConfigFile } from '../nn/config.js';
-import { resolveSampling } from '../inference/sequence.js';
+import { resolveSampling } from '../inference/sampling-options.js';
 import {
   GenerationRequestError,
   GeneratorBusyError,
@@ -24,15 +24,14 @@ import {
   type ModelInfo,
   type TextGenerator,
 } from '../inference/generator.js';
-import { loadTokenizerFor } from '../io/tokenizer.js';
 import type { BpeTokenizer } from '../tokenizer/bpe.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 import { startTsWorker } from './ts-worker.js';
 
-/** The model that ships with the project (HF layout). */
 /** Most sequences one batched step may have. */
 const MAX_BATCH_ROWS = 64;
 
+/** The model that ships with the project (HF layout). */
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../shipped/', import.meta.url));
 
 export interface GeneratorOptions {
@@ -338,6 +337,9 @@ export async function createGenerator(opts: GeneratorOptions = {}): Promise<Text
   let tokenizer: BpeTokenizer;
   try {
     const cfgFile = path.join(modelDir, 'config.json');
+    // Loaded here, not at import: bot/ and server/ import this module through model/index.ts
+    // also where they never start a model (the tokenizer's modules take ~0.2 s to load).
+    const { loadTokenizerFor } = await import('../io/tokenizer.js');
     tokenizer = await loadTokenizerFor(modelDir, existsSync(cfgFile) ? await readConfigFile(cfgFile) : undefined);
   } catch (err) {
     throw new GeneratorUnavailableError((err as Error).message);

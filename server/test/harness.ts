@@ -15,7 +15,7 @@ import type { Store } from '../../core/redis.js';
 import { applyChatSettings, defaultChatSettings, RuntimeSettings } from '../../core/settings/runtime-settings.js';
 import { openTestStore } from '../../core/testing.js';
 import { UsageRecorder } from '../../core/usage/usage-recorder.js';
-import type { TextGenerator } from '../../model/inference/generator.js';
+import type { TextGenerator } from '../../model/index.js';
 import { createApp } from '../app.js';
 import { serverSchema, type ServerConfig } from '../config.js';
 import { InflightRequests } from '../inflight.js';

@@ -5,8 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ChatPromptFormat } from '../../bot/chat-session.js';
-import type { TextGenerator } from '../../model/inference/generator.js';
-import { createGenerator } from '../../model/serving/service.js';
+import { createGenerator, type TextGenerator } from '../../model/index.js';
 import { createTinyModel } from '../../model/test/tiny-model.js';
 
 export const testFormat: ChatPromptFormat = {
