@@ -6,7 +6,7 @@ import { CORPUS_NAMES, type CorpusName } from '../../data/corpora.js';
 import { DEFAULT_MIX, formatCounts, prepareData } from '../../data/prepare.js';
 
 export const DEFAULT_DATA_DIR = 'data/pretrain';
-export const SHIPPED_TOKENIZER_DIR = 'model/tokenizer/shipped';
+export const SHIPPED_TOKENIZER_DIR = 'model/shipped';
 
 function intArg(v: string): number {
   const n = Number(v);

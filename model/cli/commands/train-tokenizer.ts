@@ -175,6 +175,6 @@ export function register(program: Command): void {
         json ? () => {} : (line) => console.log(line),
       );
       if (json) console.log(JSON.stringify(report, null, 2));
-      await writeFile(path.join(path.resolve(opts.out as string), 'training-report.json'), `${JSON.stringify(report, null, 2)}\n`);
+      await writeFile(path.join(path.resolve(opts.out as string), 'tokenizer-training-report.json'), `${JSON.stringify(report, null, 2)}\n`);
     });
 }
