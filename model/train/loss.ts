@@ -4,21 +4,26 @@
 // gather and the backward pass is one softmax, one scale and a scatter of N entries.
 import * as tf from '@tensorflow/tfjs';
 
+/** Row-major positions of the target logits in [N, V], and the same as (row, column) pairs. */
+function targetPositions(targets: Int32Array, v: number): { flat: Int32Array; pairs: Int32Array } {
+  const n = targets.length;
+  const flat = new Int32Array(n);
+  const pairs = new Int32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    flat[i] = i * v + targets[i];
+    pairs[2 * i] = i;
+    pairs[2 * i + 1] = targets[i];
+  }
+  return { flat, pairs };
+}
+
 /**
  * Mean over rows of −log softmax(logits)[target]. `logits` [N, V] float32, `targets` [N] int32.
  * Differentiable with respect to `logits` only.
  */
 export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
   const [n, v] = logits.shape;
-  // Row-major positions of the target logits, and the same as (row, column) pairs.
-  const t = targets.dataSync();
-  const flat = new Int32Array(n);
-  const pairs = new Int32Array(2 * n);
-  for (let i = 0; i < n; i++) {
-    flat[i] = i * v + t[i];
-    pairs[2 * i] = i;
-    pairs[2 * i + 1] = t[i];
-  }
+  const { flat, pairs } = targetPositions(targets.dataSync() as Int32Array, v);
 
   const fn = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const lg = args[0] as tf.Tensor2D;
@@ -53,13 +58,7 @@ export function weightedCrossEntropy(logits: tf.Tensor2D, targets: Int32Array, w
   for (const w of weights) total += w;
   if (!(total > 0)) throw new Error('weightedCrossEntropy: the weights sum to 0 (no token is scored)');
   const share = Float32Array.from(weights, (w) => w / total);
-  const flat = new Int32Array(n);
-  const pairs = new Int32Array(2 * n);
-  for (let i = 0; i < n; i++) {
-    flat[i] = i * v + targets[i];
-    pairs[2 * i] = i;
-    pairs[2 * i + 1] = targets[i];
-  }
+  const { flat, pairs } = targetPositions(targets, v);
   const fn = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const lg = args[0] as tf.Tensor2D;
     const save = args[1] as tf.GradSaveFunc;

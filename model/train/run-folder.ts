@@ -42,6 +42,17 @@ export async function lockRun(outDir: string): Promise<() => Promise<void>> {
   throw new TrainingError(`${outDir}: could not take the run lock`);
 }
 
+/** Runs `fn` holding the lock of run folder `outDir` (created if missing). */
+export async function withRunLock<T>(outDir: string, fn: () => Promise<T>): Promise<T> {
+  await mkdir(outDir, { recursive: true });
+  const unlock = await lockRun(outDir);
+  try {
+    return await fn();
+  } finally {
+    await unlock();
+  }
+}
+
 /** The folder to resume from: `checkpoint/`, or `checkpoint.prev/` if a swap was interrupted. */
 export async function findCheckpoint(outDir: string, stateFile: string): Promise<string | undefined> {
   for (const name of ['checkpoint', 'checkpoint.prev']) {

@@ -5,7 +5,7 @@
 //   decay, dropout on embeddings/attention/residuals, N(0, 0.02) init, global-norm gradient
 //   clipping, gradient accumulation; checkpoints that resume bit-identically; validation loss and
 //   perplexity per corpus; a JSONL run log and an SVG loss curve next to the checkpoint.
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { makeConfig, type GptConfig } from '../nn/config.js';
@@ -21,7 +21,7 @@ import { installTrainingKernels } from './kernels.js';
 import { lmLoss } from './loss.js';
 import { renderLossCurve, smooth } from './loss-curve.js';
 import { LOG_FILE, runLoop, type MicroBatch, type Objective } from './loop.js';
-import { lockRun } from './run-folder.js';
+import { withRunLock } from './run-folder.js';
 import { findCheckpoint, loadTrainingCheckpoint, saveTrainingCheckpoint, TRAINER_STATE_FILE, type TrainerState } from './state.js';
 
 export { TrainingError } from '../errors.js';
@@ -241,14 +241,8 @@ function freshState(config: TrainConfig, data: Dataset): TrainerState {
   };
 }
 
-export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
-  await mkdir(opts.outDir, { recursive: true });
-  const unlock = await lockRun(opts.outDir);
-  try {
-    return await pretrainLocked(opts);
-  } finally {
-    await unlock();
-  }
+export function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
+  return withRunLock(opts.outDir, () => pretrainLocked(opts));
 }
 
 async function pretrainLocked(opts: PretrainOptions): Promise<PretrainResult> {

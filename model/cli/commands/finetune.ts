@@ -8,7 +8,7 @@ import { readExamples, TASK_FIELDS } from '../../finetune/data.js';
 import { TASKS, type TaskName } from '../../finetune/tasks.js';
 import { finetune, formatMetrics, type FinetuneEvent } from '../../finetune/trainer.js';
 import { intArg, numArg, resolveModelDir } from './common.js';
-import { abortOnStopSignals } from './stop-signals.js';
+import { addRunOptions, runControls } from './training-run.js';
 
 export const taskOption = () =>
   new Option('--task <task>', 'task type').choices([...TASKS]);
@@ -24,10 +24,6 @@ function describe(e: FinetuneEvent): string | undefined {
           ? `\ntruncated to the context of ${e.maxLen} tokens: ${e.truncatedTrain} training and ${e.truncatedValid} validation examples`
           : '');
     }
-    case 'checkpoint':
-      return `checkpoint @ step ${e.step} → ${e.dir}`;
-    case 'stop':
-      return `stopped at step ${e.step} (${e.reason})`;
     default:
       return undefined;
   }
@@ -40,7 +36,7 @@ interface Opts {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('finetune')
     .description('fine-tune a model on a task (GPT-1 input transformations, linear head, task loss + λ·LM loss)')
     .addOption(taskOption().makeOptionMandatory())
@@ -61,11 +57,8 @@ export function register(program: Command): void {
     .option('--max-len <n>', 'longest sequence in tokens (default: the context)', intArg('--max-len', 3))
     .option('--max-steps <n>', 'stop after this many updates (a fixed budget)', intArg('--max-steps', 1))
     .option('--seed <n>', 'seed for the head, new embeddings, data order and dropout (default 42)', intArg('--seed', 0))
-    .option('--checkpoint-every <n>', 'updates between checkpoints (default 100)', intArg('--checkpoint-every', 1))
-    .option('--until-step <n>', 'pause after this many updates (resume later with the same command)', intArg('--until-step', 1))
-    .option('--restart', 'discard a checkpoint or finished model in --out')
-    .addOption(new Option('--backend <name>', 'tfjs backend (default: $TFJS_BACKEND, else node → wasm → cpu)').choices(['node', 'wasm', 'cpu']))
-    .option('--no-progress', 'plain log lines instead of a progress bar')
+    .option('--checkpoint-every <n>', 'updates between checkpoints (default 100)', intArg('--checkpoint-every', 1));
+  addRunOptions(cmd, 'discard a checkpoint or finished model in --out')
     .option('--json', 'print the result as one JSON object')
     .addHelpText('after', `\nData lines by task:\n${TASKS.map((t) => `  ${t.padEnd(16)} ${TASK_FIELDS[t]}`).join('\n')}`)
     .action(async (o: Opts) => {
@@ -78,15 +71,9 @@ export function register(program: Command): void {
       const valid = await readExamples(o.task, o.valid);
       const baseDir = resolveModelDir(o.model);
       await initBackend(o.backend);
-      const signal = abortOnStopSignals();
       const res = await finetune({
         task: o.task, baseDir, scratch: o.scratch, train, valid, outDir: path.resolve(o.out), config, untilStep: o.untilStep, restart: o.restart,
-        progress: o.progress && process.stderr.isTTY ? 'bar' : 'lines',
-        signal,
-        onEvent: (e) => {
-          const line = describe(e);
-          if (line) process.stderr.write(`${line}\n`);
-        },
+        ...runControls(o.progress, describe),
       });
       if (o.json) {
         console.log(JSON.stringify(res));

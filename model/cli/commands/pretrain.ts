@@ -10,7 +10,7 @@ import { loadDataset } from '../../data/shards.js';
 import { readTrainConfig } from '../../train/config.js';
 import { formatPerplexityMarkdown, formatSamplesMarkdown, generateSamples, perplexityTable, SAMPLE_SETTINGS } from '../../train/report.js';
 import { compactLog, EXPORTED_LOG_FILE, formatDuration, pretrain, writeCurve, type TrainEvent } from '../../train/trainer.js';
-import { abortOnStopSignals } from './stop-signals.js';
+import { addRunOptions, runControls } from './training-run.js';
 
 function intArg(v: string): number {
   const n = Number(v);
@@ -26,35 +26,26 @@ function describe(e: TrainEvent): string | undefined {
     case 'eval':
       return `eval @ step ${e.step}: val loss ${e.valLoss.toFixed(4)} (perplexity ${e.valPerplexity.toFixed(1)}); ` +
         Object.entries(e.perCorpus).map(([k, v]) => `${k} ${v.loss.toFixed(3)}/${v.perplexity.toFixed(1)}`).join(', ');
-    case 'checkpoint':
-      return `checkpoint @ step ${e.step} → ${e.dir}`;
-    case 'stop':
-      return `stopped at step ${e.step} (${e.reason})`;
     default:
       return undefined;
   }
 }
 
 export function register(program: Command): void {
-  program
+  const pretrainCmd = program
     .command('pretrain')
     .description('pre-train a GPT-1-architecture model (language-model objective); resumes exactly from --out/checkpoint')
     .requiredOption('--config <file>', 'training recipe (JSON), e.g. model/train/configs/shipped.json')
     .requiredOption('--data <dir>', 'data set from `npm run data:prepare`')
     .requiredOption('--out <dir>', 'run folder: checkpoint/, log.jsonl, loss.svg')
-    .option('--until-step <n>', 'stop after this many updates in total (default: the config\'s steps)', intArg)
-    .option('--restart', 'discard an existing checkpoint in --out and start from scratch')
     .option('--continue-from <dir>', 'when --out has no checkpoint: start from this model folder (e.g. model/shipped); ' +
       'if it was exported from a run of this config and data, continue that run\'s schedule, data position and log ' +
-      '(optimizer moments restart from zero)')
-    .addOption(new Option('--backend <name>', 'tfjs backend (default: $TFJS_BACKEND, else node → wasm → cpu)').choices(['node', 'wasm', 'cpu']))
-    .option('--no-progress', 'plain log lines instead of a progress bar')
+      '(optimizer moments restart from zero)');
+  addRunOptions(pretrainCmd, 'discard an existing checkpoint in --out and start from scratch')
     .action(async (o: { config: string; data: string; out: string; untilStep?: number; restart?: boolean; continueFrom?: string; backend?: string; progress: boolean }) => {
       const config = await readTrainConfig(o.config);
       const backend = await initBackend(o.backend);
       const data = await loadDataset(path.resolve(o.data));
-      const signal = abortOnStopSignals();
-      const bar = o.progress && process.stderr.isTTY;
       const res = await pretrain({
         config,
         data,
@@ -62,12 +53,7 @@ export function register(program: Command): void {
         untilStep: o.untilStep,
         restart: o.restart,
         continueFrom: o.continueFrom ? path.resolve(o.continueFrom) : undefined,
-        progress: bar ? 'bar' : 'lines',
-        signal,
-        onEvent: (e) => {
-          const line = describe(e);
-          if (line) process.stderr.write(`${bar ? '\n' : ''}[${new Date().toISOString()}] ${line}\n`);
-        },
+        ...runControls(o.progress, describe, true),
       });
       console.log(
         `done: step ${res.step}, ${res.tokensSeen.toLocaleString('en')} tokens seen, training time ${formatDuration(res.elapsedMs)} (backend ${backend})` +
