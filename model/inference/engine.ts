@@ -497,9 +497,8 @@ export class Engine implements InferenceEngine {
     }
     const D = C / this.hs;
     if (cache.nk.length === L) this.poolKv([...cache.nk], [...cache.nv!]); // the outgrown buffers
-    // One block for every layer's keys and values: one allocation instead of 24 (a pass making 8
-    // new GPT-1 caches: 36-48 -> 30-37 ms). Not on huge pages: faulting those in (the kernel
-    // compacts memory for them) cost ~5 ms more per new cache than the attention gained.
+    // One block for every layer's keys and values: one allocation instead of 24. Not on huge
+    // pages: faulting those in (the kernel compacts memory for them) costs more than it gains.
     const block = new Float32Array(2 * L * cap * C);
     const grow = (old: Float32Array | undefined, i: number) => {
       const b = block.subarray(i * cap * C, (i + 1) * cap * C);
