@@ -22,4 +22,26 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // The project's dependency direction, enforced: core/ and model/ stand alone, bot/ may use core/
+  // and the model, server/ everything. Outside model/ the model is reached only through its public
+  // entry, model/index.ts; tests and benchmarks of bot/ and server/ may also make a tiny model with
+  // model/test/tiny-model.ts.
+  ...boundaries(),
 );
+
+function boundaries() {
+  const rule = (...patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
+  const outside = (dirs, message) => ({ regex: `^(\\.\\./)+(${dirs.join('|')})/`, message });
+  const modelEntry = (allowFixture) => ({
+    regex: `^(\\.\\./)+model/(?!index\\.js$${allowFixture ? '|test/(tiny|forced)-model\\.js$' : ''})`,
+    message: 'Reach the model through model/index.ts, its one public entry.',
+  });
+  return [
+    { files: ['core/**'], rules: rule(outside(['bot', 'server', 'model'], 'core/ imports nothing of bot/, server/ or model/.')) },
+    { files: ['model/**'], rules: rule(outside(['core', 'bot', 'server'], 'model/ imports nothing of core/, bot/ or server/.')) },
+    { files: ['bot/**'], rules: rule(outside(['server'], 'bot/ does not import server/.'), modelEntry(false)) },
+    { files: ['bot/test/**', 'bot/bench/**'], rules: rule(outside(['server'], 'bot/ does not import server/.'), modelEntry(true)) },
+    { files: ['server/**'], rules: rule(modelEntry(false)) },
+    { files: ['server/test/**', 'server/bench/**'], rules: rule(modelEntry(true)) },
+  ];
+}

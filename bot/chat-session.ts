@@ -4,12 +4,6 @@
 import { normaliseAttempt, type KeyShape } from '../core/keys/normalise.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { guard, RedisUnavailableError, type Store } from '../core/redis.js';
-import type { ChatFormat, ChatTurn } from '../model/chat/chat-format.js';
-import type { BlockedWords } from '../model/chat/blocked-words.js';
-import { ChatResponder, type ReplyOutcome } from '../model/chat/reply.js';
-import {
-  GeneratorBusyError, GeneratorTimeoutError, type GenerationResult, type SamplingOptions, type TextGenerator,
-} from '../model/generator.js';
 import { Bans } from './bans.js';
 import { parseCommand } from './commands.js';
 import { ConversationMemory, type Turn } from './conversation.js';
@@ -17,6 +11,7 @@ import { Limits } from './limits.js';
 import { splitReply, truncateInput } from './split.js';
 import { BotTexts } from './texts.js';
 import type { BotConfig } from './config.js';
+import { type BlockedWords, type ChatFormat, ChatResponder, type ChatTurn, type GenerationResult, GeneratorBusyError, GeneratorTimeoutError, type ReplyOutcome, type SamplingOptions, type TextGenerator } from '../model/index.js';
 
 /** What the chat needs from the key service (core/keys/key-service.ts KeyService fits this). */
 export interface KeyGate {
@@ -407,8 +402,6 @@ export class ChatSession {
 export function replyTokenBudget(config: Pick<BotConfig, 'BOT_MAX_NEW_TOKENS'>, generator: Pick<TextGenerator, 'info'>): number {
   return Math.max(1, Math.min(config.BOT_MAX_NEW_TOKENS, Math.floor(generator.info().contextLength / 2)));
 }
-
-export { cutAtFirstStop as cutAtStop } from '../model/chat/chat-format.js';
 
 /** Remembered exchanges as the chat format's turns. */
 export function toChatTurns(turns: Turn[]): ChatTurn[] {

@@ -6,9 +6,6 @@ import path from 'node:path';
 import type { CoreConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
-import type { TextGenerator } from '../model/generator.js';
-import { BlockedWords } from '../model/chat/blocked-words.js';
-import type { ChatFormat } from '../model/chat/chat-format.js';
 import { ChatSession, type KeyGate, type UsageSink } from './chat-session.js';
 import type { BotConfig } from './config.js';
 import { KeyResponderBot, type CurrentKeySource } from './key-responder.js';
@@ -17,6 +14,7 @@ import { DEFAULT_BOT_NAME, setLoginState, STOPPED_STATE_TTL_MS } from './login-s
 import { createChatPuppet, createOfficialAccountPuppet, officialAccountConfigured } from './puppet.js';
 import { UserAdmin } from './user-admin.js';
 import { WechatyChatBot } from './wechaty-bot.js';
+import { BlockedWords, type ChatFormat, type TextGenerator } from '../model/index.js';
 
 export interface ChatDeps {
   store: Store;

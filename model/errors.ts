@@ -11,3 +11,8 @@ export class CheckpointError extends Error {
     this.name = 'CheckpointError';
   }
 }
+
+/** Training cannot go on (NaN loss, bad resume, run folder in use); the last good checkpoint is left as it was. */
+export class TrainingError extends Error {
+  override name = 'TrainingError';
+}

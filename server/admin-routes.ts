@@ -10,7 +10,7 @@ import { InvalidScheduleError, type KeyService } from '../core/keys/key-service.
 import { nextRuns, validateSchedule } from '../core/keys/schedule.js';
 import type { Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
-import type { TextGenerator } from '../model/generator.js';
+import type { TextGenerator } from '../model/index.js';
 import { actorOf } from './admin-auth.js';
 import type { AuditLog } from './audit-log.js';
 import type { ServerConfig } from './config.js';

@@ -10,7 +10,7 @@ import { coreSchema } from '../core/config.js';
 import { parseEnv } from '../core/env.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
-import type { TextGenerator } from '../model/generator.js';
+import type { TextGenerator } from '../model/index.js';
 import { createAdminAuth } from './admin-auth.js';
 import { adminRoutes, type AdminRouteDeps } from './admin-routes.js';
 import { AuditLog } from './audit-log.js';

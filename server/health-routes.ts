@@ -3,7 +3,7 @@ import express, { type Router } from 'express';
 import type { BotInstanceState } from '../bot/login-state.js';
 import type { Store } from '../core/redis.js';
 import { safeEqual } from './sessions.js';
-import type { TextGenerator } from '../model/generator.js';
+import type { TextGenerator } from '../model/index.js';
 import { handle } from './http-errors.js';
 import type { Metrics } from './metrics.js';
 

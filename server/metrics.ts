@@ -3,7 +3,7 @@
 // (see instrumentGenerator); message and key metrics from the places that handle them.
 import type { Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { GenerationRequest, GenerationResult, TextGenerator } from '../model/generator.js';
+import type { GenerationRequest, GenerationResult, TextGenerator } from '../model/index.js';
 
 export interface Metrics {
   registry: Registry;

@@ -1,7 +1,7 @@
 // GET/PUT /api/admin/settings: the chat's run-time settings and the loaded model's description.
 import express, { type Router } from 'express';
 import type { RuntimeSettings } from '../core/settings/runtime-settings.js';
-import type { TextGenerator } from '../model/generator.js';
+import type { TextGenerator } from '../model/index.js';
 import { actorOf } from './admin-auth.js';
 import type { AuditLog } from './audit-log.js';
 import { handle, HttpError } from './http-errors.js';

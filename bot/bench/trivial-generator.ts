@@ -2,10 +2,9 @@
 // answers instantly with the last words of the message, so the benchmark times key checks, limits,
 // memory, usage and sending, not the model. Never used to serve chatters; model time is measured
 // separately with the real generation service. Its "chat format" spells the message as code points.
-import type { ChatFormat } from '../../model/chat/chat-format.js';
-import type { GenerationRequest, GenerationResult, TextGenerator } from '../../model/generator.js';
 
 const codePoints = (text: string) => [...text].map((c) => c.codePointAt(0) ?? 32);
+import { type ChatFormat, type GenerationRequest, type GenerationResult, type TextGenerator } from '../../model/index.js';
 const fromCodePoints = (ids: readonly number[]) => String.fromCodePoint(...ids);
 
 const TRIVIAL_FORMAT: ChatFormat = {

@@ -2,11 +2,11 @@
 // reply the bot sends is compared with the service's own output for the same prompt and seed.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ChatResponder } from '../../model/chat/reply.js';
 import { toChatTurns } from '../chat-session.js';
 import type { Turn } from '../conversation.js';
 import { BotHarness, type ContactMock } from './harness.js';
 import { replyTime, testModel, type TestModel } from './model-fixture.js';
+import { ChatResponder } from '../../model/index.js';
 
 let model: TestModel;
 before(async () => {

@@ -6,12 +6,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { BlockedWords } from '../../model/chat/blocked-words.js';
-import { FALLBACK_TEXT } from '../../model/chat/reply.js';
-import type { TextGenerator } from '../../model/generator.js';
-import { createGenerator } from '../../model/service.js';
 import { createForcedModel, singleTokenWord } from '../../model/test/forced-model.js';
 import { BotHarness, type ContactMock } from './harness.js';
+import { BlockedWords, createGenerator, FALLBACK_TEXT, type TextGenerator } from '../../model/index.js';
 
 let root: string;
 let punctuation: TextGenerator;

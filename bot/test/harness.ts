@@ -10,11 +10,10 @@ import { KeyService } from '../../core/keys/key-service.js';
 import type { Store } from '../../core/redis.js';
 import { openTestStore } from '../../core/testing.js';
 import { UsageRecorder } from '../../core/usage/usage-recorder.js';
-import type { TextGenerator } from '../../model/generator.js';
 import { ChatSession } from '../chat-session.js';
-import type { BlockedWords } from '../../model/chat/blocked-words.js';
 import { defaultBotConfig, type BotConfig } from '../config.js';
 import { WechatyChatBot, type HandledMessage } from '../wechaty-bot.js';
+import { type BlockedWords, type TextGenerator } from '../../model/index.js';
 
 export type ContactMock = ReturnType<mock.Mocker['createContact']>;
 export type RoomMock = ReturnType<mock.Mocker['createRoom']>;

@@ -4,11 +4,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { SamplingOptions, TextGenerator } from '../../model/generator.js';
-import { createGenerator, type GeneratorOptions } from '../../model/service.js';
-import { createTinyModel } from '../../model/testing.js';
+import { createTinyModel } from '../../model/test/tiny-model.js';
 import { toChatTurns } from '../chat-session.js';
 import type { Turn } from '../conversation.js';
+import { createGenerator, type GeneratorOptions, type SamplingOptions, type TextGenerator } from '../../model/index.js';
 
 export interface TestModel {
   generator: TextGenerator;

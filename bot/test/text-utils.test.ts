@@ -3,7 +3,6 @@ import { test } from 'node:test';
 import { parseCommand } from '../commands.js';
 import { mentionsName, stripMentions } from '../mentions.js';
 import { splitReply, truncateInput } from '../split.js';
-import { cutAtStop } from '../chat-session.js';
 
 test('splitReply keeps order, respects the limit and prefers sentence boundaries', () => {
   const text = 'First sentence here. Second one is a bit longer! Third? Fourth sentence ends it.';
@@ -59,10 +58,4 @@ test('commands: #help #reset #status #rotate #stats, full-width and upper case; 
   assert.equal(parseCommand('#1 in the charts'), null);
   assert.equal(parseCommand('hello #help'), null);
   assert.equal(parseCommand('#'), null);
-});
-
-test('cutAtStop ends the turn at the earliest stop string', () => {
-  assert.equal(cutAtStop('fine thanks\nUser: and you', ['\nUser:']), 'fine thanks');
-  assert.equal(cutAtStop('a<b>c', ['c', '<b>']), 'a');
-  assert.equal(cutAtStop('no stop', ['\nUser:', '']), 'no stop');
 });

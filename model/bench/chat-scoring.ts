@@ -2,7 +2,7 @@
 // the prompt (teacher forcing through the inference engine), the token ids a reply is scored as,
 // distinct-n, and the hook for ranking by a next-utterance head.
 import type { ChatFormat, ChatTokenizer } from '../chat/chat-format.js';
-import type { InferenceEngine } from '../engine.js';
+import type { InferenceEngine } from '../inference/engine.js';
 
 /**
  * The ids a reply takes after the prompt, as training sees them: " " + reply (one line) for the

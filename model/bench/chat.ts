@@ -15,10 +15,10 @@ import { Command } from 'commander';
 import { ChatResponder } from '../chat/reply.js';
 import { chatFormatFor } from '../chat/registry.js';
 import { hasContent, messageLanguage, replyMatchesLanguage } from '../chat/language.js';
-import { intArg, resolveModelDir } from '../commands/common.js';
+import { intArg, resolveModelDir } from '../cli/commands/common.js';
 import { Rng } from '../rng.js';
-import { loadRuntime } from '../runtime.js';
-import { createGenerator } from '../service.js';
+import { loadRuntime } from '../inference/runtime.js';
+import { createGenerator } from '../serving/service.js';
 import { readChatJsonl, type ChatExample } from './chat-data.js';
 import { distinctN, likelihoodRanker, nextUtteranceRanker, replyTargetIds, scoreTargets } from './chat-scoring.js';
 

@@ -11,15 +11,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Batcher } from '../batcher.js';
+import { Batcher } from '../inference/batcher.js';
 import { initBackend } from '../backend.js';
-import { saveCheckpoint } from '../checkpoint.js';
-import { GPT1_CONFIG, makeConfig } from '../config.js';
-import type { InferenceEngine } from '../engine.js';
-import { Sequence, type SequenceResult } from '../generate.js';
-import { countParams, initParamArrays, paramSpecs } from '../params.js';
-import { loadRuntime, type Runtime } from '../runtime.js';
-import { createTinyModel } from '../testing.js';
+import { saveCheckpoint } from '../io/checkpoint.js';
+import { GPT1_CONFIG, makeConfig } from '../nn/config.js';
+import type { InferenceEngine } from '../inference/engine.js';
+import { Sequence, type SequenceResult } from '../inference/sequence.js';
+import { countParams, initParamArrays, paramSpecs } from '../nn/params.js';
+import { loadRuntime, type Runtime } from '../inference/runtime.js';
+import { createTinyModel } from '../test/tiny-model.js';
 import { ADDON_PATH, nativeStatus } from '../native/index.js';
 import { nativeMatMulActive } from '../native/kernels.js';
 
@@ -30,14 +30,13 @@ const { values: args } = parseArgs({
     backend: { type: 'string' },
     streams: { type: 'string', default: '1,4,8' },
     tokens: { type: 'string', default: '48' },
-    threads: { type: 'string', default: '1' },
     repeat: { type: 'string', default: '3' },
     prepare: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log(`Usage: npm run bench:model [-- --json] [--model DIR] [--backend node|wasm|cpu] [--streams 1,4,8] [--tokens 48] [--threads 1|2] [--repeat 3]
+  console.log(`Usage: npm run bench:model [-- --json] [--model DIR] [--backend node|wasm|cpu] [--streams 1,4,8] [--tokens 48] [--repeat 3]
 Measures GPT-1 inference (random full-size weights unless --model is given). The stream counts
 run --repeat times in turn (1, 4, 8, 1, 4, 8, ...): medians are reported, and the 8-vs-1 ratio is
 the median of the ratios within each round, so a slow moment on a shared machine skews one round,
@@ -145,7 +144,7 @@ async function main(): Promise<void> {
   try {
     const model = await prepareModel();
     const t0 = performance.now();
-    const rt = await loadRuntime(model.dir, { backend: args.backend, threads: Number(args.threads) });
+    const rt = await loadRuntime(model.dir, { backend: args.backend });
     const loadMs = performance.now() - t0;
     log(`loaded in ${(loadMs / 1000).toFixed(1)} s (incl. warm-up), backend ${backendName}; ${nativeMatMulActive() ? nativeStatus().reason : 'backend matmul kernels'}`);
     const prefill: number[] = [];
@@ -197,7 +196,6 @@ async function main(): Promise<void> {
       node: process.version,
       backend: rt.info.backend,
       matmul: nativeMatMulActive() ? nativeStatus().reason : 'backend kernels',
-      threads: rt.threads,
       weights: model.random ? 'random (GPT-1 shape)' : model.dir,
       parameters: countParams(c),
       checkpointBytes: (await stat(path.join(model.dir, 'model.safetensors')).catch(() => null))?.size,

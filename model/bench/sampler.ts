@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Rng } from '../rng.js';
-import type { Sampler as SamplerClass, SamplerOptions } from '../sampling.js';
+import type { Sampler as SamplerClass, SamplerOptions } from '../inference/sampling.js';
 
 const { values: args } = parseArgs({ options: { module: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
 if (args.help) {

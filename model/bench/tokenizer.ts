@@ -12,14 +12,14 @@ const { values } = parseArgs({
   options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false }, vocab: { type: 'string', multiple: true } },
 });
 if (values.help) {
-  console.log('Usage: npm run bench:tokenizer [-- --json] [--vocab DIR ...]\nTimes loading, encoding 10 KB texts (cold and warm cache) and decoding, per vocabulary folder.\nDefault folders: model/tokenizer/shipped and ../shared/gpt1 when present.');
+  console.log('Usage: npm run bench:tokenizer [-- --json] [--vocab DIR ...]\nTimes loading, encoding 10 KB texts (cold and warm cache) and decoding, per vocabulary folder.\nDefault folders: model/shipped and ../shared/gpt1 when present.');
   process.exit(0);
 }
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dirs = values.vocab?.length
   ? values.vocab
-  : [path.join(ROOT, 'model/tokenizer/shipped'), path.resolve(ROOT, '../shared/gpt1')].filter((d) => existsSync(d));
+  : [path.join(ROOT, 'model/shipped'), path.resolve(ROOT, '../shared/gpt1')].filter((d) => existsSync(d));
 
 const ENGLISH = 'The committee said on Friday that the investigation had produced no evidence of irregularities, and it praised the city officials for the manner in which the election was conducted. ';
 const CHINESE = '床前明月光，疑是地上霜。举头望明月，低头思故乡。你好，我们今天去哪里吃饭？我想吃面条，你呢？';

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
 import { nativeStatus } from '../native/index.js';
 import { nativeMatMulActive } from '../native/kernels.js';
-import { countParams } from '../params.js';
+import { countParams } from '../nn/params.js';
 import { Rng } from '../rng.js';
 import { loadDataset, writeDataset } from '../data/shards.js';
 import { parseTrainConfig, readTrainConfig, type TrainConfig } from '../train/config.js';

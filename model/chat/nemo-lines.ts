@@ -1,7 +1,7 @@
 // nemo-lines v1, the project's own format (the text rules are in model/chat-format.ts): one
 // "User: …" / "Bot: …" line per turn, the prompt ends with "Bot:", the reply ends at a new turn
 // line, a blank line or <|endoftext|>. The prompt text is tokenized on its own, as in training.
-import { buildChatPrompt, CHAT_STOP, cleanReply } from '../chat-format.js';
+import { buildChatPrompt, CHAT_STOP, cleanReply } from './format.js';
 import type { ChatFormat, ChatPromptIds, ChatSamplingDefaults, ChatTokenizer, ChatTurn } from './chat-format.js';
 
 export const NEMO_LINES = 'nemo-lines';

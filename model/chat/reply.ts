@@ -4,7 +4,7 @@
 // in, or contains a blocked word is resampled with a new seed (bounded tries); when every try
 // fails, a short polite line in the user's language is sent instead. The outcome says which.
 import { randomInt } from 'node:crypto';
-import type { GenerationResult, SamplingOptions, TextGenerator } from '../generator.js';
+import type { GenerationResult, SamplingOptions, TextGenerator } from '../inference/generator.js';
 import type { ChatFormat, ChatPromptIds, ChatTurn } from './chat-format.js';
 import { BlockedStreamGuard, type BlockedWords } from './blocked-words.js';
 import { hasContent, messageLanguage, replyMatchesLanguage, type ChatLanguage } from './language.js';

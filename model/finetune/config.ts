@@ -1,8 +1,7 @@
 // The fine-tuning recipe. Defaults are the paper's (section 4.1): lr 6.25e-5, batch 32, 3 epochs,
 // linear decay with warm-up over 0.2 % of training, dropout 0.1 on the classifier, λ = 0.5.
 import { z } from 'zod';
-
-const positiveInt = z.number().int().positive();
+import { loopFields, parseRecipe, positiveInt } from '../train/config.js';
 
 export const finetuneConfigSchema = z
   .object({
@@ -20,17 +19,16 @@ export const finetuneConfigSchema = z
     clfDropout: z.number().min(0).lt(1).default(0.1),
     /** Decoder dropout (embeddings, attention, residuals); default: the model config's (0.1 for GPT-1). */
     dropout: z.number().min(0).lt(1).optional(),
-    weightDecay: z.number().min(0).default(0.01),
-    /** Global gradient-norm clip (0 disables). */
-    gradClip: z.number().min(0).default(1),
+    weightDecay: loopFields.weightDecay,
+    gradClip: loopFields.gradClip,
     /** Seeds the head, the new embedding rows, the data order and dropout. */
     seed: z.number().int().nonnegative().default(42),
     /** Longest sequence (tokens); default and maximum: the model's context. */
     maxLen: z.number().int().min(3).optional(),
     /** Stop after this many updates in total (a fixed budget); default: all epochs. */
     maxSteps: positiveInt.optional(),
-    checkpointEvery: positiveInt.default(100),
-    logEvery: positiveInt.default(10),
+    checkpointEvery: loopFields.checkpointEvery,
+    logEvery: loopFields.logEvery,
   })
   .strict();
 
@@ -42,9 +40,5 @@ export class FinetuneConfigError extends Error {
 }
 
 export function parseFinetuneConfig(raw: unknown, source = 'fine-tuning options'): FinetuneConfig {
-  const r = finetuneConfigSchema.safeParse(raw ?? {});
-  if (!r.success) {
-    throw new FinetuneConfigError(`${source}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  }
-  return r.data;
+  return parseRecipe(finetuneConfigSchema, raw, source, (m) => new FinetuneConfigError(m));
 }

@@ -7,13 +7,13 @@
 //   multiple choice:           score_k = dropout(h_k) w + b, softmax over k (one output per choice)
 //   similarity with scores:    ŷ = dropout(h_AB + h_BA) w + b, squared error on the label scaled to [0, 1]
 import * as tf from '@tensorflow/tfjs';
-import type { GptConfig } from '../config.js';
-import { forward } from '../gpt.js';
-import { dropout } from '../layers.js';
-import type { GptParams } from '../params.js';
+import type { GptConfig } from '../nn/config.js';
+import { forward } from '../nn/gpt.js';
+import { dropout } from '../nn/layers.js';
+import type { GptParams } from '../nn/params.js';
 import { Rng } from '../rng.js';
-import type { HostTensor } from '../safetensors.js';
-import { crossEntropy } from '../train/loss.js';
+import type { HostTensor } from '../io/safetensors.js';
+import { crossEntropy, lmLoss } from '../train/loss.js';
 import { headSize, type LabelSpace } from './data.js';
 import type { SpecialIds, TaskName } from './tasks.js';
 import type { EncodedInput } from './transforms.js';
@@ -194,10 +194,7 @@ export function taskForward(model: FinetuneModel, batch: PreparedBatch, opts: Fo
   }
   const lambda = opts.lmCoef ?? 0;
   if (lambda > 0 && batch.lmIdx.length > 0) {
-    const hl = tf.gather(flat, tf.tensor1d(batch.lmIdx, 'int32')) as tf.Tensor2D;
-    // Explicit transpose + plain matmul for the tied LM head (the transposed form is slow on wasm).
-    const logits = tf.matMul(hl, tf.transpose(params.tokensEmbed) as tf.Tensor2D) as tf.Tensor2D;
-    out.lmLoss = crossEntropy(logits, tf.tensor1d(batch.lmTargets, 'int32'));
+    out.lmLoss = lmLoss(params.tokensEmbed, flat, { positions: batch.lmIdx, targets: batch.lmTargets });
     out.loss = tf.add(out.taskLoss, tf.mul(out.lmLoss, lambda)) as tf.Scalar;
   } else {
     out.loss = out.taskLoss;

@@ -1,22 +1,23 @@
 // Supervised fine-tuning (the paper's second stage): the pre-trained decoder plus a linear head,
-// trained on L2 + λ·L1 with the pre-training code's AdamW (decoupled weight decay), a linear-decay
-// schedule with warm-up, global-norm gradient clipping and the wasm training kernels.
+// trained on L2 + λ·L1 as an objective of the shared training loop (../train/loop.ts: AdamW with
+// decoupled weight decay, a linear-decay schedule with warm-up, global-norm gradient clipping).
 // Checkpoints (weights, head, tokenizer, optimizer moments, data position) resume exactly; a run
 // that finishes leaves the fine-tuned model in `outDir` itself and removes its checkpoint.
 import { createHash } from 'node:crypto';
-import { appendFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import cliProgress from 'cli-progress';
 import * as tf from '@tensorflow/tfjs';
-import { readCheckpoint } from '../checkpoint.js';
-import { initParamArrays, namedParams, paramSpecs, toVariables } from '../params.js';
+import { readCheckpoint } from '../io/checkpoint.js';
+import { initParamArrays, namedParams, paramSpecs, toVariables } from '../nn/params.js';
 import { Rng } from '../rng.js';
-import { readSafetensors, writeSafetensors, type HostTensor } from '../safetensors.js';
+import { readSafetensors, writeSafetensors, type HostTensor } from '../io/safetensors.js';
 import { BpeTokenizer } from '../tokenizer/bpe.js';
 import { AdamW } from '../train/adamw.js';
 import { installTrainingKernels } from '../train/kernels.js';
-import { learningRate } from '../train/schedule.js';
-import { paramsFromArrays } from '../checkpoint.js';
+import { LOG_FILE, runLoop, type MicroBatch, type Objective } from '../train/loop.js';
+import { findCheckpoint, replaceCheckpoint, withRunLock } from '../train/run-folder.js';
+import { paramsFromArrays } from '../io/checkpoint.js';
+import { TrainingError } from '../errors.js';
 import { FINETUNE_FILE, readFinetuned, saveFinetuned } from './checkpoint.js';
 import type { FinetuneConfig } from './config.js';
 import { headSize, labelSpaceOf, labelTargets, type LabelSpace, type LoadedExamples } from './data.js';
@@ -25,7 +26,7 @@ import { growVocabulary, HEAD_BIAS, HEAD_WEIGHT, initHeadArrays, prepareBatch, t
 import { SPECIAL_TOKEN_NAMES, type TaskName } from './tasks.js';
 import type { EncodedInput } from './transforms.js';
 
-export class FinetuneError extends Error {
+export class FinetuneError extends TrainingError {
   override name = 'FinetuneError';
 }
 
@@ -88,7 +89,6 @@ interface FinetuneState {
 
 const STATE_FILE = 'finetune_state.json';
 const OPTIMIZER_FILE = 'optimizer.safetensors';
-const LOG_FILE = 'log.jsonl';
 const exists = (p: string) => stat(p).then(() => true, () => false);
 let runCounter = 0;
 
@@ -113,7 +113,7 @@ function permutation(n: number, seed: number, epoch: number): Uint32Array {
 interface Start {
   spec: TaskSpec;
   tokenizer: BpeTokenizer;
-  config: import('../config.js').GptConfig;
+  config: import('../nn/config.js').GptConfig;
   arrays: Map<string, HostTensor>;
   head: Map<string, HostTensor>;
   state?: FinetuneState;
@@ -160,27 +160,12 @@ async function freshStart(opts: FinetuneOptions): Promise<Start> {
 async function saveState(
   outDir: string, model: FinetuneModel, tokenizer: BpeTokenizer, optimizer: AdamW, state: FinetuneState,
 ): Promise<string> {
-  const final = path.join(outDir, 'checkpoint');
-  const tmp = path.join(outDir, 'checkpoint.tmp');
-  const prev = path.join(outDir, 'checkpoint.prev');
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
-  await saveFinetuned(tmp, model, tokenizer, { base: state.base, metadata: { step: String(state.step) } });
-  await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), await optimizer.stateArrays(), 'F32', { step: String(state.step) });
-  await writeFile(path.join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`); // last: marks it complete
-  await rm(prev, { recursive: true, force: true });
-  if (await exists(final)) await rename(final, prev);
-  await rename(tmp, final);
-  await rm(prev, { recursive: true, force: true });
-  return final;
-}
-
-async function findState(outDir: string): Promise<string | undefined> {
-  for (const name of ['checkpoint', 'checkpoint.prev']) {
-    const dir = path.join(outDir, name);
-    if (await exists(path.join(dir, STATE_FILE))) return dir;
-  }
-  return undefined;
+  const optimizerArrays = await optimizer.stateArrays();
+  return replaceCheckpoint(outDir, async (dir) => {
+    await saveFinetuned(dir, model, tokenizer, { base: state.base, metadata: { step: String(state.step) } });
+    await writeSafetensors(path.join(dir, OPTIMIZER_FILE), optimizerArrays, 'F32', { step: String(state.step) });
+    await writeFile(path.join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`); // last: marks it complete
+  });
 }
 
 async function resumeStart(dir: string, opts: FinetuneOptions): Promise<Start> {
@@ -207,11 +192,14 @@ async function resumeStart(dir: string, opts: FinetuneOptions): Promise<Start> {
 }
 
 export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
+  if (path.resolve(opts.outDir) === path.resolve(opts.baseDir)) throw new FinetuneError('--out must differ from the base model folder');
+  return withRunLock(opts.outDir, () => finetuneLocked(opts));
+}
+
+async function finetuneLocked(opts: FinetuneOptions): Promise<FinetuneResult> {
   const { outDir, config: fc } = opts;
-  if (path.resolve(outDir) === path.resolve(opts.baseDir)) throw new FinetuneError('--out must differ from the base model folder');
   installTrainingKernels();
-  await mkdir(outDir, { recursive: true });
-  const found = opts.restart ? undefined : await findState(outDir);
+  const found = opts.restart ? undefined : await findCheckpoint(outDir, STATE_FILE);
   if (!found && !opts.restart && (await exists(path.join(outDir, FINETUNE_FILE)))) {
     throw new FinetuneError(`${outDir} already holds a finished fine-tuned model; use --restart to train it again or another --out`);
   }
@@ -239,10 +227,6 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     base: opts.scratch ? `scratch (architecture and tokenizer of ${opts.baseDir})` : path.resolve(opts.baseDir),
     scratch: Boolean(opts.scratch), data: { trainExamples: N, trainHash: hashExamples(opts.train) }, savedAt: '',
   };
-  const emit = async (e: FinetuneEvent) => {
-    opts.onEvent?.(e);
-    await appendFile(path.join(outDir, LOG_FILE), `${JSON.stringify({ ...e, time: new Date().toISOString() })}\n`);
-  };
   if (!found) await writeFile(path.join(outDir, LOG_FILE), '');
 
   const prefix = `finetune${++runCounter}/`;
@@ -259,134 +243,54 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   const vars = [...namedParams(params), [HEAD_WEIGHT, head.w], [HEAD_BIAS, head.b]] as Array<[string, tf.Variable]>;
   const varList = vars.map(([, v]) => v);
   const optimizer = new AdamW(vars, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: fc.weightDecay });
-  const bar = opts.progress === 'bar'
-    ? new cliProgress.SingleBar({ format: `finetune ${opts.task} {bar} {value}/{total} | loss {loss} | {tps} tok/s | ETA {eta_formatted}`, etaBuffer: 30, hideCursor: true }, cliProgress.Presets.shades_classic)
-    : undefined;
-  let lastLoss = NaN;
-  let reason: 'done' | 'max-steps' | 'aborted' = untilStep >= totalSteps ? 'done' : 'max-steps';
-  let lastSaved = found ? state.step : -1;
-  try {
-    if (start.optimizer) optimizer.loadState(start.optimizer, state.step, found!);
-    const nParams = vars.reduce((n, [, v]) => n + v.size, 0);
-    await emit({
-      type: 'start', task: opts.task, step: state.step, totalSteps, epochs: fc.epochs, trainExamples: N, validExamples: valid?.inputs.length ?? 0,
-      truncatedTrain: train.truncated, truncatedValid: valid?.truncated ?? 0, maxLen: spec.maxLen, labels: spec.labels, base: state.base,
-      scratch: state.scratch, resumedFrom: start.resumedFrom, parameters: nParams, backend: tf.getBackend(),
-    });
-    const save = async () => {
-      state.savedAt = new Date().toISOString();
-      const dir = await saveState(outDir, model, tokenizer, optimizer, state);
-      lastSaved = state.step;
-      await emit({ type: 'checkpoint', step: state.step, dir });
-    };
-    const runValid = async () => {
-      if (!valid || !validTargets) return;
-      const metrics = computeMetrics(spec, predictInputs(model, valid.inputs), validTargets);
-      state.lastValid = metrics;
-      await emit({ type: 'eval', step: state.step, epoch: state.position.epoch, metrics });
-      if (opts.progress === 'lines' || opts.progress === 'bar') {
-        bar?.stop();
-        process.stderr.write(`validation after step ${state.step}: ${formatMetrics(metrics)}\n`);
-        bar?.start(untilStep, state.step, { loss: lastLoss.toFixed(3), tps: '-' });
-      }
-    };
-    bar?.start(untilStep, state.step, { loss: '-', tps: '-' });
-    let perm = permutation(N, fc.seed, state.position.epoch);
-    let windowStart = performance.now();
-    let windowTokens = 0;
-    while (state.step < untilStep) {
-      if (opts.signal?.aborted) {
-        reason = 'aborted';
-        break;
-      }
-      const t0 = performance.now();
+  let perm = permutation(N, fc.seed, state.position.epoch);
+  let batchSize = 0;
+  const objective: Objective = {
+    label: `finetune ${opts.task}`,
+    variables: vars,
+    batches: (step) => {
       if (state.position.cursor >= N) {
         state.position = { epoch: state.position.epoch + 1, cursor: 0 };
         perm = permutation(N, fc.seed, state.position.epoch);
       }
       const idx = Array.from(perm.subarray(state.position.cursor, Math.min(N, state.position.cursor + B)));
-      const lr = learningRate(state.step, schedule);
+      batchSize = idx.length;
       const micro = fc.microBatch ?? idx.length;
-      let acc: Map<string, tf.Tensor> | undefined;
-      let lossSum = 0;
-      let taskSum = 0;
-      let lmSum = 0;
-      let tokens = 0;
+      const out: MicroBatch[] = [];
       for (let m = 0; m < idx.length; m += micro) {
         const chunk = idx.slice(m, m + micro);
         const inputs: EncodedInput[] = chunk.map((i) => train.inputs[i]);
-        tokens += inputs.reduce((n, e) => n + e.sequences.reduce((k, s) => k + s.length, 0), 0);
         const batch = prepareBatch(spec.task, inputs, chunk.map((i) => trainTargets[i]));
         const weight = chunk.length / idx.length;
-        const seed = ((fc.seed % 100000) * 7919 + state.step * 1000 + m) % 2147483647;
-        const kept: tf.Tensor[] = [];
-        const { value, grads } = tf.variableGrads(() => {
-          const out = taskForward(model, batch, { training: true, lmCoef: fc.lmCoef, clfDropout: fc.clfDropout, dropout: fc.dropout, seed });
-          kept.push(tf.keep(out.taskLoss!), ...(out.lmLoss ? [tf.keep(out.lmLoss)] : []));
-          return tf.mul(out.loss!, weight) as tf.Scalar;
-        }, varList);
-        lossSum += value.dataSync()[0];
-        taskSum += kept[0].dataSync()[0] * weight;
-        if (kept[1]) lmSum += kept[1].dataSync()[0] * weight;
-        tf.dispose([value, ...kept]);
-        if (!acc) {
-          acc = new Map(vars.map(([name, v]) => [name, grads[v.name]]));
-        } else {
-          for (const [name, v] of vars) {
-            const sum = tf.add(acc.get(name)!, grads[v.name]);
-            tf.dispose([acc.get(name)!, grads[v.name]]);
-            acc.set(name, sum);
-          }
-        }
-      }
-      const normT = tf.tidy(() => tf.sqrt(tf.addN([...acc!.values()].map((g) => tf.sum(tf.square(g))))));
-      const gradNorm = normT.dataSync()[0];
-      normT.dispose();
-      if (!Number.isFinite(lossSum) || !Number.isFinite(gradNorm)) {
-        tf.dispose([...acc!.values()]);
-        throw new FinetuneError(
-          `the loss became ${lossSum} (gradient norm ${gradNorm}) at step ${state.step + 1}; the update was not applied` +
-            (lastSaved >= 0 ? `; the checkpoint of step ${lastSaved} in ${path.join(outDir, 'checkpoint')} is intact` : '') +
-            '. Try a lower --lr.',
-        );
-      }
-      const clip = fc.gradClip > 0 && gradNorm > fc.gradClip ? fc.gradClip / gradNorm : 1;
-      if (clip !== 1) {
-        for (const [name, g] of acc!) {
-          acc!.set(name, tf.mul(g, clip));
-          g.dispose();
-        }
-      }
-      optimizer.apply(acc!, lr);
-      tf.dispose([...acc!.values()]);
-
-      state.step++;
-      state.position = { epoch: state.position.epoch, cursor: state.position.cursor + idx.length };
-      state.tokensSeen += tokens;
-      state.elapsedMs += performance.now() - t0;
-      windowTokens += tokens;
-      lastLoss = lossSum;
-      const epochDone = state.position.cursor >= N;
-      if (state.step % fc.logEvery === 0 || state.step === untilStep || epochDone) {
-        const now = performance.now();
-        const tps = (windowTokens / Math.max(1e-9, now - windowStart)) * 1000;
-        windowStart = now;
-        windowTokens = 0;
-        await emit({
-          type: 'step', step: state.step, epoch: state.position.epoch, loss: lossSum, taskLoss: taskSum, lmLoss: fc.lmCoef > 0 ? lmSum : undefined,
-          lr, gradNorm, tokensPerSec: tps, tokensSeen: state.tokensSeen, elapsedMs: state.elapsedMs,
+        const seed = ((fc.seed % 100000) * 7919 + step * 1000 + m) % 2147483647;
+        out.push({
+          tokens: inputs.reduce((n, e) => n + e.sequences.reduce((k, s) => k + s.length, 0), 0),
+          partWeight: weight,
+          loss: () => {
+            const r = taskForward(model, batch, { training: true, lmCoef: fc.lmCoef, clfDropout: fc.clfDropout, dropout: fc.dropout, seed });
+            return { loss: tf.mul(r.loss!, weight) as tf.Scalar, parts: { taskLoss: r.taskLoss!, ...(r.lmLoss ? { lmLoss: r.lmLoss } : {}) } };
+          },
         });
-        bar?.update(state.step, { loss: lossSum.toFixed(3), tps: tps.toFixed(0) });
-        if (opts.progress === 'lines') {
-          process.stderr.write(`step ${state.step}/${totalSteps} epoch ${state.position.epoch + 1} loss ${lossSum.toFixed(4)} (task ${taskSum.toFixed(4)}` +
-            `${fc.lmCoef > 0 ? `, lm ${lmSum.toFixed(3)}` : ''}) lr ${lr.toExponential(2)} ${tps.toFixed(0)} tok/s\n`);
-        }
       }
-      if (epochDone) await runValid();
-      if (state.step % fc.checkpointEvery === 0 && state.step < totalSteps) await save();
-    }
-    if (state.step >= totalSteps) {
-      if (state.lastValid === undefined || state.position.cursor < N) await runValid();
+      return out;
+    },
+    afterUpdate: () => {
+      state.position = { epoch: state.position.epoch, cursor: state.position.cursor + batchSize };
+      const epochDone = state.position.cursor >= N;
+      return { evaluate: epochDone && !!valid, log: epochDone };
+    },
+    stepFields: (parts) => ({ epoch: state.position.epoch, taskLoss: parts.taskLoss, lmLoss: fc.lmCoef > 0 ? parts.lmLoss ?? 0 : undefined }),
+    evaluate: async () => {
+      const metrics = computeMetrics(spec, predictInputs(model, valid!.inputs), validTargets!);
+      state.lastValid = metrics;
+      return { fields: { epoch: state.position.epoch, metrics }, line: `validation after step ${state.step}: ${formatMetrics(metrics)}` };
+    },
+    finalEvaluationDue: (finished) => finished && !!valid && (state.lastValid === undefined || state.position.cursor < N),
+    save: async () => {
+      state.savedAt = new Date().toISOString();
+      return saveState(outDir, model, tokenizer, optimizer, state);
+    },
+    complete: async () => {
       await saveFinetuned(outDir, model, tokenizer, {
         base: state.base,
         training: {
@@ -394,14 +298,26 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
           truncatedTrain: train.truncated, config: fc, valid: state.lastValid, finishedAt: new Date().toISOString(),
         },
       });
-      await emit({ type: 'stop', step: state.step, reason });
       await rm(path.join(outDir, 'checkpoint'), { recursive: true, force: true });
-    } else {
-      if (state.step !== lastSaved) await save();
-      await emit({ type: 'stop', step: state.step, reason });
-    }
+    },
+  };
+  let lastLoss = NaN;
+  try {
+    if (start.optimizer) optimizer.loadState(start.optimizer, state.step, found!);
+    const nParams = vars.reduce((n, [, v]) => n + v.size, 0);
+    const startEvent: FinetuneEvent = {
+      type: 'start', task: opts.task, step: state.step, totalSteps, epochs: fc.epochs, trainExamples: N, validExamples: valid?.inputs.length ?? 0,
+      truncatedTrain: train.truncated, truncatedValid: valid?.truncated ?? 0, maxLen: spec.maxLen, labels: spec.labels, base: state.base,
+      scratch: state.scratch, resumedFrom: start.resumedFrom, parameters: nParams, backend: tf.getBackend(),
+    };
+    opts.onEvent?.(startEvent);
+    await appendFile(path.join(outDir, LOG_FILE), `${JSON.stringify({ ...startEvent, time: new Date().toISOString() })}\n`);
+    ({ lastLoss } = await runLoop({
+      objective, optimizer, state, schedule, gradClip: fc.gradClip, totalSteps, untilStep, logEvery: fc.logEvery,
+      checkpointEvery: fc.checkpointEvery, checkpointBefore: totalSteps, outDir, lastSavedStep: found ? state.step : -1,
+      progress: opts.progress, signal: opts.signal, onEvent: (e) => opts.onEvent?.(e as FinetuneEvent),
+    }));
   } finally {
-    bar?.stop();
     optimizer.dispose();
     tf.dispose(varList);
   }

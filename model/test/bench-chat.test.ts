@@ -9,9 +9,9 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { parseChatJsonl } from '../bench/chat-data.js';
 import { distinctN, scoreTargets } from '../bench/chat-scoring.js';
-import { readCheckpoint } from '../checkpoint.js';
-import { loadRuntime } from '../runtime.js';
-import { createTinyModel } from '../testing.js';
+import { readCheckpoint } from '../io/checkpoint.js';
+import { loadRuntime } from '../inference/runtime.js';
+import { createTinyModel } from './tiny-model.js';
 import { referenceLogits } from './reference.js';
 
 const run = promisify(execFile);

@@ -9,12 +9,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { initBackend } from '../backend.js';
-import { Batcher } from '../batcher.js';
+import { Batcher } from '../inference/batcher.js';
 import { CdialFormat, CdialFormatError } from '../chat/cdial-format.js';
 import type { ChatTurn } from '../chat/chat-format.js';
-import { readCheckpoint } from '../checkpoint.js';
-import { Sequence, type SequenceResult } from '../generate.js';
-import { loadRuntime } from '../runtime.js';
+import { readCheckpoint } from '../io/checkpoint.js';
+import { Sequence, type SequenceResult } from '../inference/sequence.js';
+import { loadRuntime } from '../inference/runtime.js';
 import { WordPieceTokenizer } from '../tokenizer/wordpiece.js';
 import { referenceLogits } from './reference.js';
 

@@ -6,11 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { BlockedStreamGuard, BlockedWords, parseBlockedWords } from '../chat/blocked-words.js';
+import { cutAtFirstStop } from '../chat/chat-format.js';
 import { ChatFormatError, parseChatFormatDeclaration } from '../chat/declaration.js';
 import { hasContent, messageLanguage, replyMatchesLanguage } from '../chat/language.js';
 import { chatFormatFor, impliedFormat } from '../chat/registry.js';
 import { OpenAiGptFormat } from '../chat/openai-gpt.js';
-import { createTinyModel } from '../testing.js';
+import { createTinyModel } from './tiny-model.js';
 import { BpeTokenizer } from '../tokenizer/bpe.js';
 
 let dir: string;
@@ -149,4 +150,10 @@ test('language: Chinese messages need Chinese, English ones no mostly-Han reply;
   assert.equal(replyMatchesLanguage('any', '天'), true);
   for (const e of ['', '…', '?!', '🤔 …', ' ) ']) assert.equal(hasContent(e), false, e);
   for (const ok of ['4', 'ok', '好']) assert.equal(hasContent(ok), true, ok);
+});
+
+test('cutAtFirstStop ends the turn at the earliest stop string', () => {
+  assert.equal(cutAtFirstStop('fine thanks\nUser: and you', ['\nUser:']), 'fine thanks');
+  assert.equal(cutAtFirstStop('a<b>c', ['c', '<b>']), 'a');
+  assert.equal(cutAtFirstStop('no stop', ['\nUser:', '']), 'no stop');
 });

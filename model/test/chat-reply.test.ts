@@ -10,8 +10,8 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { BlockedWords } from '../chat/blocked-words.js';
 import { ChatResponder, FALLBACK_TEXT } from '../chat/reply.js';
-import type { TextGenerator } from '../generator.js';
-import { createGenerator } from '../service.js';
+import type { TextGenerator } from '../inference/generator.js';
+import { createGenerator } from '../serving/service.js';
 import { createForcedModel, singleTokenWord } from './forced-model.js';
 
 const run = promisify(execFile);

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import { createTinyModel } from '../testing.js';
+import { createTinyModel } from './tiny-model.js';
 
 const run = promisify(execFile);
-const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'model/cli.ts', ...args], { timeout: 120_000 });
+const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'model/cli/cli.ts', ...args], { timeout: 120_000 });
 let dir: string;
 
 before(async () => {
@@ -44,7 +44,7 @@ test('logits prints one row per position; info describes the model; bad input is
 
 test('the chat REPL answers every line, piped input included, and keeps going after /reset', async () => {
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'model/chat-repl.ts', '--model', dir, '--max-tokens', '5', '--seed', '1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'model/cli/chat-repl.ts', '--model', dir, '--max-tokens', '5', '--seed', '1'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stdin.end('hello\n/reset\nhow are you?\n');

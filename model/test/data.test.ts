@@ -10,7 +10,7 @@ import { hashUnit, prepareData } from '../data/prepare.js';
 import { DataError, loadDataset } from '../data/shards.js';
 import { BpeTokenizer } from '../tokenizer/bpe.js';
 
-const SHIPPED_TOKENIZER = path.resolve('model/tokenizer/shipped');
+const SHIPPED_TOKENIZER = path.resolve('model/shipped');
 
 async function take<T>(it: AsyncIterable<T>, n: number): Promise<T[]> {
   const out: T[] = [];
@@ -73,7 +73,7 @@ test('data:prepare is deterministic, splits by document id, applies the mix, and
   try {
     await BpeTokenizer.load(SHIPPED_TOKENIZER);
   } catch {
-    t.skip('model/tokenizer/shipped is absent');
+    t.skip('model/shipped is absent');
     return;
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-data-'));

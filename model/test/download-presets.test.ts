@@ -14,8 +14,8 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { loadCheckpoint } from '../checkpoint.js';
-import { logits } from '../gpt.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
+import { logits } from '../nn/gpt.js';
 import { maxAbsDiff } from './reference.js';
 
 const FIX = fileURLToPath(new URL('./fixtures/torch/', import.meta.url));

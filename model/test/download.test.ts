@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { DownloadError, downloadFile, hubUrl } from '../download.js';
+import { DownloadError, downloadFile, hubUrl } from '../io/download.js';
 
 const body = randomBytes(300_000);
 const sha = createHash('sha256').update(body).digest('hex');

@@ -7,16 +7,15 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { paramsFromArrays, readCheckpoint, saveCheckpoint } from '../checkpoint.js';
-import { makeConfig } from '../config.js';
-import { disposeCache, Engine } from '../engine.js';
+import { paramsFromArrays, readCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { makeConfig } from '../nn/config.js';
+import { disposeCache, Engine } from '../inference/engine.js';
 import { CheckpointError } from '../errors.js';
-import { writeNpy } from '../npy.js';
+import { writeNpy } from '../io/npy.js';
 import { nativeMatMulActive, nativeOpsActive, withoutNative } from '../native/kernels.js';
-import { ParallelEngine } from '../parallel.js';
-import { disposeParams, paramSpecs } from '../params.js';
-import { loadShard, SINGLE } from '../shard.js';
-import { writeSafetensors } from '../safetensors.js';
+import { disposeParams, paramSpecs } from '../nn/params.js';
+import { loadEngineWeights } from '../inference/weights.js';
+import { writeSafetensors } from '../io/safetensors.js';
 import { maxAbsDiff, randomArrays, referenceLogits, type Arrays } from './reference.js';
 
 const cfg = makeConfig({ vocabSize: 61, nPositions: 24, nEmbd: 32, nLayer: 2, nHead: 4 });
@@ -36,7 +35,7 @@ after(() => rm(dir, { recursive: true, force: true }));
 const lastRow = (rows: number[][]) => rows[rows.length - 1];
 
 async function engineFrom(d: string): Promise<Engine> {
-  const { config, tensors } = await loadShard(d, SINGLE);
+  const { config, tensors } = await loadEngineWeights(d);
   return new Engine(config, tensors);
 }
 
@@ -288,39 +287,4 @@ test('bad checkpoints give errors naming the file and the tensor', async () => {
   await assert.rejects(readCheckpoint(garbage), /model\.safetensors: not a safetensors file/);
   await writeFile(path.join(garbage, 'config.json'), '{"n_embd": ');
   await assert.rejects(readCheckpoint(garbage), /config\.json: not valid JSON/);
-});
-
-test('tensor-parallel engine (2 threads) equals the single-thread engine', async () => {
-  const single = await engineFrom(hfDir);
-  const par = await ParallelEngine.create(hfDir, 2);
-  try {
-    const prompts = [[4, 9, 60, 1, 33], [50, 2], [7, 7, 7, 1, 2, 3, 4, 5, 6]];
-    const a = prompts.map((p) => single.prefill(p));
-    const b = prompts.map((p) => par.prefill(p));
-    a.forEach((r, i) => assert.ok(maxAbsDiff(r.logits, b[i].logits) < 1e-4, `prefill ${i}`));
-    assert.ok(maxAbsDiff(b[0].logits, lastRow(referenceLogits(cfg, arrays, prompts[0]))) < 1e-4);
-    for (let s = 0; s < 4; s++) {
-      const la = single.step(a.map((r, i) => ({ cache: r.cache, token: (s * 13 + i * 7) % cfg.vocabSize })));
-      const lb = par.step(b.map((r, i) => ({ cache: r.cache, token: (s * 13 + i * 7) % cfg.vocabSize })));
-      la.forEach((l, i) => assert.ok(maxAbsDiff(l, lb[i]) < 1e-4, `step ${s} seq ${i}`));
-    }
-    // Chunked prefill on both.
-    const ea = single.extend(a[1].cache, [1, 2, 3]);
-    const eb = par.extend(b[1].cache, [1, 2, 3]);
-    assert.ok(maxAbsDiff(ea, eb) < 1e-4, 'extend');
-    // Bad input is refused before any thread starts computing: the group stays usable.
-    assert.throws(() => par.prefill([1, 999]), /outside the vocabulary/);
-    const again = par.prefill([1, 2, 3]);
-    assert.ok(maxAbsDiff(again.logits, single.prefill([1, 2, 3]).logits) < 1e-4);
-    a.forEach((r) => single.release(r.cache));
-    b.forEach((r) => par.release(r.cache));
-    par.release(again.cache);
-    // Batched prefill is one prefill per prompt on the group.
-    const many = par.prefillMany(prompts);
-    many.forEach((r, i) => assert.ok(maxAbsDiff(r.logits, b[i].logits) < 1e-4, `prefillMany ${i}`));
-    many.forEach((r) => par.release(r.cache));
-  } finally {
-    single.dispose();
-    par.dispose();
-  }
 });

@@ -8,7 +8,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../backend.js';
-import { createTinyModel } from '../testing.js';
+import { createTinyModel } from './tiny-model.js';
 
 await initBackend();
 const root = await mkdtemp(path.join(os.tmpdir(), 'nemo-ft-cli-'));
@@ -17,7 +17,7 @@ const base = path.join(root, 'base');
 await createTinyModel(base);
 
 function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'model/cli.ts', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'model/cli/cli.ts', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -2,8 +2,8 @@
 // outputs the same vector v = (B, 0, …) at every position (gain 0, bias v), and the tied head
 // scores token t as B · wte[t][0]. Setting wte[·][0] chooses which tokens the model says and how
 // often, whatever the prompt — a real model through the real generation path, not a stub.
-import { readCheckpoint, saveCheckpoint } from '../checkpoint.js';
-import { createTinyModel } from '../testing.js';
+import { readCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { createTinyModel } from './tiny-model.js';
 import { BpeTokenizer } from '../tokenizer/bpe.js';
 
 /**

@@ -6,12 +6,12 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { BackendError, initBackend } from '../backend.js';
-import { makeConfig } from '../config.js';
+import { makeConfig } from '../nn/config.js';
 import { CheckpointError } from '../errors.js';
-import { bfloat16ToFloat32, float32ToHalf, halfToFloat32 } from '../float16.js';
-import { parseNpy } from '../npy.js';
-import { paramSpecs } from '../params.js';
-import { parseSafetensors } from '../safetensors.js';
+import { bfloat16ToFloat32, float32ToHalf, halfToFloat32 } from '../io/float16.js';
+import { parseNpy } from '../io/npy.js';
+import { paramSpecs } from '../nn/params.js';
+import { parseSafetensors } from '../io/safetensors.js';
 
 function safetensors(header: object, data: Buffer): Buffer {
   const json = Buffer.from(JSON.stringify(header));

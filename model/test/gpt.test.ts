@@ -6,10 +6,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { configFromHf, configToHf, makeConfig, ModelConfigError } from '../config.js';
-import { forward, InvalidTokensError, lastLogits, logits } from '../gpt.js';
-import { countParams, initParams, paramsFromNamed, paramSpecs } from '../params.js';
-import { loadParamArrays, writeSafetensors } from '../safetensors.js';
+import { configFromHf, configToHf, makeConfig, ModelConfigError } from '../nn/config.js';
+import { forward, InvalidTokensError, lastLogits, logits } from '../nn/gpt.js';
+import { countParams, initParams, paramsFromNamed, paramSpecs } from '../nn/params.js';
+import { loadParamArrays, writeSafetensors } from '../io/safetensors.js';
 import { maxAbsDiff, randomArrays, referenceLogits } from './reference.js';
 
 const cfg = makeConfig({ vocabSize: 53, nPositions: 16, nEmbd: 32, nLayer: 2, nHead: 4 });

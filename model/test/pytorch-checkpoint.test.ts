@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { detectFormat, loadCheckpoint, readCheckpoint } from '../checkpoint.js';
+import { detectFormat, loadCheckpoint, readCheckpoint } from '../io/checkpoint.js';
 import { CheckpointError } from '../errors.js';
-import { logits } from '../gpt.js';
+import { logits } from '../nn/gpt.js';
 import { openTorchCheckpoint } from '../io/pytorch/torch-file.js';
 import { maxAbsDiff, referenceLogits } from './reference.js';
 

@@ -1,7 +1,7 @@
 // An independent, deliberately plain GPT-1 in float64 loops: the yardstick the tfjs model is
 // tested against. No tfjs, no shared code with gpt.ts beyond the parameter names.
-import type { GptConfig } from '../config.js';
-import { initParamArrays, paramSpecs } from '../params.js';
+import type { GptConfig } from '../nn/config.js';
+import { initParamArrays, paramSpecs } from '../nn/params.js';
 import { Rng } from '../rng.js';
 
 export type Arrays = Map<string, Float32Array>;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../rng.js';
 import { loadNative } from '../native/index.js';
-import { bannedByNgram, Sampler, topIndices, withJsTopK, type SamplerOptions } from '../sampling.js';
+import { bannedByNgram, Sampler, topIndices, withJsTopK, type SamplerOptions } from '../inference/sampling.js';
 
 interface RefOptions {
   temperature: number;

@@ -11,9 +11,9 @@ import {
   GeneratorTimeoutError,
   GeneratorUnavailableError,
   type TextGenerator,
-} from '../generator.js';
-import { createGenerator } from '../service.js';
-import { createTinyModel } from '../testing.js';
+} from '../inference/generator.js';
+import { createGenerator } from '../serving/service.js';
+import { createTinyModel } from './tiny-model.js';
 
 let dir: string;
 let modelDir: string;
@@ -35,7 +35,7 @@ function firstChunk(): { onText: (c: string) => void; started: Promise<void> } {
 }
 
 test('generates in a worker thread; info, countTokens and concurrent requests', async () => {
-  const gen = await createGenerator({ modelDir, maxBatch: 4, maxQueue: 8, threads: 1 });
+  const gen = await createGenerator({ modelDir, maxBatch: 4, maxQueue: 8 });
   try {
     const info = gen.info();
     assert.equal(info.layers, 2);
@@ -111,23 +111,8 @@ test('timeouts: a running request ends with finishReason timeout, a queued one r
   }
 });
 
-test('two model threads (tensor parallel) give the same text as one', async () => {
-  const one = await createGenerator({ modelDir, maxBatch: 4, threads: 1 });
-  const two = await createGenerator({ modelDir, maxBatch: 4, threads: 2 });
-  try {
-    assert.match(two.info().backend, /x2 model threads/);
-    const reqs = [1, 2, 3].map((seed) => ({ prompt: PROMPT, maxNewTokens: 16, seed, temperature: 0.9 }));
-    const a = await Promise.all(reqs.map((r) => one.generate(r)));
-    const b = await Promise.all(reqs.map((r) => two.generate(r)));
-    assert.deepEqual(b.map((r) => r.text), a.map((r) => r.text));
-  } finally {
-    await one.close();
-    await two.close();
-  }
-});
-
 test('a crashed model worker fails its requests, restarts, and serves the queue', async () => {
-  const gen = await createGenerator({ modelDir, maxBatch: 1, maxQueue: 4, threads: 1 });
+  const gen = await createGenerator({ modelDir, maxBatch: 1, maxQueue: 4 });
   try {
     const a = firstChunk();
     const running = gen.generate({ prompt: PROMPT, maxNewTokens: 500, minNewTokens: 500, onText: a.onText });

@@ -1,6 +1,6 @@
 // Token types (CDial-GPT's speaker embeddings: input = tokens_embed(id) + positions_embed(pos) +
 // tokens_embed(type)) in the reference model, the engine's prefill / chunked prefill / KV-cache
-// decode / batched decode on every kernel path, the tensor-parallel engine and the batcher,
+// decode / batched decode on every kernel path, and the batcher,
 // against the logits PyTorch computed for the same checkpoint and the float64 reference.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,17 +12,16 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { Batcher } from '../batcher.js';
-import { loadCheckpoint, readCheckpoint } from '../checkpoint.js';
-import type { GptConfig } from '../config.js';
-import { Engine } from '../engine.js';
-import { logits } from '../gpt.js';
-import { Sequence } from '../generate.js';
+import { Batcher } from '../inference/batcher.js';
+import { loadCheckpoint, readCheckpoint } from '../io/checkpoint.js';
+import type { GptConfig } from '../nn/config.js';
+import { Engine } from '../inference/engine.js';
+import { logits } from '../nn/gpt.js';
+import { Sequence } from '../inference/sequence.js';
 import { nativeOpsActive, withoutNative } from '../native/kernels.js';
-import { ParallelEngine } from '../parallel.js';
-import { loadRuntime } from '../runtime.js';
-import { loadShard, SINGLE } from '../shard.js';
-import { createTinyModel } from '../testing.js';
+import { loadRuntime } from '../inference/runtime.js';
+import { loadEngineWeights } from '../inference/weights.js';
+import { createTinyModel } from './tiny-model.js';
 import { maxAbsDiff, referenceLogits, type Arrays } from './reference.js';
 
 const FIX = fileURLToPath(new URL('./fixtures/torch/', import.meta.url));
@@ -60,7 +59,7 @@ test('reference model: token types change the logits exactly as in PyTorch', asy
 });
 
 test('engine: prefill, chunked prefill, KV-cache decode and batched decode with token types', async () => {
-  const engine = await (async () => { const { config: c, tensors } = await loadShard(modelDir, SINGLE); return new Engine(c, tensors); })();
+  const engine = await (async () => { const { config: c, tensors } = await loadEngineWeights(modelDir); return new Engine(c, tensors); })();
   const run = (label: string) => {
     const ids = ref.ids.slice(0, 6);
     const types = ref.tokenTypes.slice(0, 6);
@@ -101,21 +100,6 @@ test('engine: prefill, chunked prefill, KV-cache decode and batched decode with 
   assert.throws(() => engine.prefill([1, 2], [1]), /1 token types for 2 tokens/);
   assert.throws(() => engine.prefill([1, 2], [1, 99]), /outside the vocabulary/);
   engine.dispose();
-});
-
-test('tensor-parallel engine passes token types to its shards', async () => {
-  const par = await ParallelEngine.create(modelDir, 2);
-  try {
-    const ids = ref.ids.slice(0, 5);
-    const types = ref.tokenTypes.slice(0, 5);
-    const { cache, logits: l } = par.prefill(ids, types);
-    assert.ok(maxAbsDiff(l, ref.variants['f32-zip'].typed[4]) < 1e-4);
-    const [s] = par.step([{ cache, token: 9, tokenType: 31 }]);
-    assert.ok(maxAbsDiff(s, last(referenceLogits(config, arrays, [...ids, 9], [...types, 31]))) < 1e-4);
-    par.release(cache);
-  } finally {
-    par.dispose();
-  }
 });
 
 test('batcher: a typed prompt decodes greedily with the reply type on every new token', async () => {

@@ -1,4 +1,4 @@
-// The vocabulary the platform ships (model/tokenizer/shipped): loads, holds the everyday Chinese
+// The vocabulary the platform ships (model/shipped): loads, holds the everyday Chinese
 // characters as single tokens, round-trips chat text exactly and compresses English sensibly.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { BpeTokenizer } from '../tokenizer/bpe.js';
 import { gb2312Level1 } from '../tokenizer/charsets.js';
 
-const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../tokenizer/shipped');
+const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../shipped');
 
 test('shipped vocabulary: 8000 nemo-bpe tokens with an end-of-text token', async () => {
   const tok = await BpeTokenizer.load(DIR);
@@ -16,7 +16,7 @@ test('shipped vocabulary: 8000 nemo-bpe tokens with an end-of-text token', async
   assert.equal(tok.config.type, 'nemo-bpe');
   assert.equal(tok.config.byteFallback, true);
   assert.equal(tok.eosId, tok.tokenToId('<|endoftext|>'));
-  const report = JSON.parse(readFileSync(path.join(DIR, 'training-report.json'), 'utf8')) as { vocabSize: number };
+  const report = JSON.parse(readFileSync(path.join(DIR, 'tokenizer-training-report.json'), 'utf8')) as { vocabSize: number };
   assert.equal(report.vocabSize, tok.vocabSize);
 });
 

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { BpeTokenizer, parseByteToken } from '../tokenizer/bpe.js';
 import { gb2312Level1, resolveCharsets } from '../tokenizer/charsets.js';
 import { trainBpe, UnitCounter } from '../tokenizer/train.js';
-import { trainTokenizer, type TrainTokenizerOptions } from '../commands/train-tokenizer.js';
+import { trainTokenizer, type TrainTokenizerOptions } from '../cli/commands/train-tokenizer.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -211,7 +211,7 @@ describe('trained vocabularies', () => {
   });
 
   test('the command line has --help', () => {
-    const res = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'model/cli.ts'), 'train-tokenizer', '--help'], { encoding: 'utf8', cwd: REPO_ROOT });
+    const res = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'model/cli/cli.ts'), 'train-tokenizer', '--help'], { encoding: 'utf8', cwd: REPO_ROOT });
     assert.equal(res.status, 0, res.stderr);
     assert.match(res.stdout, /--vocab-size/);
     assert.match(res.stdout, /--corpus/);

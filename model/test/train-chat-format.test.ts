@@ -1,7 +1,7 @@
-// The chat prompt format (model/chat-format.ts) the bot and the web chat build prompts with.
+// The chat prompt format (model/chat/format.ts) the bot and the web chat build prompts with.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildChatPrompt, CHAT_STOP, cleanReply } from '../chat-format.js';
+import { buildChatPrompt, CHAT_STOP, cleanReply } from '../chat/format.js';
 
 test('turns become User:/Bot: lines ending with "Bot:", one line per message', () => {
   const { prompt, stop, droppedTurns } = buildChatPrompt(

@@ -1,13 +1,13 @@
 // The training-only kernels and the loss against straightforward float64 JS references, on the
 // backend the trainer uses (wasm here): batched/transposed matmul, its gradient, the segment sum
-// behind the embedding gradient, and the cross-entropy value and gradient.
+// behind the embedding gradient, and the cross-entropy value and gradient (plain and weighted).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
 import { Rng } from '../rng.js';
 import { installTrainingKernels } from '../train/kernels.js';
-import { crossEntropy } from '../train/loss.js';
+import { crossEntropy, weightedCrossEntropy } from '../train/loss.js';
 import { refMatMul } from './reference.js';
 
 const backend = await initBackend();
@@ -75,6 +75,23 @@ test('the embedding gradient (segment sum) adds rows of repeated ids', () => {
   assert.ok(maxDiff(g, want) < 1e-5);
 });
 
+/** Σ w·CE / Σ w over the rows of logits [N, V] and its gradient, in float64. */
+function refCrossEntropy(logits: Float32Array, V: number, targets: ArrayLike<number>, weights: Float32Array): { want: number; wantGrad: Float64Array } {
+  const N = targets.length;
+  const total = weights.reduce((a, b) => a + b, 0);
+  let want = 0;
+  const wantGrad = new Float64Array(N * V);
+  for (let r = 0; r < N; r++) {
+    let m = -Infinity;
+    for (let c = 0; c < V; c++) m = Math.max(m, logits[r * V + c]);
+    let s = 0;
+    for (let c = 0; c < V; c++) s += Math.exp(logits[r * V + c] - m);
+    want += (weights[r] * (m + Math.log(s) - logits[r * V + targets[r]])) / total;
+    for (let c = 0; c < V; c++) wantGrad[r * V + c] = (weights[r] * (Math.exp(logits[r * V + c] - m) / s - (c === targets[r] ? 1 : 0))) / total;
+  }
+  return { want, wantGrad };
+}
+
 test('cross-entropy value and gradient equal a float64 reference', () => {
   const N = 6;
   const V = 11;
@@ -86,17 +103,30 @@ test('cross-entropy value and gradient equal a float64 reference', () => {
     const { value, grads } = tf.valueAndGrads((l: tf.Tensor) => crossEntropy(l as tf.Tensor2D, t))([x]);
     return { value: value.dataSync()[0], grad: grads[0].dataSync() };
   });
-  let want = 0;
-  const wantGrad = new Float64Array(N * V);
-  for (let r = 0; r < N; r++) {
-    let m = -Infinity;
-    for (let c = 0; c < V; c++) m = Math.max(m, logits[r * V + c]);
-    let s = 0;
-    for (let c = 0; c < V; c++) s += Math.exp(logits[r * V + c] - m);
-    want += (m + Math.log(s) - logits[r * V + targets[r]]) / N;
-    for (let c = 0; c < V; c++) wantGrad[r * V + c] = (Math.exp(logits[r * V + c] - m) / s - (c === targets[r] ? 1 : 0)) / N;
-  }
+  const { want, wantGrad } = refCrossEntropy(logits, V, targets, new Float32Array(N).fill(1));
   assert.ok(want > 0);
   assert.ok(Math.abs(value - want) < 1e-5, `loss ${value} vs ${want}`);
   assert.ok(maxDiff(grad, wantGrad) < 1e-6);
+});
+
+test('weighted cross-entropy (Σ w·CE / Σ w): value and gradient equal a float64 reference; weight 0 leaves a row out', () => {
+  const N = 6;
+  const V = 11;
+  const logits = rand(N * V, 19).map((x) => x * 4);
+  const targets = Int32Array.from([4, 10, 3, 0, 7, 1]);
+  const weights = Float32Array.from([1, 0, 2, 0.5, 0, 1]); // rows 1 and 4: masked out (a prompt's tokens)
+  const { value, grad } = tf.tidy(() => {
+    const x = tf.tensor2d(logits, [N, V]);
+    const { value, grads } = tf.valueAndGrads((l: tf.Tensor) => weightedCrossEntropy(l as tf.Tensor2D, targets, weights))([x]);
+    return { value: value.dataSync()[0], grad: grads[0].dataSync() };
+  });
+  const { want, wantGrad } = refCrossEntropy(logits, V, targets, weights);
+  assert.ok(Math.abs(value - want) < 1e-5, `loss ${value} vs ${want}`);
+  assert.ok(maxDiff(grad, wantGrad) < 1e-6);
+  for (const r of [1, 4]) assert.ok(grad.subarray(r * V, (r + 1) * V).every((g) => g === 0), `masked row ${r} gets no gradient`);
+  // Equal weights give the plain mean.
+  const plain = tf.tidy(() => crossEntropy(tf.tensor2d(logits, [N, V]), tf.tensor1d(targets, 'int32')).dataSync()[0]);
+  const ones = tf.tidy(() => weightedCrossEntropy(tf.tensor2d(logits, [N, V]), targets, new Float32Array(N).fill(3)).dataSync()[0]);
+  assert.ok(Math.abs(plain - ones) < 1e-5, `${plain} vs ${ones}`);
+  assert.throws(() => weightedCrossEntropy(tf.tensor2d(logits, [N, V]), targets, new Float32Array(N)), /weights sum to 0/);
 });

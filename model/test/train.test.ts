@@ -10,14 +10,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { loadCheckpoint } from '../checkpoint.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
 import { DataError, loadDataset, writeDataset } from '../data/shards.js';
 import { parseTrainConfig, TrainConfigError, type TrainConfigInput } from '../train/config.js';
 import { pretrain, TrainingError, type TrainEvent } from '../train/trainer.js';
 import { WindowSampler } from '../train/batches.js';
 import { learningRate } from '../train/schedule.js';
 import { unigramLoss } from '../train/report.js';
-import { exportModel } from '../commands/pretrain.js';
+import { exportModel } from '../cli/commands/pretrain.js';
 
 const VOCAB = 40;
 

@@ -7,15 +7,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Batcher } from '../batcher.js';
-import { makeConfig } from '../config.js';
-import { Sequence, type SequenceResult } from '../generate.js';
-import { loadRuntime, type Runtime } from '../runtime.js';
+import { Batcher } from '../inference/batcher.js';
+import { makeConfig } from '../nn/config.js';
+import { Sequence, type SequenceResult } from '../inference/sequence.js';
+import { loadRuntime, type Runtime } from '../inference/runtime.js';
 import { Rng } from '../rng.js';
-import { Sampler } from '../sampling.js';
-import { createTinyModel } from '../testing.js';
+import { Sampler } from '../inference/sampling.js';
+import { createTinyModel } from './tiny-model.js';
 import { BpeTokenizer, byteToken } from '../tokenizer/bpe.js';
-import { Utf8Guard, utf8TablesFor } from '../utf8-constraint.js';
+import { Utf8Guard, utf8TablesFor } from '../inference/utf8-constraint.js';
 
 // A nemo-bpe vocabulary: 256 byte tokens (ids 0..255), then a few words and an end token.
 const WORDS = ['a', 'b', '▁hi', '<|endoftext|>'];

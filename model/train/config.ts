@@ -1,10 +1,28 @@
-// The pre-training recipe, read from the JSON file given to `pretrain --config`. Every field has
-// GPT-1's value (scaled down where the paper's would not fit this machine) as its default, and a
-// wrong value is rejected with the field's name.
+// Training recipes. The pre-training one is read from the JSON file given to `pretrain --config`:
+// every field has GPT-1's value (scaled down where the paper's would not fit this machine) as its
+// default. Every objective's recipe shares the loop's fields and the parsing here; a wrong value is
+// rejected with the field's name.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 
-const positiveInt = z.number().int().positive();
+export const positiveInt = z.number().int().positive();
+
+/** The training loop's settings (loop.ts), the same in every objective's recipe. */
+export const loopFields = {
+  /** Decoupled weight decay on matrices. */
+  weightDecay: z.number().min(0).default(0.01),
+  /** Global gradient-norm clip (0 disables). */
+  gradClip: z.number().min(0).default(1),
+  checkpointEvery: positiveInt.default(100),
+  logEvery: positiveInt.default(10),
+};
+
+/** Parses a recipe; every problem is named by its field, all in one error made by `fail`. */
+export function parseRecipe<S extends z.ZodType>(schema: S, raw: unknown, source: string, fail: (message: string) => Error): z.output<S> {
+  const r = schema.safeParse(raw ?? {});
+  if (!r.success) throw fail(`${source}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
 
 export const trainConfigSchema = z
   .object({
@@ -32,18 +50,17 @@ export const trainConfigSchema = z
     beta1: z.number().min(0).lt(1).default(0.9),
     beta2: z.number().min(0).lt(1).default(0.999),
     eps: z.number().positive().default(1e-8),
-    weightDecay: z.number().min(0).default(0.01),
-    /** Global gradient-norm clip (0 disables). */
-    gradClip: z.number().min(0).default(1),
+    weightDecay: loopFields.weightDecay,
+    gradClip: loopFields.gradClip,
     /** Residual, embedding and attention dropout. */
     dropout: z.number().min(0).lt(1).default(0.1),
     /** Seeds initialisation, data order and dropout. */
     seed: z.number().int().nonnegative().default(1234),
-    checkpointEvery: positiveInt.default(100),
+    checkpointEvery: loopFields.checkpointEvery,
     evalEvery: positiveInt.default(200),
     /** Validation windows per corpus at each evaluation. */
     evalWindows: positiveInt.default(16),
-    logEvery: positiveInt.default(10),
+    logEvery: loopFields.logEvery,
   })
   .strict();
 
@@ -55,12 +72,7 @@ export class TrainConfigError extends Error {
 }
 
 export function parseTrainConfig(raw: unknown, source = 'training config'): TrainConfig {
-  const r = trainConfigSchema.safeParse(raw ?? {});
-  if (!r.success) {
-    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new TrainConfigError(`${source}: ${problems}`);
-  }
-  const c = r.data;
+  const c = parseRecipe(trainConfigSchema, raw, source, (m) => new TrainConfigError(m));
   if (c.model.nEmbd % c.model.nHead !== 0) {
     throw new TrainConfigError(`${source}: model.nEmbd (${c.model.nEmbd}) must be divisible by model.nHead (${c.model.nHead})`);
   }

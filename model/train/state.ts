@@ -1,15 +1,15 @@
-// Training checkpoints that resume EXACTLY: the weights (HF layout, float32, so the folder is
+// Pre-training checkpoints that resume EXACTLY: the weights (HF layout, float32, so the folder is
 // also a normal model checkpoint), the optimizer's moments, the data position and the counters.
-// Written to a temporary folder and swapped in with renames, so a crash or a bad step never
-// leaves a half-written checkpoint: `checkpoint/` is always the last complete one.
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+// Swapped in whole (run-folder.ts): `checkpoint/` is always the last complete one.
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readCheckpoint, saveCheckpoint } from '../checkpoint.js';
-import type { GptConfig } from '../config.js';
-import type { GptParams } from '../params.js';
-import { readSafetensors, writeSafetensors, type HostTensor } from '../safetensors.js';
+import { readCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import type { GptConfig } from '../nn/config.js';
+import type { GptParams } from '../nn/params.js';
+import { readSafetensors, writeSafetensors, type HostTensor } from '../io/safetensors.js';
 import type { DataPosition } from './batches.js';
 import type { TrainConfig } from './config.js';
+import { findCheckpoint as findRunCheckpoint, replaceCheckpoint } from './run-folder.js';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -38,19 +38,9 @@ export class CheckpointStateError extends Error {
   override name = 'CheckpointStateError';
 }
 
-const exists = async (p: string) => stat(p).then(() => true, () => false);
-
-export function checkpointDir(outDir: string): string {
-  return path.join(outDir, 'checkpoint');
-}
-
-/** The folder to resume from: `checkpoint/`, or `checkpoint.prev/` if a swap was interrupted. */
-export async function findCheckpoint(outDir: string): Promise<string | undefined> {
-  for (const name of ['checkpoint', 'checkpoint.prev']) {
-    const dir = path.join(outDir, name);
-    if (await exists(path.join(dir, TRAINER_STATE_FILE))) return dir;
-  }
-  return undefined;
+/** The folder to resume a pre-training run from, if any. */
+export function findCheckpoint(outDir: string): Promise<string | undefined> {
+  return findRunCheckpoint(outDir, TRAINER_STATE_FILE);
 }
 
 export async function saveTrainingCheckpoint(
@@ -61,20 +51,12 @@ export async function saveTrainingCheckpoint(
   state: TrainerState,
   tokenizerFiles: string[],
 ): Promise<string> {
-  const final = checkpointDir(outDir);
-  const tmp = path.join(outDir, 'checkpoint.tmp');
-  const prev = path.join(outDir, 'checkpoint.prev');
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
-  await saveCheckpoint(tmp, modelConfig, params, { tokenizerFiles, dtype: 'F32', metadata: { step: String(state.step) } });
-  await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), optimizerArrays, 'F32', { step: String(state.step) });
-  // The state file last: its presence marks the folder complete.
-  await writeFile(path.join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
-  await rm(prev, { recursive: true, force: true });
-  if (await exists(final)) await rename(final, prev);
-  await rename(tmp, final);
-  await rm(prev, { recursive: true, force: true });
-  return final;
+  return replaceCheckpoint(outDir, async (dir) => {
+    await saveCheckpoint(dir, modelConfig, params, { tokenizerFiles, dtype: 'F32', metadata: { step: String(state.step) } });
+    await writeSafetensors(path.join(dir, OPTIMIZER_FILE), optimizerArrays, 'F32', { step: String(state.step) });
+    // The state file last: its presence marks the folder complete.
+    await writeFile(path.join(dir, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+  });
 }
 
 export interface LoadedTrainingCheckpoint {

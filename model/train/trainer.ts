@@ -1,31 +1,31 @@
 // Unsupervised pre-training of the GPT-1 decoder with the standard language-model objective
-// (the paper's first stage), on the model definition in ../gpt.ts:
+// (the paper's first stage), on the model definition in ../nn/gpt.ts, as an objective of the
+// shared training loop (loop.ts: schedule, clipping, checkpoints, resume, log):
 //   Adam(0.9, 0.999, 1e-8) with decoupled weight decay on matrices, linear warm-up then cosine
 //   decay, dropout on embeddings/attention/residuals, N(0, 0.02) init, global-norm gradient
 //   clipping, gradient accumulation; checkpoints that resume bit-identically; validation loss and
 //   perplexity per corpus; a JSONL run log and an SVG loss curve next to the checkpoint.
-import { appendFile, mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import cliProgress from 'cli-progress';
 import * as tf from '@tensorflow/tfjs';
-import { makeConfig, type GptConfig } from '../config.js';
-import { forward } from '../gpt.js';
-import { initParamArrays, namedParams, paramSpecs, toVariables, type GptParams } from '../params.js';
-import { paramsFromArrays, readCheckpoint } from '../checkpoint.js';
+import { makeConfig, type GptConfig } from '../nn/config.js';
+import { forward } from '../nn/gpt.js';
+import { initParamArrays, namedParams, paramSpecs, toVariables, type GptParams } from '../nn/params.js';
+import { paramsFromArrays, readCheckpoint } from '../io/checkpoint.js';
 import type { Dataset } from '../data/shards.js';
+import { TrainingError } from '../errors.js';
 import { AdamW } from './adamw.js';
 import { evalWindows, WindowSampler, type Batch } from './batches.js';
 import type { TrainConfig } from './config.js';
 import { installTrainingKernels } from './kernels.js';
-import { crossEntropy } from './loss.js';
+import { lmLoss } from './loss.js';
 import { renderLossCurve, smooth } from './loss-curve.js';
-import { learningRate } from './schedule.js';
+import { LOG_FILE, runLoop, type MicroBatch, type Objective } from './loop.js';
+import { withRunLock } from './run-folder.js';
 import { findCheckpoint, loadTrainingCheckpoint, saveTrainingCheckpoint, TRAINER_STATE_FILE, type TrainerState } from './state.js';
 
-/** Training cannot go on (NaN loss, bad resume); the last good checkpoint is left as it was. */
-export class TrainingError extends Error {
-  override name = 'TrainingError';
-}
+export { TrainingError } from '../errors.js';
+export { formatDuration } from './loop.js';
 
 export type TrainEvent =
   | { type: 'start'; step: number; resumedFrom?: string; parameters: number; backend: string; trainTokens: number }
@@ -69,7 +69,6 @@ export interface PretrainResult {
   lastEval?: { valLoss: number; perCorpus: Record<string, number> };
 }
 
-const LOG_FILE = 'log.jsonl';
 const CURVE_FILE = 'loss.svg';
 
 let runCounter = 0;
@@ -95,9 +94,7 @@ export function batchLoss(params: GptParams, batch: Batch, rows: number, trainin
   const C = params.config.nEmbd;
   const ids = tf.tensor2d(batch.inputs, [rows, T], 'int32');
   const h = forward(params, ids, { training, seed });
-  // Explicit transpose + plain matmul for the tied LM head: the transposed-matmul form is slow on wasm.
-  const logits = tf.matMul(tf.reshape(h, [rows * T, C]) as tf.Tensor2D, tf.transpose(params.tokensEmbed) as tf.Tensor2D) as tf.Tensor2D;
-  return crossEntropy(logits, tf.tensor1d(batch.targets, 'int32'));
+  return lmLoss(params.tokensEmbed, tf.reshape(h, [rows * T, C]) as tf.Tensor2D, { targets: batch.targets });
 }
 
 /** Mean loss per corpus over up to `maxWindows` validation windows each (dropout off). */
@@ -244,57 +241,13 @@ function freshState(config: TrainConfig, data: Dataset): TrainerState {
   };
 }
 
-const LOCK_FILE = 'LOCK';
-
-/**
- * One trainer per run folder: a second one would interleave checkpoints and logs. The lock file
- * holds the owner's pid; a lock whose process is gone (crash, kill -9) is taken over.
- */
-async function lockRun(outDir: string): Promise<() => Promise<void>> {
-  const file = path.join(outDir, LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(file, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return () => rm(file, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(await readFile(file, 'utf8').catch(() => ''));
-      let alive = false;
-      try {
-        if (pid > 0) process.kill(pid, 0);
-        alive = pid > 0;
-      } catch (e) {
-        alive = (e as NodeJS.ErrnoException).code === 'EPERM';
-      }
-      if (alive) throw new TrainingError(`${outDir} is in use by another training process (pid ${pid}); stop it first or use another --out`);
-      await rm(file, { force: true });
-    }
-  }
-  throw new TrainingError(`${outDir}: could not take the run lock`);
-}
-
-export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
-  await mkdir(opts.outDir, { recursive: true });
-  const unlock = await lockRun(opts.outDir);
-  try {
-    return await pretrainLocked(opts);
-  } finally {
-    await unlock();
-  }
+export function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
+  return withRunLock(opts.outDir, () => pretrainLocked(opts));
 }
 
 async function pretrainLocked(opts: PretrainOptions): Promise<PretrainResult> {
   const { config, data, outDir } = opts;
   installTrainingKernels();
-  const emit = async (e: TrainEvent) => {
-    opts.onEvent?.(e);
-    if (e.type === 'step' || e.type === 'eval' || e.type === 'checkpoint' || e.type === 'stop') {
-      await appendFile(path.join(outDir, LOG_FILE), `${JSON.stringify({ ...e, time: new Date().toISOString() })}\n`);
-    }
-  };
-
   const modelConfig = modelConfigFor(config, data.meta.vocabSize);
   const T = modelConfig.nPositions;
   const B = config.batchSize;
@@ -352,140 +305,49 @@ async function pretrainLocked(opts: PretrainOptions): Promise<PretrainResult> {
   const tokFiles = await tokenizerFiles(data.tokenizerDir);
   const nParams = paramSpecs(modelConfig).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   const resumedFrom = found && !opts.restart ? found : opts.continueFrom;
-  await emit({ type: 'start', step: state.step, resumedFrom, parameters: nParams, backend: tf.getBackend(), trainTokens: data.train.length });
+  opts.onEvent?.({ type: 'start', step: state.step, resumedFrom, parameters: nParams, backend: tf.getBackend(), trainTokens: data.train.length });
 
-  const tokensPerStep = B * T * accum;
-  const bar = opts.progress === 'bar'
-    ? new cliProgress.SingleBar({
-      format: 'pretrain {bar} {value}/{total} | loss {loss} | {tps} tok/s | ETA {eta_formatted}',
-      etaBuffer: 50,
-      hideCursor: true,
-    }, cliProgress.Presets.shades_classic)
-    : undefined;
-  bar?.start(untilStep, state.step, { loss: '-', tps: '-' });
-
-  let lastLoss = NaN;
-  let checkpointDir: string | undefined;
   let lastEval: PretrainResult['lastEval'];
-  let lastSavedStep = found && !opts.restart ? state.step : -1;
-
-  const save = async () => {
-    state.position = { ...sampler.position };
-    if (state.optimizerStep !== undefined || optimizer.step !== state.step) state.optimizerStep = optimizer.step;
-    state.savedAt = new Date().toISOString();
-    checkpointDir = await saveTrainingCheckpoint(outDir, modelConfig, params, await optimizer.stateArrays(), state, tokFiles);
-    lastSavedStep = state.step;
-    await emit({ type: 'checkpoint', step: state.step, dir: checkpointDir });
-    await writeCurve(outDir, `pre-training: ${modelConfig.nLayer} layers, ${modelConfig.nEmbd} dims, vocab ${modelConfig.vocabSize}`);
+  const objective: Objective = {
+    label: 'pretrain',
+    variables: vars,
+    gradDivisor: accum,
+    evaluateAtStart: data.val.size > 0,
+    batches: (step) => Array.from({ length: accum }, (_, micro): MicroBatch => {
+      const batch = sampler.next(B);
+      const seed = dropoutSeed(config.seed, step, accum, micro);
+      return { tokens: B * T, loss: () => ({ loss: batchLoss(params, batch, B, config.dropout > 0, seed) }) };
+    }),
+    afterUpdate: (step) => ({ evaluate: step % config.evalEvery === 0 && data.val.size > 0 }),
+    evaluate: async () => {
+      const per = evaluate(params, data, B, config.evalWindows);
+      const entries = Object.entries(per);
+      const tokens = entries.reduce((n, [, v]) => n + v.tokens, 0);
+      const valLoss = tokens ? entries.reduce((s, [, v]) => s + v.loss * v.tokens, 0) / tokens : NaN;
+      state.lastEval = { step: state.step, valLoss, perCorpus: Object.fromEntries(entries.map(([k, v]) => [k, v.loss])) };
+      lastEval = { valLoss, perCorpus: state.lastEval.perCorpus };
+      return { fields: { tokensSeen: state.tokensSeen, valLoss, valPerplexity: Math.exp(valLoss), perCorpus: per } };
+    },
+    finalEvaluationDue: () => data.val.size > 0 && state.lastEval?.step !== state.step,
+    save: async () => {
+      state.position = { ...sampler.position };
+      if (state.optimizerStep !== undefined || optimizer.step !== state.step) state.optimizerStep = optimizer.step;
+      state.savedAt = new Date().toISOString();
+      const dir = await saveTrainingCheckpoint(outDir, modelConfig, params, await optimizer.stateArrays(), state, tokFiles);
+      await writeCurve(outDir, `pre-training: ${modelConfig.nLayer} layers, ${modelConfig.nEmbd} dims, vocab ${modelConfig.vocabSize}`);
+      return dir;
+    },
   };
-  const runEval = async () => {
-    const per = evaluate(params, data, B, config.evalWindows);
-    const entries = Object.entries(per);
-    const tokens = entries.reduce((n, [, v]) => n + v.tokens, 0);
-    const valLoss = tokens ? entries.reduce((s, [, v]) => s + v.loss * v.tokens, 0) / tokens : NaN;
-    state.lastEval = { step: state.step, valLoss, perCorpus: Object.fromEntries(entries.map(([k, v]) => [k, v.loss])) };
-    lastEval = { valLoss, perCorpus: state.lastEval.perCorpus };
-    await emit({ type: 'eval', step: state.step, tokensSeen: state.tokensSeen, valLoss, valPerplexity: Math.exp(valLoss), perCorpus: per });
-  };
-
-  let reason: 'done' | 'max-steps' | 'aborted' = untilStep >= config.steps ? 'done' : 'max-steps';
   try {
-    if (state.step === 0 && data.val.size > 0) await runEval();
-    let windowStart = performance.now();
-    let windowTokens = 0;
-    while (state.step < untilStep) {
-      if (opts.signal?.aborted) {
-        reason = 'aborted';
-        break;
-      }
-      const t0 = performance.now();
-      const step = state.step;
-      const lr = learningRate(step, config);
-      // Forward/backward over the micro-batches, summing gradients.
-      let acc: Map<string, tf.Tensor> | undefined;
-      let lossSum = 0;
-      for (let micro = 0; micro < accum; micro++) {
-        const batch = sampler.next(B);
-        const seed = dropoutSeed(config.seed, step, accum, micro);
-        const { value, grads } = tf.variableGrads(() => batchLoss(params, batch, B, config.dropout > 0, seed), varList);
-        lossSum += value.dataSync()[0];
-        value.dispose();
-        if (!acc) {
-          acc = new Map(vars.map(([name, v]) => [name, grads[v.name]]));
-        } else {
-          for (const [name, v] of vars) {
-            const sum = tf.add(acc.get(name)!, grads[v.name]);
-            tf.dispose([acc.get(name)!, grads[v.name]]);
-            acc.set(name, sum);
-          }
-        }
-      }
-      const loss = lossSum / accum;
-      // Mean over micro-batches, global norm, clip: one scale factor for every gradient.
-      const normT = tf.tidy(() => tf.sqrt(tf.addN([...acc!.values()].map((g) => tf.sum(tf.square(g))))).div(accum));
-      const gradNorm = normT.dataSync()[0];
-      normT.dispose();
-      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-        tf.dispose([...acc!.values()]);
-        throw new TrainingError(
-          `the loss became ${Number.isFinite(loss) ? 'finite but the gradient norm ' + gradNorm : loss} at step ${step + 1}: ` +
-            `training stopped without applying it. ` +
-            (lastSavedStep >= 0 ? `The last good checkpoint (step ${lastSavedStep}) in ${path.join(outDir, 'checkpoint')} is intact. ` : '') +
-            'Lower the learning rate or check the data.',
-        );
-      }
-      const clipScale = config.gradClip > 0 && gradNorm > config.gradClip ? config.gradClip / gradNorm : 1;
-      const scaled = new Map<string, tf.Tensor>();
-      for (const [name, g] of acc!) {
-        scaled.set(name, tf.mul(g, clipScale / accum));
-        g.dispose();
-      }
-      optimizer.apply(scaled, lr);
-      tf.dispose([...scaled.values()]);
-
-      state.step = step + 1;
-      state.tokensSeen += tokensPerStep;
-      const dt = performance.now() - t0;
-      state.elapsedMs += dt;
-      windowTokens += tokensPerStep;
-      lastLoss = loss;
-      opts.afterStep?.({ step: state.step, params });
-
-      if (state.step % config.logEvery === 0 || state.step === untilStep) {
-        const now = performance.now();
-        const tps = (windowTokens / (now - windowStart)) * 1000;
-        windowStart = now;
-        windowTokens = 0;
-        await emit({ type: 'step', step: state.step, loss, lr, gradNorm, tokensPerSec: tps, tokensSeen: state.tokensSeen, elapsedMs: state.elapsedMs });
-        bar?.update(state.step, { loss: loss.toFixed(3), tps: tps.toFixed(0) });
-        if (opts.progress === 'lines') {
-          const eta = ((untilStep - state.step) * tokensPerStep) / Math.max(tps, 1e-9);
-          process.stderr.write(
-            `step ${state.step}/${untilStep} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} |g| ${gradNorm.toFixed(2)} ` +
-              `${tps.toFixed(0)} tok/s tokens ${state.tokensSeen} ETA ${formatDuration(eta * 1000)}\n`,
-          );
-        }
-      }
-      if (state.step % config.evalEvery === 0 && data.val.size > 0) await runEval();
-      if (state.step % config.checkpointEvery === 0) await save();
-    }
-    if (state.step !== lastSavedStep) {
-      if (data.val.size > 0 && state.lastEval?.step !== state.step) await runEval();
-      await save();
-    }
-    await emit({ type: 'stop', step: state.step, reason });
+    const res = await runLoop({
+      objective, optimizer, state, schedule: config, gradClip: config.gradClip, totalSteps: config.steps, untilStep,
+      logEvery: config.logEvery, checkpointEvery: config.checkpointEvery, outDir, lastSavedStep: found && !opts.restart ? state.step : -1,
+      progress: opts.progress, signal: opts.signal, onEvent: (e) => opts.onEvent?.(e as TrainEvent),
+      afterStep: opts.afterStep ? (step) => opts.afterStep!({ step, params }) : undefined,
+    });
+    return { step: state.step, tokensSeen: state.tokensSeen, elapsedMs: state.elapsedMs, lastLoss: res.lastLoss, checkpointDir: res.checkpointDir, lastEval };
   } finally {
-    bar?.stop();
     optimizer.dispose();
     tf.dispose(varList);
   }
-  return { step: state.step, tokensSeen: state.tokensSeen, elapsedMs: state.elapsedMs, lastLoss, checkpointDir, lastEval };
-}
-
-export function formatDuration(ms: number): string {
-  if (!Number.isFinite(ms)) return '?';
-  const s = Math.round(ms / 1000);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
 }

@@ -1,12 +1,11 @@
 // A tiny real model for the server's tests: random weights and a small tokenizer written by
-// model/testing.ts, served by the real generation service (worker thread, batching). Replies are
+// model/test/tiny-model.ts, served by the real generation service (worker thread, batching). Replies are
 // gibberish but travel the whole real path: prompt, decode, stream, stop strings.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { TextGenerator } from '../../model/generator.js';
-import { createGenerator } from '../../model/service.js';
-import { createTinyModel } from '../../model/testing.js';
+import { createTinyModel } from '../../model/test/tiny-model.js';
+import { createGenerator, type TextGenerator } from '../../model/index.js';
 
 export async function tinyGenerator(opts: { maxBatch?: number; maxQueue?: number; nPositions?: number; nLayer?: number; nEmbd?: number } = {}): Promise<{
   generator: TextGenerator;

@@ -11,7 +11,7 @@ import { parseEnv } from '../../core/env.js';
 import { KeyService } from '../../core/keys/key-service.js';
 import { RuntimeSettings, defaultChatSettings } from '../../core/settings/runtime-settings.js';
 import { openTestStore } from '../../core/testing.js';
-import { createTinyModel } from '../../model/testing.js';
+import { createTinyModel } from '../../model/test/tiny-model.js';
 import { ReplyLocks, STALE_MS } from '../reply-lock.js';
 import { Client } from './harness.js';
 import { openStream, startServer, verifiedVisitor } from './child-server.js';

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createTinyModel } from '../../model/testing.js';
+import { createTinyModel } from '../../model/test/tiny-model.js';
 import { coreSchema } from '../../core/config.js';
 import { parseEnv } from '../../core/env.js';
 import { KeyService } from '../../core/keys/key-service.js';

@@ -6,11 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ConversationMemory } from '../../bot/conversation.js';
-import { FALLBACK_TEXT } from '../../model/chat/reply.js';
-import { createGenerator } from '../../model/service.js';
 import { createForcedModel, singleTokenWord } from '../../model/test/forced-model.js';
 import { Client, field, startHarness, type Harness } from './harness.js';
 import { tinyGenerator } from './model-fixture.js';
+import { createGenerator, FALLBACK_TEXT } from '../../model/index.js';
 
 interface SseEvent {
   event: string;

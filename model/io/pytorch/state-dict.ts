@@ -1,6 +1,6 @@
 // GPT-1 parameters from a PyTorch state dict (HF OpenAIGPTLMHeadModel / OpenAIGPTModel key names).
-import type { GptConfig } from '../../config.js';
-import { loadParamsFrom, type HostTensor } from '../../safetensors.js';
+import type { GptConfig } from '../../nn/config.js';
+import { loadParamsFrom, type HostTensor } from '../safetensors.js';
 import { openTorchCheckpoint } from './torch-file.js';
 
 /** Reads and checks every GPT parameter of `file` (see loadParamsFrom for `consume`). */

@@ -9,8 +9,8 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import yauzl from 'yauzl';
 import { CheckpointError } from '../../errors.js';
-import { bfloat16ToFloat32, halfToFloat32 } from '../../float16.js';
-import type { HostTensor } from '../../safetensors.js';
+import { bfloat16ToFloat32, halfToFloat32 } from '../float16.js';
+import type { HostTensor } from '../safetensors.js';
 import { PickleError, PyDict, unpickle, type PyGlobal, type PyValue } from './pickle.js';
 
 /** Storage classes by name: the dtype it holds and bytes per element. Only F32/F16/BF16/F64 convert. */

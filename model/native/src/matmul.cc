@@ -211,23 +211,19 @@ namespace {
 // B panel.
 
 // Chunk width for wide B; narrow B (N < 8192) uses 192 (4 chunks of a 768-column weight, for
-// balance). Longer runs of consecutive strips per thread stream better than 64-column chunks
-// (batch 8 over GPT-1's layers: 11.3-11.5 -> 10.8-11.5 ms).
+// balance). Long runs of consecutive strips per thread stream better than short chunks.
 constexpr int GEMV_CW = 256;
 constexpr int GEMV_CW_NARROW = 192;
 constexpr int PW = NR;                   // packed strip width
 constexpr int VPS = PW / VL;             // vectors per strip
 // A panel over a single strip (AVX2: every panel at 5-7 rows; at fewer rows only a chunk's last
 // one or two vectors when they start a strip) prefetches its strip this many lines (k) ahead:
-// one sequential stream per thread is too few for the hardware prefetcher alone (with the one-pass
-// 7 rows, over GPT-1's weights from memory: 5 rows 3-14% faster, 6 rows 6-19%, 7 rows 10-27%; the
-// same in cache; 32 or 128 lines gained less). Panels over 2-4 strips stream well without
-// (prefetching each of their strips cost 4-17%).
+// one sequential stream per thread is too few for the hardware prefetcher alone. Panels over 2-4
+// strips stream well without.
 constexpr int AHEAD_LINES = 64;
 // Rows in one pass: 14 on AVX-512 (every row count the streaming kernel takes); 7 with 16
 // registers (7 x 2 accumulators, one B vector and a broadcast: GCC reads the other B vector as a
-// memory operand of each FMA), so 8 rows take two passes. (7 rows in one pass rather than 4 + 3:
-// 18-26% faster over GPT-1's weights in cache; from memory only with AHEAD_LINES' prefetch.)
+// memory operand of each FMA), so 8 rows take two passes. One pass reads B once for all its rows.
 #if NEMO_VL == 16
 constexpr int PASS_MAX = 14;
 #define NEMO_PASS_ROWS                                                                                              \
@@ -240,7 +236,7 @@ constexpr int PASS_MAX = 7;
 // (NEMO_PASS_ROWS: a switch's cases for 1..PASS_MAX rows, with the NEMO_CASE of the switch.)
 // Vectors per panel for R rows: R x NV accumulators, the NV B vectors and a broadcast fit the
 // registers. With 16 registers, 3-4 rows take 3 vectors (12 accumulators rather than 8, and 1.5
-// strips' streams rather than one: 3-4 rows over GPT-1's weights 9% faster, 6-9% with B in cache).
+// strips' streams rather than one).
 // Panels need not start on a strip.
 template <int R>
 constexpr int panelVectors() {
@@ -252,8 +248,7 @@ constexpr int panelVectors() {
   }
 }
 // Row passes (more rows than PASS_MAX): passes of at most MP_ROWS rows over panels of MP_NV
-// vectors (7-8 rows as 4 + 4 over 3-vector panels rather than strips, with gemvPanel's prefetch
-// countdown: 10-12% faster with B in cache, the same from memory).
+// vectors, with gemvPanel's prefetch countdown.
 constexpr int MP_ROWS = 4;
 constexpr int MP_NV = panelVectors<MP_ROWS>();
 
@@ -284,8 +279,8 @@ void gemvPanel(const float* a, int64_t lda, int64_t K, const float* b, int64_t l
     for (int v = 0; v < NV; v++) bs[v] = b + ((v0 + v) / VPS) * stripStride + ((v0 + v) % VPS) * VL;
     // A panel of one strip (AVX2, see AHEAD_LINES; packed B, no row-pass prefetch): the same k
     // steps as the loop below, plus the prefetch AHEAD_LINES ahead. A loop of its own with a
-    // constant line stride, under `if constexpr`: otherwise GCC kept other panels' accumulators
-    // on the stack (4 rows in cache 2x slower).
+    // constant line stride, under `if constexpr`: otherwise GCC keeps other panels' accumulators
+    // on the stack.
     bool streamed = false;
     if constexpr (VL == 8 && NV <= VPS && v0 == 0) {
       if (padded && ldb == PW && !pf) {
@@ -302,8 +297,7 @@ void gemvPanel(const float* a, int64_t lda, int64_t K, const float* b, int64_t l
         }
       }
     }
-    // A countdown, not k % pfEvery: a division per k cost more than the k step's multiply-adds
-    // (AVX2 at 8 rows, two passes: 0.18 -> 0.12 ms for a cached 768 x 768).
+    // A countdown, not k % pfEvery: a division per k costs more than the k step's multiply-adds.
     int until = 0;
     const float* pfp = pf;
     if (!streamed) for (int64_t k = 0; k < K; k++) {
@@ -388,8 +382,7 @@ void gemvChunk(const float* a, int64_t lda, int64_t K, const float* b, int64_t l
   constexpr int NV = panelVectors<R>();
   const int nvec = (ncols + VL - 1) / VL;
   int v = 0;
-  // (Prefetching the next panel here, as the row passes do, gained 5-10% at 3-6 rows with GPT-1's
-  // weights coming from memory, but cost 12-19% when they were in cache, as the shipped model's are.)
+  // No prefetch of the next panel here (the row passes have one): it slows B that is in cache.
   for (; v + NV <= nvec; v += NV) gemvPanelAt<R, NV>(v, a, lda, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act);
   for (; v + 2 <= nvec; v += 2) gemvPanelAt<R, 2>(v, a, lda, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act);
   if (v < nvec) gemvPanelAt<R, 1>(v, a, lda, K, b, ldb, stripStride, padded, ncols, out, ldo, bias, act);
@@ -493,8 +486,7 @@ void gemvUnit(const void* ctxp, int64_t unit) {
 
 void gemv(const MatMulArgs& x) {
   // A k-major, [K][M] (it is tiny; transA's layout already): the rows' values for one k share a
-  // cache line, one sequential stream instead of M (M rows of K = 3072 spill L1: fc2 at 13 rows
-  // took 2x its memory time).
+  // cache line, one sequential stream instead of M (M rows of K = 3072 would spill L1).
   const int64_t batchA = x.strideA ? x.batch : 1;
   thread_local std::vector<float> packed;
   const float* ap = x.a;
@@ -517,7 +509,7 @@ void gemv(const MatMulArgs& x) {
   c.cw = x.N >= 8192 ? GEMV_CW : GEMV_CW_NARROW;
   c.chunks = (x.N + c.cw - 1) / c.cw;
   // Streaming is bound by reading B, not by the multiply-adds: a B float read from memory costs
-  // about what 8 multiply-adds do (a 768 x 768 weight at one row took 0.11 ms on one thread, 0.08 on two).
+  // about what 8 multiply-adds do.
   const bool small = x.batch * (x.M + 8) * x.K * x.N < SMALL_MACS;
   parallelFor(x.batch * c.chunks, gemvUnit, &c, small);
 }
@@ -680,7 +672,7 @@ void gemmUnit(const void* ctxp, int64_t unit) {
   const int64_t perBatch = c.rowBlocks * c.colBlocks;
   const int64_t bi = unit / perBatch;
   // Row blocks of one column block are neighbours: the threads read that block of B together
-  // (one of them from cache), not a second time later (104 rows: ~2% faster).
+  // (one of them from cache), not a second time later.
   const int64_t cb = (unit % perBatch) / c.rowBlocks;
   const int64_t rb = unit % c.rowBlocks;
   const int64_t M = x.M, K = x.K, N = x.N;
@@ -728,9 +720,7 @@ void gemm(const MatMulArgs& x) {
   c.mc = ((x.M + blocks - 1) / blocks + MR - 1) / MR * MR;
   c.rowBlocks = (x.M + c.mc - 1) / c.mc;
   // Wide units when B is packed, but at least ~8 of them (shapes only: the split must not depend
-  // on the thread count) so that the threads stay balanced on narrow matrices, down to 2 strips
-  // (a 768-column weight in one row block had 3 units for 2 threads: prompts of 20-90 rows
-  // 5-12% slower).
+  // on the thread count) so that the threads stay balanced on narrow matrices, down to 2 strips.
   c.ncu = x.packedB ? NCU_PACKED : NCU;
   while (c.ncu > 2 * NR && x.batch * c.rowBlocks * ((x.N + c.ncu - 1) / c.ncu) < 8) c.ncu -= NR;
   c.colBlocks = (x.N + c.ncu - 1) / c.ncu;

@@ -1,6 +1,6 @@
 // Fused inference ops for nemo's native addon (see matmul.h): the post-LN residual LayerNorm and
 // the batched attention over KV-cache buffers (decode steps and prompts). They replace ~80 small
-// tfjs ops per layer (each costing 2-3 us of dispatch, and copies of the cache) with two native
+// tfjs ops per layer (each with its dispatch cost, and copies of the cache) with two native
 // calls. Every output is computed by one
 // thread in a fixed order, so results do not depend on the thread count.
 #include <algorithm>
@@ -23,8 +23,7 @@ struct LnCtx {
 };
 
 // Sum of term(0..n) in 16 interleaved partial sums, then pairwise (vectorised by the compiler;
-// a fixed order). One running float sum is a chain of dependent adds: 768 of them took ~1 us
-// per row.
+// a fixed order): one running float sum would be a chain of dependent adds.
 template <typename Term>
 inline float sum16(int64_t n, Term term) {
   float acc[16] = {};
@@ -85,9 +84,8 @@ struct AttnCtx {
 
 // One query row q of one head against its T cached rows K, V ([T][D], D = NV * VL): the
 // scores in registers (q held in NV vectors), the softmax's exponentials in vectors, the weighted
-// sum in two sets of accumulators. `p` has room for T rounded up to VL. ~3.5x the plain loops
-// (a dot product's partial sums through memory, std::exp per score) on cached rows: 8 sequences
-// x 20 rows x 12 layers on one thread 2.0 -> 0.6 ms.
+// sum in two sets of accumulators, rather than partial sums through memory and std::exp per
+// score. `p` has room for T rounded up to VL.
 template <int NV>
 void attnRow(const float* q, const float* K, const float* V, int64_t T, float scale, float* p, float* o) {
   constexpr int D = NV * VL;
@@ -168,7 +166,7 @@ void attnUnit(const void* ctxp, int64_t unit) {
   p.resize(static_cast<size_t>((c.lens[i] + j0 + n + VL - 1) / VL * VL));
   // In a decode step the rows come from memory (the weights streamed through the caches since
   // the last step); asking for all of them at once keeps more reads in flight than the hardware
-  // prefetcher does for a few KB: 8 sequences x 40 rows x 12 layers 1.7 -> 1.45 ms.
+  // prefetcher does for a few KB.
   for (int64_t o = 0; o < (c.lens[i] + j0 + n) * D; o += 64 / sizeof(float)) {
     __builtin_prefetch(K + o);
     __builtin_prefetch(V + o);
