@@ -121,15 +121,15 @@ test('stop ids end a reply; minNewTokens keeps them out of the first tokens', as
 });
 
 test('npm run chat --once --json answers one message through the same pipeline and exits', async () => {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'model/chat-repl.ts', '--model', path.join(root, 'punct'), '--once', '你好', '--json', '--seed', '4', '--max-tokens', '5', '--backend', 'cpu']);
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'model/cli/chat-repl.ts', '--model', path.join(root, 'punct'), '--once', '你好', '--json', '--seed', '4', '--max-tokens', '5', '--backend', 'cpu']);
   const out = JSON.parse(stdout.trim()) as Record<string, unknown>;
   assert.deepEqual(Object.keys(out).sort(), ['fallback', 'finishReason', 'reply', 'tokens']);
   assert.equal(out.reply, FALLBACK_TEXT.zh);
   assert.equal(out.fallback, true);
   assert.equal(out.finishReason, 'length');
   assert.equal(out.tokens, 15);
-  const ok = JSON.parse((await run(process.execPath, ['--import', 'tsx', 'model/chat-repl.ts', '--model', bilingualDir, '--once', '你好', '--json', '--seed', '4', '--max-tokens', '2'])).stdout.trim());
+  const ok = JSON.parse((await run(process.execPath, ['--import', 'tsx', 'model/cli/chat-repl.ts', '--model', bilingualDir, '--once', '你好', '--json', '--seed', '4', '--max-tokens', '2'])).stdout.trim());
   assert.equal(ok.fallback, false);
   assert.match(ok.reply, /天/);
-  await assert.rejects(run(process.execPath, ['--import', 'tsx', 'model/chat-repl.ts', '--model', bilingualDir, '--json']), /--json needs --once/);
+  await assert.rejects(run(process.execPath, ['--import', 'tsx', 'model/cli/chat-repl.ts', '--model', bilingualDir, '--json']), /--json needs --once/);
 });

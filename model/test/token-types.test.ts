@@ -143,7 +143,7 @@ test('batcher: a typed prompt decodes greedily with the reply type on every new 
 
 test('CLI: logits --token-types on a pytorch_model.bin folder prints PyTorch\'s typed logits; tokenize uses vocab.txt', async () => {
   const run = promisify(execFile);
-  const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'model/cli.ts', ...args], { timeout: 120_000 });
+  const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'model/cli/cli.ts', ...args], { timeout: 120_000 });
   const rows = JSON.parse((await cli('logits', '--model', modelDir, '--ids', ref.ids.join(','), '--token-types', ref.tokenTypes.join(','))).stdout) as number[][];
   assert.ok(maxAbsDiff(rows.flat(), ref.variants['f32-zip'].typed.flat()) < 1e-4);
   await assert.rejects(cli('logits', '--model', modelDir, '--ids', '1,2,3', '--token-types', '5,5'), /--token-types has 2 entries, --ids 3/);
