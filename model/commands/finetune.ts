@@ -9,9 +9,11 @@ import { TASKS, type TaskName } from '../finetune/tasks.js';
 import { finetune, formatMetrics, type FinetuneEvent } from '../finetune/trainer.js';
 import { intArg, numArg, resolveModelDir } from './common.js';
 import { abortOnStopSignals } from './stop-signals.js';
+import { CHAT_HELP, runChatFinetune, type ChatCommandOptions } from '../finetune/chat/command.js';
 
 export const taskOption = () =>
   new Option('--task <task>', 'task type').choices([...TASKS]);
+const finetuneTaskOption = () => new Option('--task <task>', 'task type (chat: conversations, see below)').choices([...TASKS, 'chat']);
 
 function describe(e: FinetuneEvent): string | undefined {
   switch (e.type) {
@@ -33,17 +35,16 @@ function describe(e: FinetuneEvent): string | undefined {
   }
 }
 
-interface Opts {
-  task: TaskName; model?: string; scratch?: boolean; train: string; valid: string; out: string; epochs?: number; lr?: number; lmCoef?: number;
-  batchSize?: number; microBatch?: number; warmup?: number; clfDropout?: number; dropout?: number; weightDecay?: number; maxLen?: number;
-  maxSteps?: number; seed?: number; checkpointEvery?: number; untilStep?: number; restart?: boolean; backend?: string; progress: boolean; json?: boolean;
+/** Every option of the command; the chat task reads its own (ChatCommandOptions) too. */
+interface Opts extends ChatCommandOptions {
+  task: TaskName | 'chat';
 }
 
 export function register(program: Command): void {
   program
     .command('finetune')
     .description('fine-tune a model on a task (GPT-1 input transformations, linear head, task loss + λ·LM loss)')
-    .addOption(taskOption().makeOptionMandatory())
+    .addOption(finetuneTaskOption().makeOptionMandatory())
     .option('--model <dir>', 'model to start from (default: model/shipped)')
     .option('--scratch', 'same architecture and tokenizer as --model, random weights (a baseline without pre-training)')
     .requiredOption('--train <file>', 'training examples, JSONL')
@@ -64,23 +65,32 @@ export function register(program: Command): void {
     .option('--checkpoint-every <n>', 'updates between checkpoints (default 100)', intArg('--checkpoint-every', 1))
     .option('--until-step <n>', 'pause after this many updates (resume later with the same command)', intArg('--until-step', 1))
     .option('--restart', 'discard a checkpoint or finished model in --out')
+    // Chat only (--task chat):
+    .addOption(new Option('--loss-on <which>', 'chat: tokens the LM loss counts (default assistant)').choices(['assistant', 'all']))
+    .option('--mc-coef <x>', 'chat: weight of the next-utterance head\'s loss, 0 = no head (default 0)', numArg('--mc-coef', 0, 100))
+    .option('--num-candidates <n>', 'chat: replies the head chooses among (default 2)', intArg('--num-candidates', 2, 16))
+    .option('--min-lr-ratio <x>', 'chat: final learning rate as a share of --lr (default 0.1)', numArg('--min-lr-ratio', 0, 1))
+    .option('--eval-every <n>', 'chat: updates between validations (default: every epoch)', intArg('--eval-every', 1))
+    .option('--eval-sequences <n>', 'chat: validation sequences scored each time (default: all)', intArg('--eval-sequences', 1))
     .addOption(new Option('--backend <name>', 'tfjs backend (default: $TFJS_BACKEND, else node → wasm → cpu)').choices(['node', 'wasm', 'cpu']))
     .option('--no-progress', 'plain log lines instead of a progress bar')
     .option('--json', 'print the result as one JSON object')
-    .addHelpText('after', `\nData lines by task:\n${TASKS.map((t) => `  ${t.padEnd(16)} ${TASK_FIELDS[t]}`).join('\n')}`)
+    .addHelpText('after', `\nData lines by task:\n${TASKS.map((t) => `  ${t.padEnd(16)} ${TASK_FIELDS[t]}`).join('\n')}\n${CHAT_HELP}`)
     .action(async (o: Opts) => {
+      if (o.task === 'chat') return runChatFinetune(o);
+      const task = o.task;
       const config = parseFinetuneConfig({
         epochs: o.epochs, lr: o.lr, lmCoef: o.lmCoef, batchSize: o.batchSize, microBatch: o.microBatch, warmup: o.warmup, clfDropout: o.clfDropout,
         dropout: o.dropout, weightDecay: o.weightDecay, maxLen: o.maxLen, maxSteps: o.maxSteps, seed: o.seed, checkpointEvery: o.checkpointEvery,
       });
       // Both files are checked before anything else happens: a broken file never starts a run.
-      const train = await readExamples(o.task, o.train);
-      const valid = await readExamples(o.task, o.valid);
+      const train = await readExamples(task, o.train);
+      const valid = await readExamples(task, o.valid);
       const baseDir = resolveModelDir(o.model);
       await initBackend(o.backend);
       const signal = abortOnStopSignals();
       const res = await finetune({
-        task: o.task, baseDir, scratch: o.scratch, train, valid, outDir: path.resolve(o.out), config, untilStep: o.untilStep, restart: o.restart,
+        task, baseDir, scratch: o.scratch, train, valid, outDir: path.resolve(o.out), config, untilStep: o.untilStep, restart: o.restart,
         progress: o.progress && process.stderr.isTTY ? 'bar' : 'lines',
         signal,
         onEvent: (e) => {
