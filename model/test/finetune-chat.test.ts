@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../backend.js';
 import { buildChatPrompt, CHAT_STOP, cleanReply, type ChatTurn } from '../chat-format.js';
+import { epochBatches } from '../finetune/chat/batches.js';
 import { buildCandidates } from '../finetune/chat/candidates.js';
 import { parseChatConfig, type ChatConfigInput } from '../finetune/chat/config.js';
 import { parseConversations, type Conversation } from '../finetune/chat/data.js';
@@ -157,6 +158,18 @@ test('bad lines stop everything with their line numbers', () => {
   });
   const ok = parseConversations(`${good}\n\n${good}\n`);
   assert.deepEqual(ok.lines, [1, 3]);
+});
+
+test('an epoch\'s batches: every sequence once, similar lengths together, the same for the same seed and epoch', () => {
+  const lengths = Array.from({ length: 1000 }, (_, i) => (i * 7919) % 128 + 1);
+  const batches = epochBatches(lengths, 16, 3, 0);
+  assert.equal(batches.length, Math.ceil(1000 / 16));
+  assert.deepEqual(batches.flat().sort((x, y) => x - y), lengths.map((_, i) => i));
+  const padding = (bs: number[][]) => bs.reduce((n, b) => n + b.length * Math.max(...b.map((i) => lengths[i])) - b.reduce((k, i) => k + lengths[i], 0), 0);
+  const plain = Array.from({ length: batches.length }, (_, k) => lengths.map((_, i) => i).slice(k * 16, k * 16 + 16));
+  assert.ok(padding(batches) < padding(plain) / 4, `padding ${padding(batches)} vs ${padding(plain)} unsorted`);
+  assert.deepEqual(epochBatches(lengths, 16, 3, 0), batches);
+  assert.notDeepEqual(epochBatches(lengths, 16, 3, 1), batches);
 });
 
 function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {

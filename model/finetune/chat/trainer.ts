@@ -21,6 +21,7 @@ import { learningRate } from '../../train/schedule.js';
 import { readFinetuned, saveFinetuned } from '../checkpoint.js';
 import { growVocabulary, HEAD_BIAS, HEAD_WEIGHT, initHeadArrays, prepareBatch, taskForward, type FinetuneModel, type TaskSpec } from '../model.js';
 import { SPECIAL_TOKEN_NAMES } from '../tasks.js';
+import { epochBatches } from './batches.js';
 import { buildCandidates, type CandidateSet } from './candidates.js';
 import { RESUMABLE_KEYS, type ChatConfig } from './config.js';
 import type { LoadedConversations } from './data.js';
@@ -83,7 +84,8 @@ interface ChatState {
   kind: 'nemo-chat-finetune';
   version: 1;
   step: number;
-  position: { epoch: number; cursor: number };
+  /** Epoch and the next batch's index in it (./batches.ts). */
+  position: { epoch: number; batch: number };
   tokensSeen: number;
   elapsedMs: number;
   config: ChatConfig;
@@ -101,17 +103,6 @@ const exists = (p: string) => stat(p).then(() => true, () => false);
 let runCounter = 0;
 
 const hashOf = (data: LoadedConversations) => createHash('sha256').update(JSON.stringify(data.conversations)).digest('hex').slice(0, 16);
-
-function permutation(n: number, seed: number, epoch: number): Uint32Array {
-  const p = new Uint32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  const rng = new Rng((seed ^ Math.imul(epoch + 1, 0x9e3779b1)) >>> 0);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rng.next() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
 
 /** Model, tokenizer and (with the next-utterance head) its spec and weights, fresh or from a checkpoint. */
 interface Start {
@@ -252,7 +243,7 @@ export async function trainChat(opts: ChatTrainOptions): Promise<ChatTrainResult
   const schedule = { lr: fc.lr, warmupSteps: Math.round(fc.warmup * totalSteps), steps: totalSteps, minLrRatio: fc.minLrRatio, decay: 'linear' as const };
   const base = path.resolve(opts.baseDir);
   const state: ChatState = start.state ?? {
-    kind: 'nemo-chat-finetune', version: 1, step: 0, position: { epoch: 0, cursor: 0 }, tokensSeen: 0, elapsedMs: 0, config: fc, base,
+    kind: 'nemo-chat-finetune', version: 1, step: 0, position: { epoch: 0, batch: 0 }, tokensSeen: 0, elapsedMs: 0, config: fc, base,
     data: { trainConversations: opts.train.conversations.length, trainHash: hashOf(opts.train), trainFile: path.resolve(opts.train.file), validFile: opts.valid && path.resolve(opts.valid.file) },
     savedAt: '',
   };
@@ -317,7 +308,8 @@ export async function trainChat(opts: ChatTrainOptions): Promise<ChatTrainResult
       say(`validation after step ${state.step}: ${formatValidation(v)}`);
     };
     bar?.start(untilStep, state.step, { loss: '-', tps: '-' });
-    let perm = permutation(N, fc.seed, state.position.epoch);
+    const lengths = train.sequences.map((s) => s.ids.length);
+    let batches = epochBatches(lengths, B, fc.seed, state.position.epoch);
     let windowStart = performance.now();
     let windowTokens = 0;
     while (state.step < untilStep) {
@@ -326,11 +318,11 @@ export async function trainChat(opts: ChatTrainOptions): Promise<ChatTrainResult
         break;
       }
       const t0 = performance.now();
-      if (state.position.cursor >= N) {
-        state.position = { epoch: state.position.epoch + 1, cursor: 0 };
-        perm = permutation(N, fc.seed, state.position.epoch);
+      if (state.position.batch >= stepsPerEpoch) {
+        state.position = { epoch: state.position.epoch + 1, batch: 0 };
+        batches = epochBatches(lengths, B, fc.seed, state.position.epoch);
       }
-      const idx = Array.from(perm.subarray(state.position.cursor, Math.min(N, state.position.cursor + B)));
+      const idx = batches[state.position.batch];
       const lr = learningRate(state.step, schedule);
       const micro = fc.microBatch ?? idx.length;
       const targetsOf = (s: ChatSequence) => s.loss.reduce((a, b) => a + b, 0);
@@ -397,12 +389,12 @@ export async function trainChat(opts: ChatTrainOptions): Promise<ChatTrainResult
       tf.dispose([...acc!.values()]);
 
       state.step++;
-      state.position = { epoch: state.position.epoch, cursor: state.position.cursor + idx.length };
+      state.position = { epoch: state.position.epoch, batch: state.position.batch + 1 };
       state.tokensSeen += tokens;
       state.elapsedMs += performance.now() - t0;
       windowTokens += tokens;
       lastLoss = lossSum;
-      const epochDone = state.position.cursor >= N;
+      const epochDone = state.position.batch >= stepsPerEpoch;
       if (state.step % fc.logEvery === 0 || state.step === untilStep || epochDone) {
         const now = performance.now();
         const tps = (windowTokens / Math.max(1e-9, now - windowStart)) * 1000;
@@ -422,7 +414,7 @@ export async function trainChat(opts: ChatTrainOptions): Promise<ChatTrainResult
       if (state.step % fc.checkpointEvery === 0 && state.step < totalSteps) await save();
     }
     if (state.step >= totalSteps) {
-      if (state.lastValid === undefined || !(fc.evalEvery ? state.step % fc.evalEvery === 0 : state.position.cursor >= N)) await runValid();
+      if (state.lastValid === undefined || !(fc.evalEvery ? state.step % fc.evalEvery === 0 : state.position.batch >= stepsPerEpoch)) await runValid();
       state.savedAt = new Date().toISOString();
       await saveModel(outDir, params, tokenizer, mcModel, state.base, state.step);
       await writeFile(path.join(outDir, CHAT_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
