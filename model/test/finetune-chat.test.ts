@@ -10,6 +10,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../backend.js';
+import { exportModel } from '../commands/pretrain.js';
 import { buildChatPrompt, CHAT_STOP, cleanReply, type ChatTurn } from '../chat-format.js';
 import { epochBatches } from '../finetune/chat/batches.js';
 import { buildCandidates } from '../finetune/chat/candidates.js';
@@ -218,6 +219,11 @@ test('training lowers the reply loss, and a paused run resumes bit-identically',
   const first = await run(paused, {}, 4);
   assert.equal(first.res.finished, false);
   assert.ok(existsSync(path.join(paused, 'checkpoint', 'trainer_state.json')));
+  // A checkpoint exports to a model folder that keeps its chat format and the run's loss curve.
+  const exported = path.join(root, 'exported');
+  await exportModel(path.join(paused, 'checkpoint'), exported);
+  assert.equal(JSON.parse(await readFile(path.join(exported, 'chat_format.json'), 'utf8')).format, 'nemo-lines');
+  assert.match(await readFile(path.join(exported, 'loss.svg'), 'utf8'), /chat fine-tuning/);
   const second = await run(paused, {});
   assert.equal(second.res.finished, true);
   assert.equal(second.events[0].type === 'start' && second.events[0].step, 4);
