@@ -115,8 +115,8 @@ export async function exportModel(from: string, out: string, dtype: 'f16' | 'f32
   await saveCheckpoint(out, host.config, host.arrays, { dtype: dtype === 'f16' ? 'F16' : 'F32', tokenizerFiles });
   // The chat format a chat-tuned model declares travels with it, as does the trainer state.
   for (const name of ['trainer_state.json', 'chat_format.json']) if (names.includes(name)) await copyFile(path.join(from, name), path.join(out, name));
-  // A run folder's checkpoint: the loss curve of the run goes along.
-  const runDir = path.dirname(path.resolve(from));
+  // A run folder's checkpoint (or a finished fine-tuning run, which keeps its log inside): the loss curve of the run goes along.
+  const runDir = names.includes('log.jsonl') ? path.resolve(from) : path.dirname(path.resolve(from));
   if ((await readdir(runDir)).includes('log.jsonl')) {
     const c = host.config;
     const state = JSON.parse(await readFile(path.join(from, 'trainer_state.json'), 'utf8').catch(() => '{}')) as { step?: number; kind?: string };

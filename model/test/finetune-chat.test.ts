@@ -230,6 +230,10 @@ test('training lowers the reply loss, and a paused run resumes bit-identically',
   assert.deepEqual(await readFile(path.join(paused, 'model.safetensors')), await readFile(path.join(straight, 'model.safetensors')));
   assert.equal(second.res.valid!.loss, res.valid!.loss);
   assert.equal(existsSync(path.join(paused, 'checkpoint')), false);
+  const final = path.join(root, 'exported-final');
+  await exportModel(paused, final);
+  assert.deepEqual(JSON.parse(await readFile(path.join(final, 'chat_format.json'), 'utf8')), JSON.parse(await readFile(path.join(paused, 'chat_format.json'), 'utf8')));
+  assert.ok((await readFile(path.join(final, 'train-log.jsonl'), 'utf8')).includes('"valLoss"'));
   // The finished folder records its format and refuses to be overwritten by accident.
   assert.deepEqual(JSON.parse(await readFile(path.join(straight, 'chat_format.json'), 'utf8')).format, 'nemo-lines');
   await assert.rejects(run(straight, {}), /already holds a finished chat model/);

@@ -9,7 +9,7 @@ export const CHAT_FORMAT_FILE = 'chat_format.json';
 export const NEMO_LINES = 'nemo-lines';
 
 /** What a chat-tuned model's folder records: the format, and sampling defaults that suit a short reply. */
-export const NEMO_LINES_FILE = { format: NEMO_LINES, version: 1, temperature: 0.7, topP: 0.9, maxNewTokens: 48, minNewTokens: 1 } as const;
+export const NEMO_LINES_FILE = { format: NEMO_LINES, version: 1, temperature: 0.7, topP: 0.9, maxNewTokens: 64, minNewTokens: 1 } as const;
 
 /** The format name a folder declares, or the one its tokenizer implies. */
 export async function declaredFormat(dir: string, tokenizer: BpeTokenizer): Promise<string> {

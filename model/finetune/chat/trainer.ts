@@ -302,7 +302,7 @@ export async function trainChat(opts: ChatTrainOptions): Promise<ChatTrainResult
     };
     const runValid = async () => {
       if (!validSeqs.length) return;
-      const v = validate(params, validSeqs, mcModel, validCands, fc.batchSize);
+      const v = validate(params, validSeqs, mcModel, validCands, fc.microBatch ?? fc.batchSize);
       state.lastValid = v;
       await emit({ type: 'eval', step: state.step, epoch: state.position.epoch, tokensSeen: state.tokensSeen, valLoss: v.loss, valPerplexity: v.perplexity, sequences: v.sequences, tokens: v.tokens, mcAccuracy: v.mcAccuracy });
       say(`validation after step ${state.step}: ${formatValidation(v)}`);
