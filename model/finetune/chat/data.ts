@@ -2,9 +2,8 @@
 //   {"messages":[{"role":"system"|"user"|"assistant","content":"…"}, …], "source":"…"}
 // Every bad line (not JSON, no assistant turn, unknown role, empty content) is reported with its
 // line number, and nothing starts on a broken file.
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { FinetuneDataError } from '../data.js';
+import { parseJsonLines, readDataFile } from '../data.js';
 
 export const CHAT_ROLES = ['system', 'user', 'assistant'] as const;
 export type ChatRole = (typeof CHAT_ROLES)[number];
@@ -28,7 +27,6 @@ export interface LoadedConversations {
 
 export const CHAT_LINE_SHAPE = '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}';
 const MAX_CONTENT_CHARS = 100_000;
-const MAX_REPORTED = 20;
 
 const message = z.object({
   role: z.string({ error: 'must be a string' }).refine((r) => (CHAT_ROLES as readonly string[]).includes(r), {
@@ -54,62 +52,12 @@ const conversation = z
 
 /** Parses JSONL text; throws FinetuneDataError listing bad lines (blank lines are skipped). */
 export function parseConversations(content: string, file = 'data'): LoadedConversations {
-  const conversations: Conversation[] = [];
-  const lines: number[] = [];
-  const problems: string[] = [];
-  const badLines: number[] = [];
-  let bad = 0;
-  const report = (line: number, msg: string) => {
-    bad++;
-    if (problems.length < MAX_REPORTED) {
-      problems.push(`  line ${line}: ${msg}`);
-      badLines.push(line);
-    }
-  };
-  content.split('\n').forEach((raw, i) => {
-    const lineNo = i + 1;
-    const line = raw.replace(/\r$/, '').replace(/^\uFEFF/, '');
-    if (line.trim() === '') return;
-    let json: unknown;
-    try {
-      json = JSON.parse(line);
-    } catch (err) {
-      report(lineNo, `not valid JSON (${(err as Error).message})`);
-      return;
-    }
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-      report(lineNo, `expected a JSON object like ${CHAT_LINE_SHAPE}`);
-      return;
-    }
-    const r = conversation.safeParse(json);
-    if (!r.success) {
-      const msg = r.error.issues.map((iss) => {
-        const where = iss.path.length ? `"${iss.path.join('.')}"` : 'line';
-        if (iss.path.length === 1 && iss.path[0] === 'messages' && !Object.hasOwn(json as object, 'messages')) return `"messages" is missing`;
-        return `${where} ${iss.message}`;
-      });
-      report(lineNo, [...new Set(msg)].join('; '));
-      return;
-    }
-    conversations.push({ messages: r.data.messages as ChatMessage[], source: r.data.source });
-    lines.push(lineNo);
-  });
-  if (bad > 0) {
-    const more = bad > problems.length ? `\n  … and ${bad - problems.length} more bad lines` : '';
-    throw new FinetuneDataError(`${file}: ${bad} bad line${bad === 1 ? '' : 's'} for task chat (expected ${CHAT_LINE_SHAPE}):\n${problems.join('\n')}${more}`, file, badLines);
-  }
-  if (conversations.length === 0) throw new FinetuneDataError(`${file}: no conversations (expected one JSON object per line, ${CHAT_LINE_SHAPE})`, file);
-  return { file, conversations, lines };
+  const kind = { label: 'task chat', shape: CHAT_LINE_SHAPE, items: 'conversations', shapeAfterEachLine: false };
+  const { items, lines } = parseJsonLines(content, file, conversation, kind);
+  return { file, conversations: items.map((c) => ({ messages: c.messages as ChatMessage[], source: c.source })), lines };
 }
 
 /** Reads and parses a JSONL file of conversations. */
 export async function readConversations(file: string): Promise<LoadedConversations> {
-  let content: string;
-  try {
-    content = await readFile(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new FinetuneDataError(`${file}: cannot read (${code === 'ENOENT' ? 'no such file' : code ?? String(err)})`, file);
-  }
-  return parseConversations(content, file);
+  return parseConversations(await readDataFile(file), file);
 }
