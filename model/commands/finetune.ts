@@ -3,7 +3,7 @@
 import { Command, Option } from 'commander';
 import path from 'node:path';
 import { initBackend } from '../backend.js';
-import { parseFinetuneConfig } from '../finetune/config.js';
+import { FinetuneConfigError, parseFinetuneConfig } from '../finetune/config.js';
 import { readExamples, TASK_FIELDS } from '../finetune/data.js';
 import { TASKS, type TaskName } from '../finetune/tasks.js';
 import { finetune, formatMetrics, type FinetuneEvent } from '../finetune/trainer.js';
@@ -79,6 +79,10 @@ export function register(program: Command): void {
     .action(async (o: Opts) => {
       if (o.task === 'chat') return runChatFinetune(o);
       const task = o.task;
+      const chatOnly = (['lossOn', 'mcCoef', 'numCandidates', 'minLrRatio', 'evalEvery', 'evalSequences'] as const).filter((k) => o[k] !== undefined);
+      if (chatOnly.length) {
+        throw new FinetuneConfigError(`${chatOnly.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} only apply to --task chat`);
+      }
       const config = parseFinetuneConfig({
         epochs: o.epochs, lr: o.lr, lmCoef: o.lmCoef, batchSize: o.batchSize, microBatch: o.microBatch, warmup: o.warmup, clfDropout: o.clfDropout,
         dropout: o.dropout, weightDecay: o.weightDecay, maxLen: o.maxLen, maxSteps: o.maxSteps, seed: o.seed, checkpointEvery: o.checkpointEvery,

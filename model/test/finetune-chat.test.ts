@@ -188,7 +188,7 @@ const corpusFile = path.join(root, 'chat.jsonl');
 await writeFile(corpusFile, `${corpus.map((c) => JSON.stringify(c)).join('\n')}\n`);
 const loaded = parseConversations(corpus.map((c) => JSON.stringify(c)).join('\n'), corpusFile);
 
-test('the command refuses a file with a bad line before writing anything', async () => {
+test('the command refuses a file with a bad line, and options of another task, before writing anything', async () => {
   const bad = path.join(root, 'bad.jsonl');
   await writeFile(bad, `${JSON.stringify(multiTurn)}\n{"messages": [{"role": "user", "content": "only a question"}]}\n`);
   const out = path.join(root, 'never');
@@ -196,6 +196,13 @@ test('the command refuses a file with a bad line before writing anything', async
   assert.equal(r.code, 1);
   assert.match(r.stderr, /bad\.jsonl: 1 bad line for task chat/);
   assert.match(r.stderr, /line 2: "messages" has no assistant turn/);
+  assert.equal(existsSync(out), false);
+  const other = cli('finetune', '--task', 'entailment', '--model', base, '--train', corpusFile, '--valid', corpusFile, '--out', out, '--mc-coef', '1');
+  assert.equal(other.code, 1);
+  assert.match(other.stderr, /--mc-coef only apply to --task chat/);
+  const lm = cli('finetune', '--task', 'chat', '--model', base, '--train', corpusFile, '--valid', corpusFile, '--out', out, '--lm-coef', '1');
+  assert.equal(lm.code, 1);
+  assert.match(lm.stderr, /--lm-coef does not apply to --task chat/);
   assert.equal(existsSync(out), false);
 });
 
