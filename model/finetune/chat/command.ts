@@ -21,8 +21,8 @@ export const CHAT_HELP = `
   {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...], "source": "..."}
   each becomes one or more sequences in the model's chat format (User:/Bot: lines, oldest turns
   dropped to fit the context); the LM loss counts the assistant's replies (--loss-on all: every
-  token). Defaults for chat: --lr 2.5e-4, --batch-size 16 (sequences), --warmup 0.02, decay to
-  --min-lr-ratio 0.1, 3 epochs, validation after every epoch (--eval-every to change).`;
+  token). Defaults for chat: --lr 2.5e-4, --batch-size 16 sequences (--micro-batch at most 16),
+  --warmup 0.02, decay to --min-lr-ratio 0.1, 3 epochs, validation after every epoch.`;
 
 function describe(e: ChatTrainEvent): string | undefined {
   switch (e.type) {

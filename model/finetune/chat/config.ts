@@ -12,7 +12,7 @@ export const chatConfigSchema = z
     lr: z.number().positive().max(1).default(2.5e-4),
     /** Sequences per update. */
     batchSize: positiveInt.default(16),
-    /** Sequences per forward/backward pass (gradients summed up to batchSize); default: all at once. */
+    /** Sequences per forward/backward pass (gradients summed up to batchSize); default: up to 16. */
     microBatch: positiveInt.optional(),
     /** Warm-up as a fraction of all updates. */
     warmup: z.number().min(0).max(0.5).default(0.02),

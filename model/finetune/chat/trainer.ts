@@ -98,6 +98,8 @@ interface ChatState {
 /** Written last into a checkpoint (marks it complete); the finished model keeps it as its trainer state. */
 export const CHAT_STATE_FILE = 'trainer_state.json';
 const OPTIMIZER_FILE = 'optimizer.safetensors';
+/** Sequences per forward pass unless told: 64 context-long sequences in one pass exhaust the wasm heap. */
+const DEFAULT_MICRO_BATCH = 16;
 const LOG_FILE = 'log.jsonl';
 const exists = (p: string) => stat(p).then(() => true, () => false);
 let runCounter = 0;
@@ -237,6 +239,7 @@ export async function trainChat(opts: ChatTrainOptions): Promise<ChatTrainResult
   }
   const N = train.sequences.length;
   const B = Math.min(fc.batchSize, N);
+  const micro = fc.microBatch ?? Math.min(B, DEFAULT_MICRO_BATCH);
   const stepsPerEpoch = Math.ceil(N / B);
   const totalSteps = Math.min(fc.epochs * stepsPerEpoch, fc.maxSteps ?? Infinity);
   const untilStep = Math.min(opts.untilStep ?? totalSteps, totalSteps);
@@ -302,7 +305,7 @@ export async function trainChat(opts: ChatTrainOptions): Promise<ChatTrainResult
     };
     const runValid = async () => {
       if (!validSeqs.length) return;
-      const v = validate(params, validSeqs, mcModel, validCands, fc.microBatch ?? fc.batchSize);
+      const v = validate(params, validSeqs, mcModel, validCands, micro);
       state.lastValid = v;
       await emit({ type: 'eval', step: state.step, epoch: state.position.epoch, tokensSeen: state.tokensSeen, valLoss: v.loss, valPerplexity: v.perplexity, sequences: v.sequences, tokens: v.tokens, mcAccuracy: v.mcAccuracy });
       say(`validation after step ${state.step}: ${formatValidation(v)}`);
@@ -324,7 +327,6 @@ export async function trainChat(opts: ChatTrainOptions): Promise<ChatTrainResult
       }
       const idx = batches[state.position.batch];
       const lr = learningRate(state.step, schedule);
-      const micro = fc.microBatch ?? idx.length;
       const targetsOf = (s: ChatSequence) => s.loss.reduce((a, b) => a + b, 0);
       const allTargets = idx.reduce((n, i) => n + targetsOf(train.sequences[i]), 0);
       let acc: Map<string, tf.Tensor> | undefined;
