@@ -59,10 +59,24 @@ export interface LoadedExamples<T extends TaskName> {
   lines: number[];
 }
 
-/** Parses JSONL text; throws FinetuneDataError listing bad lines (blank lines are skipped). */
-export function parseExamples<T extends TaskName>(task: T, content: string, file = 'data'): LoadedExamples<T> {
-  const schema = schemas[task] as unknown as z.ZodType<TaskExamples[T]>;
-  const examples: Array<TaskExamples[T]> = [];
+/** How parseJsonLines names what a file holds, in its messages. */
+export interface JsonLinesKind {
+  /** e.g. "task entailment". */
+  label: string;
+  /** One line's expected shape. */
+  shape: string;
+  /** e.g. "examples". */
+  items: string;
+  /** Repeat the expected shape after each bad line's problems. */
+  shapeAfterEachLine: boolean;
+}
+
+/**
+ * JSON lines checked against `schema`; blank lines are skipped. Throws FinetuneDataError listing
+ * the bad lines with their numbers (the first MAX_REPORTED), or when no line is left.
+ */
+export function parseJsonLines<T>(content: string, file: string, schema: z.ZodType<T>, kind: JsonLinesKind): { items: T[]; lines: number[] } {
+  const items: T[] = [];
   const lines: number[] = [];
   const problems: string[] = [];
   const badLines: number[] = [];
@@ -87,7 +101,7 @@ export function parseExamples<T extends TaskName>(task: T, content: string, file
       return;
     }
     if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-      report(lineNo, `expected a JSON object like ${TASK_FIELDS[task]}`);
+      report(lineNo, `expected a JSON object like ${kind.shape}`);
       return;
     }
     const r = schema.safeParse(json);
@@ -98,30 +112,41 @@ export function parseExamples<T extends TaskName>(task: T, content: string, file
           ? `${where} is missing`
           : `${where} ${iss.message}`;
       });
-      report(lineNo, `${[...new Set(msg)].join('; ')} (expected ${TASK_FIELDS[task]})`);
+      report(lineNo, `${[...new Set(msg)].join('; ')}${kind.shapeAfterEachLine ? ` (expected ${kind.shape})` : ''}`);
       return;
     }
-    examples.push(r.data);
+    items.push(r.data);
     lines.push(lineNo);
   });
   if (bad > 0) {
     const more = bad > problems.length ? `\n  … and ${bad - problems.length} more bad lines` : '';
-    throw new FinetuneDataError(`${file}: ${bad} bad line${bad === 1 ? '' : 's'} for task ${task}:\n${problems.join('\n')}${more}`, file, badLines);
+    const expected = kind.shapeAfterEachLine ? '' : ` (expected ${kind.shape})`;
+    throw new FinetuneDataError(`${file}: ${bad} bad line${bad === 1 ? '' : 's'} for ${kind.label}${expected}:\n${problems.join('\n')}${more}`, file, badLines);
   }
-  if (examples.length === 0) throw new FinetuneDataError(`${file}: no examples (expected one JSON object per line, ${TASK_FIELDS[task]})`, file);
-  return { file, examples, lines };
+  if (items.length === 0) throw new FinetuneDataError(`${file}: no ${kind.items} (expected one JSON object per line, ${kind.shape})`, file);
+  return { items, lines };
 }
 
-/** Reads and parses a JSONL file of `task` examples. */
-export async function readExamples<T extends TaskName>(task: T, file: string): Promise<LoadedExamples<T>> {
-  let content: string;
+/** A data file's text; a file that cannot be read is a FinetuneDataError naming it. */
+export async function readDataFile(file: string): Promise<string> {
   try {
-    content = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new FinetuneDataError(`${file}: cannot read (${code === 'ENOENT' ? 'no such file' : code ?? String(err)})`, file);
   }
-  return parseExamples(task, content, file);
+}
+
+/** Parses JSONL text; throws FinetuneDataError listing bad lines (blank lines are skipped). */
+export function parseExamples<T extends TaskName>(task: T, content: string, file = 'data'): LoadedExamples<T> {
+  const schema = schemas[task] as unknown as z.ZodType<TaskExamples[T]>;
+  const { items, lines } = parseJsonLines(content, file, schema, { label: `task ${task}`, shape: TASK_FIELDS[task], items: 'examples', shapeAfterEachLine: true });
+  return { file, examples: items, lines };
+}
+
+/** Reads and parses a JSONL file of `task` examples. */
+export async function readExamples<T extends TaskName>(task: T, file: string): Promise<LoadedExamples<T>> {
+  return parseExamples(task, await readDataFile(file), file);
 }
 
 // ---------------------------------------------------------------------------------------------

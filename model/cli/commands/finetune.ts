@@ -3,7 +3,8 @@
 import { Command, Option } from 'commander';
 import path from 'node:path';
 import { initBackend } from '../../backend.js';
-import { parseFinetuneConfig } from '../../finetune/config.js';
+import { CHAT_HELP, runChatFinetune, type ChatCommandOptions } from '../../finetune/chat/command.js';
+import { FinetuneConfigError, parseFinetuneConfig } from '../../finetune/config.js';
 import { readExamples, TASK_FIELDS } from '../../finetune/data.js';
 import { TASKS, type TaskName } from '../../finetune/tasks.js';
 import { finetune, formatMetrics, type FinetuneEvent } from '../../finetune/trainer.js';
@@ -12,6 +13,7 @@ import { addRunOptions, runControls } from './training-run.js';
 
 export const taskOption = () =>
   new Option('--task <task>', 'task type').choices([...TASKS]);
+const finetuneTaskOption = () => new Option('--task <task>', 'task type (chat: conversations, see below)').choices([...TASKS, 'chat']);
 
 function describe(e: FinetuneEvent): string | undefined {
   switch (e.type) {
@@ -29,17 +31,16 @@ function describe(e: FinetuneEvent): string | undefined {
   }
 }
 
-interface Opts {
-  task: TaskName; model?: string; scratch?: boolean; train: string; valid: string; out: string; epochs?: number; lr?: number; lmCoef?: number;
-  batchSize?: number; microBatch?: number; warmup?: number; clfDropout?: number; dropout?: number; weightDecay?: number; maxLen?: number;
-  maxSteps?: number; seed?: number; checkpointEvery?: number; untilStep?: number; restart?: boolean; backend?: string; progress: boolean; json?: boolean;
+/** Every option of the command; the chat task reads its own (ChatCommandOptions) too. */
+interface Opts extends ChatCommandOptions {
+  task: TaskName | 'chat';
 }
 
 export function register(program: Command): void {
   const cmd = program
     .command('finetune')
     .description('fine-tune a model on a task (GPT-1 input transformations, linear head, task loss + λ·LM loss)')
-    .addOption(taskOption().makeOptionMandatory())
+    .addOption(finetuneTaskOption().makeOptionMandatory())
     .option('--model <dir>', 'model to start from (default: model/shipped)')
     .option('--scratch', 'same architecture and tokenizer as --model, random weights (a baseline without pre-training)')
     .requiredOption('--train <file>', 'training examples, JSONL')
@@ -57,22 +58,35 @@ export function register(program: Command): void {
     .option('--max-len <n>', 'longest sequence in tokens (default: the context)', intArg('--max-len', 3))
     .option('--max-steps <n>', 'stop after this many updates (a fixed budget)', intArg('--max-steps', 1))
     .option('--seed <n>', 'seed for the head, new embeddings, data order and dropout (default 42)', intArg('--seed', 0))
-    .option('--checkpoint-every <n>', 'updates between checkpoints (default 100)', intArg('--checkpoint-every', 1));
+    .option('--checkpoint-every <n>', 'updates between checkpoints (default 100)', intArg('--checkpoint-every', 1))
+    // Chat only (--task chat):
+    .addOption(new Option('--loss-on <which>', 'chat: tokens the LM loss counts (default assistant)').choices(['assistant', 'all']))
+    .option('--mc-coef <x>', 'chat: weight of the next-utterance head\'s loss, 0 = no head (default 0)', numArg('--mc-coef', 0, 100))
+    .option('--num-candidates <n>', 'chat: replies the head chooses among (default 2)', intArg('--num-candidates', 2, 16))
+    .option('--min-lr-ratio <x>', 'chat: final learning rate as a share of --lr (default 0.1)', numArg('--min-lr-ratio', 0, 1))
+    .option('--eval-every <n>', 'chat: updates between validations (default: every epoch)', intArg('--eval-every', 1))
+    .option('--eval-sequences <n>', 'chat: validation sequences scored each time (default: all)', intArg('--eval-sequences', 1));
   addRunOptions(cmd, 'discard a checkpoint or finished model in --out')
     .option('--json', 'print the result as one JSON object')
-    .addHelpText('after', `\nData lines by task:\n${TASKS.map((t) => `  ${t.padEnd(16)} ${TASK_FIELDS[t]}`).join('\n')}`)
+    .addHelpText('after', `\nData lines by task:\n${TASKS.map((t) => `  ${t.padEnd(16)} ${TASK_FIELDS[t]}`).join('\n')}\n${CHAT_HELP}`)
     .action(async (o: Opts) => {
+      if (o.task === 'chat') return runChatFinetune(o);
+      const task = o.task;
+      const chatOnly = (['lossOn', 'mcCoef', 'numCandidates', 'minLrRatio', 'evalEvery', 'evalSequences'] as const).filter((k) => o[k] !== undefined);
+      if (chatOnly.length) {
+        throw new FinetuneConfigError(`${chatOnly.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} only apply to --task chat`);
+      }
       const config = parseFinetuneConfig({
         epochs: o.epochs, lr: o.lr, lmCoef: o.lmCoef, batchSize: o.batchSize, microBatch: o.microBatch, warmup: o.warmup, clfDropout: o.clfDropout,
         dropout: o.dropout, weightDecay: o.weightDecay, maxLen: o.maxLen, maxSteps: o.maxSteps, seed: o.seed, checkpointEvery: o.checkpointEvery,
       });
       // Both files are checked before anything else happens: a broken file never starts a run.
-      const train = await readExamples(o.task, o.train);
-      const valid = await readExamples(o.task, o.valid);
+      const train = await readExamples(task, o.train);
+      const valid = await readExamples(task, o.valid);
       const baseDir = resolveModelDir(o.model);
       await initBackend(o.backend);
       const res = await finetune({
-        task: o.task, baseDir, scratch: o.scratch, train, valid, outDir: path.resolve(o.out), config, untilStep: o.untilStep, restart: o.restart,
+        task, baseDir, scratch: o.scratch, train, valid, outDir: path.resolve(o.out), config, untilStep: o.untilStep, restart: o.restart,
         ...runControls(o.progress, describe),
       });
       if (o.json) {

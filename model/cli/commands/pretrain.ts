@@ -99,13 +99,15 @@ export async function exportModel(from: string, out: string, dtype: 'f16' | 'f32
   const names = await readdir(from);
   const tokenizerFiles = names.filter((n) => /^(vocab\.json|merges\.txt|tokenizer_config\.json|special_tokens_map\.json)$/.test(n)).map((n) => path.join(from, n));
   await saveCheckpoint(out, host.config, host.arrays, { dtype: dtype === 'f16' ? 'F16' : 'F32', tokenizerFiles });
-  if (names.includes('trainer_state.json')) await copyFile(path.join(from, 'trainer_state.json'), path.join(out, 'trainer_state.json'));
-  // A run folder's checkpoint: the loss curve of the run goes along.
-  const runDir = path.dirname(path.resolve(from));
+  // The chat format a chat-tuned model declares travels with it, as does the trainer state.
+  for (const name of ['trainer_state.json', 'chat_format.json']) if (names.includes(name)) await copyFile(path.join(from, name), path.join(out, name));
+  // A run folder's checkpoint (or a finished fine-tuning run, which keeps its log inside): the loss curve of the run goes along.
+  const runDir = names.includes('log.jsonl') ? path.resolve(from) : path.dirname(path.resolve(from));
   if ((await readdir(runDir)).includes('log.jsonl')) {
     const c = host.config;
-    const state = JSON.parse(await readFile(path.join(from, 'trainer_state.json'), 'utf8').catch(() => '{}')) as { step?: number };
-    await writeCurve(runDir, `pre-training: ${c.nLayer} layers, ${c.nEmbd} dims, vocab ${c.vocabSize}`, path.join(out, 'loss.svg'), state.step ?? Infinity);
+    const state = JSON.parse(await readFile(path.join(from, 'trainer_state.json'), 'utf8').catch(() => '{}')) as { step?: number; kind?: string };
+    const stage = state.kind === 'nemo-chat-finetune' ? 'chat fine-tuning' : 'pre-training';
+    await writeCurve(runDir, `${stage}: ${c.nLayer} layers, ${c.nEmbd} dims, vocab ${c.vocabSize}`, path.join(out, 'loss.svg'), state.step ?? Infinity);
     // The curve's data goes along too, so `pretrain --continue-from` can carry the run on later.
     await writeFile(path.join(out, EXPORTED_LOG_FILE), await compactLog(runDir, state.step ?? Infinity));
   }
