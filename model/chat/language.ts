@@ -1,5 +1,6 @@
 // Which language a chat message is in, as far as the reply checks need it: Chinese (any Han
-// character), English (Latin letters, no Han), or either (digits, emoji, punctuation only).
+// character), English (Latin letters, no Han), or either (digits, emoji, punctuation only, or a
+// message that asks for the other language: a translation's answer rightly switches language).
 
 export type ChatLanguage = 'zh' | 'en' | 'any';
 
@@ -7,7 +8,10 @@ const HAN = /\p{Script=Han}/gu;
 const LATIN = /\p{Script=Latin}/gu;
 const count = (text: string, re: RegExp) => text.match(re)?.length ?? 0;
 
+const ASKS_FOR_A_LANGUAGE = /英语|英文|中文|汉语|普通话|翻译|\b(?:english|chinese|mandarin|translate|translation)\b/i;
+
 export function messageLanguage(text: string): ChatLanguage {
+  if (ASKS_FOR_A_LANGUAGE.test(text)) return 'any';
   if (count(text, HAN) > 0) return 'zh';
   if (count(text, LATIN) > 0) return 'en';
   return 'any';

@@ -143,6 +143,12 @@ test('language: Chinese messages need Chinese, English ones no mostly-Han reply;
   assert.equal(messageLanguage('hello 你好'), 'zh');
   assert.equal(messageLanguage('what is 2+2'), 'en');
   assert.equal(messageLanguage('😀 123'), 'any');
+  // A translation request is answered in the other language: either language suits it.
+  assert.equal(messageLanguage('“我爱你”用英语怎么说？'), 'any');
+  assert.equal(messageLanguage('How do you say "cat" in Chinese?'), 'any');
+  assert.equal(messageLanguage('translate: good morning'), 'any');
+  assert.equal(messageLanguage('I speak english'), 'any');
+  assert.equal(messageLanguage('Englishman'), 'en');
   assert.equal(replyMatchesLanguage('zh', 'hello'), false);
   assert.equal(replyMatchesLanguage('zh', '你好 friend'), true);
   assert.equal(replyMatchesLanguage('en', '天天天 ok'), false);
