@@ -8,7 +8,7 @@ import { listBotInstances, type BotInstanceState } from '../bot/login-state.js';
 import type { CoreConfig } from '../core/config.js';
 import { coreSchema } from '../core/config.js';
 import { parseEnv } from '../core/env.js';
-import { silentLogger, type Logger } from '../core/logger.js';
+import { partLogger, silentLogger, type Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
 import type { TextGenerator } from '../model/index.js';
 import { createAdminAuth } from './admin-auth.js';
@@ -117,7 +117,7 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
   const json = jsonBody({ limit: '16kb' });
-  const auth = createAdminAuth({ store: deps.store, config, audit, log: log.child({ part: 'admin' }) });
+  const auth = createAdminAuth({ store: deps.store, config, audit, log: partLogger(log, 'admin') });
   app.use('/api/admin', json, auth.router);
   app.use(
     '/api/admin',
@@ -125,10 +125,10 @@ export function createApp(deps: AppDeps): Express {
     auth.requireAdmin,
     adminRoutes({
       ...(deps.admin ?? {}),
-      store: deps.store, config, coreConfig, audit, log: log.child({ part: 'admin' }), metrics, generator: deps.generator, botStates,
+      store: deps.store, config, coreConfig, audit, log: partLogger(log, 'admin'), metrics, generator: deps.generator, botStates,
     }),
   );
-  app.use('/api/chat', json, chatRoutes({ ...(deps.chat ?? {}), store: deps.store, log: log.child({ part: 'web-chat' }), metrics, config }));
+  app.use('/api/chat', json, chatRoutes({ ...(deps.chat ?? {}), store: deps.store, log: partLogger(log, 'web-chat'), metrics, config }));
   app.use('/api', notFound);
 
   // Front-end: the panel under /admin, the web chat at /chat, Chart.js from node_modules.

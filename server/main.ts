@@ -9,7 +9,7 @@ import { DEFAULT_REDIS_URL, loadCoreConfig, type CoreConfig } from '../core/conf
 import { tuneGc } from '../core/gc-tuning.js';
 import { ConfigError } from '../core/env.js';
 import { KeyService } from '../core/keys/key-service.js';
-import { createLogger, type Logger } from '../core/logger.js';
+import { createLogger, partLogger, type Logger } from '../core/logger.js';
 import { isPortOpen, launchLocalRedis } from '../core/redis-launcher.js';
 import { redactUrl, Store } from '../core/redis.js';
 import { loadBotConfig } from '../bot/config.js';
@@ -86,17 +86,17 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
   const startedAt = new Date();
 
   const redis = await resolveRedis(config, log);
-  const store = new Store({ url: redis.url, prefix: config.REDIS_PREFIX, logger: log.child({ part: 'redis' }) });
+  const store = new Store({ url: redis.url, prefix: config.REDIS_PREFIX, logger: partLogger(log, 'redis') });
   await store.open();
   log.info({ redis: redactUrl(redis.url), prefix: config.REDIS_PREFIX }, 'connected to redis');
   // Access keys: scheduled rotation (exactly once across processes), catch-up, pub/sub.
-  const keys = new KeyService(store, config, log.child({ part: 'keys' }));
+  const keys = new KeyService(store, config, partLogger(log, 'keys'));
   await keys.start();
 
   // HTTP: the admin panel and API, the web chat, health and metrics.
   const metrics = createMetrics();
   const usage = new UsageRecorder(store, config);
-  const settings = new RuntimeSettings(store, defaultChatSettings(botConfig), log.child({ part: 'settings' }));
+  const settings = new RuntimeSettings(store, defaultChatSettings(botConfig), partLogger(log, 'settings'));
   const inflight = new InflightRequests();
   let stopping = false;
 
@@ -120,7 +120,7 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
   }
 
   const app = createApp({
-    store, startedAt, config: serverConfig, coreConfig: config, logger: log.child({ part: 'http' }), metrics, generator,
+    store, startedAt, config: serverConfig, coreConfig: config, logger: partLogger(log, 'http'), metrics, generator,
     isStopping: () => stopping,
     admin: { keys, usage, users: { usage, userAdmin }, settings: { settings } },
     chat: { session: chat?.session, keys, settings, inflight, keyLength: config.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(config.KEY_ALPHABET) },

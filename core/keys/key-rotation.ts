@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { createTask, type ScheduledTask } from 'node-cron';
 import { isTimeZone } from '../env.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { partLogger, silentLogger, type Logger } from '../logger.js';
 import { guard, type Store } from '../redis.js';
 import {
   defineKeyScripts, graceMs, keyName, readCurrentKey, type KeyServiceConfig, type RedisWithScripts, type RotationCause,
@@ -341,7 +341,7 @@ export class KeyRotation {
     if (this.task) void this.task.destroy();
     this.task = null;
     if (!this.started || !isTimeZone(this.schedule.tz)) return;
-    const cronLog = this.log.child({ part: 'key-cron' });
+    const cronLog = partLogger(this.log, 'key-cron');
     this.task = createTask(this.schedule.cron, () => this.tick(), {
       timezone: this.schedule.tz,
       name: `nemo-key-rotation-${this.store.prefix}`,
