@@ -12,6 +12,7 @@ import { partLogger, silentLogger, type Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
 import type { TextGenerator } from '../model/index.js';
 import { createAdminAuth } from './admin-auth.js';
+import { AdminPassword } from './admin-password.js';
 import { adminRoutes, type AdminRouteDeps } from './admin-routes.js';
 import { AuditLog } from './audit-log.js';
 import { chatRoutes, type ChatRouteDeps } from './chat-routes.js';
@@ -24,8 +25,10 @@ import { createMetrics, routeLabel, type Metrics } from './metrics.js';
 export interface AppDeps {
   store: Store;
   startedAt: Date;
-  /** Defaults: the schema defaults (so the admin panel is disabled: no password). */
+  /** Defaults: the schema defaults (no ADMIN_PASSWORD: a one-time password is generated on first use). */
   config?: ServerConfig;
+  /** Where the admin password comes from (default: from `config`, else generated and kept in Redis). */
+  adminPassword?: AdminPassword;
   coreConfig?: CoreConfig;
   logger?: Logger;
   metrics?: Metrics;
@@ -117,7 +120,8 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
   const json = jsonBody({ limit: '16kb' });
-  const auth = createAdminAuth({ store: deps.store, config, audit, log: partLogger(log, 'admin') });
+  const adminPassword = deps.adminPassword ?? new AdminPassword(deps.store, config, partLogger(log, 'admin'));
+  const auth = createAdminAuth({ store: deps.store, config, audit, password: adminPassword });
   app.use('/api/admin', json, auth.router);
   app.use(
     '/api/admin',

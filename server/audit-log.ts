@@ -8,7 +8,7 @@ export interface AuditEntry {
   id: string;
   at: string;
   action: string;
-  /** Who: 'admin' plus the short session id, or 'anonymous' for failed logins. */
+  /** Who: 'admin' (the panel), 'cli@<host>' (npm run keys), 'schedule', or 'anonymous' for failed logins. */
   actor: string;
   ip: string;
   /** Action details; never secrets (no passwords, no keys). */

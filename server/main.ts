@@ -18,6 +18,7 @@ import { UserAdmin } from '../bot/user-admin.js';
 import { applyChatSettings, defaultChatSettings, RuntimeSettings } from '../core/settings/runtime-settings.js';
 import { createGenerator, type TextGenerator } from '../model/index.js';
 import { UsageRecorder } from '../core/usage/usage-recorder.js';
+import { AdminPassword } from './admin-password.js';
 import { createApp } from './app.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
 import { InflightRequests } from './inflight.js';
@@ -30,7 +31,8 @@ when REDIS_URL is unset and nothing answers on 127.0.0.1:6379), the access-key s
 model (MODEL_DIR, default: the shipped model in model/shipped), the WeChat bot (BOT_ENABLED,
 default true; the login QR code is printed here and shown in the admin panel; BOT_NAME, default
 "main", names it: one running process per name, a second one runs without the bot), and the HTTP server
-with the admin panel (needs ADMIN_PASSWORD or ADMIN_PASSWORD_HASH), the web chat at /chat and the
+with the admin panel (ADMIN_PASSWORD or ADMIN_PASSWORD_HASH; without them the first start
+prints a one-time password to change at the first sign-in), the web chat at /chat and the
 JSON API. All settings come from the environment or .env; see .env.example.`;
 
 async function resolveRedis(config: CoreConfig, log: Logger): Promise<{ url: string; child?: ChildProcess }> {
@@ -119,8 +121,12 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
     });
   }
 
+  // Without ADMIN_PASSWORD(_HASH) the first process on this Redis generates the panel's password.
+  const adminPassword = new AdminPassword(store, serverConfig, partLogger(log, 'admin'));
+  await adminPassword.ensure();
+
   const app = createApp({
-    store, startedAt, config: serverConfig, coreConfig: config, logger: partLogger(log, 'http'), metrics, generator,
+    store, startedAt, config: serverConfig, adminPassword, coreConfig: config, logger: partLogger(log, 'http'), metrics, generator,
     isStopping: () => stopping,
     admin: { keys, usage, users: { usage, userAdmin }, settings: { settings } },
     chat: { session: chat?.session, keys, settings, inflight, keyLength: config.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(config.KEY_ALPHABET) },
