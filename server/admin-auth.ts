@@ -6,7 +6,7 @@ import express, { type Request, type RequestHandler, type Router } from 'express
 import { rateLimit, ipKeyGenerator } from 'express-rate-limit';
 import { z } from 'zod';
 import { guard, type Store } from '../core/redis.js';
-import type { AuditLog } from './audit-log.js';
+import type { AuditLog } from '../core/audit/audit-log.js';
 import type { ServerConfig } from './config.js';
 import { handle, HttpError } from './http-errors.js';
 import type { AdminPassword } from './admin-password.js';

@@ -14,7 +14,7 @@ import type { TextGenerator } from '../model/index.js';
 import { createAdminAuth } from './admin-auth.js';
 import { AdminPassword } from './admin-password.js';
 import { adminRoutes, type AdminRouteDeps } from './admin-routes.js';
-import { AuditLog } from './audit-log.js';
+import { AuditLog } from '../core/audit/audit-log.js';
 import { chatRoutes, type ChatRouteDeps } from './chat-routes.js';
 import { serverSchema, trustProxyValue, type ServerConfig } from './config.js';
 import { healthRoutes } from './health-routes.js';
@@ -29,6 +29,8 @@ export interface AppDeps {
   config?: ServerConfig;
   /** Where the admin password comes from (default: from `config`, else generated and kept in Redis). */
   adminPassword?: AdminPassword;
+  /** The audit log (default: one on `store` with AUDIT_RETENTION_DAYS). */
+  audit?: AuditLog;
   coreConfig?: CoreConfig;
   logger?: Logger;
   metrics?: Metrics;
@@ -58,7 +60,7 @@ export function createApp(deps: AppDeps): Express {
     // Fires in every process (pub/sub) for rotations made anywhere, once the key service is started.
     deps.admin.keys.onRotate((e) => metrics.keyRotations.inc({ by: e.by }));
   }
-  const audit = new AuditLog(deps.store, { retentionDays: config.AUDIT_RETENTION_DAYS });
+  const audit = deps.audit ?? new AuditLog(deps.store, { retentionDays: config.AUDIT_RETENTION_DAYS });
   // The bots may run in other processes: their login states are read from the shared Redis.
   const botStates = deps.botStates ?? (() => listBotInstances(deps.store));
 

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_REDIS_URL, loadCoreConfig, type CoreConfig } from '../core/config.js';
 import { tuneGc } from '../core/gc-tuning.js';
 import { ConfigError } from '../core/env.js';
+import { AuditLog } from '../core/audit/audit-log.js';
 import { KeyService } from '../core/keys/key-service.js';
 import { createLogger, partLogger, type Logger } from '../core/logger.js';
 import { isPortOpen, launchLocalRedis } from '../core/redis-launcher.js';
@@ -92,7 +93,9 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
   await store.open();
   log.info({ redis: redactUrl(redis.url), prefix: config.REDIS_PREFIX }, 'connected to redis');
   // Access keys: scheduled rotation (exactly once across processes), catch-up, pub/sub.
-  const keys = new KeyService(store, config, partLogger(log, 'keys'));
+  // One audit log for the panel's actions and the rotations this process makes on schedule.
+  const audit = new AuditLog(store, { retentionDays: serverConfig.AUDIT_RETENTION_DAYS });
+  const keys = new KeyService(store, config, partLogger(log, 'keys'), { audit });
   await keys.start();
 
   // HTTP: the admin panel and API, the web chat, health and metrics.
@@ -126,7 +129,7 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
   await adminPassword.ensure();
 
   const app = createApp({
-    store, startedAt, config: serverConfig, adminPassword, coreConfig: config, logger: partLogger(log, 'http'), metrics, generator,
+    store, startedAt, config: serverConfig, adminPassword, audit, coreConfig: config, logger: partLogger(log, 'http'), metrics, generator,
     isStopping: () => stopping,
     admin: { keys, usage, users: { usage, userAdmin }, settings: { settings } },
     chat: { session: chat?.session, keys, settings, inflight, keyLength: config.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(config.KEY_ALPHABET) },

@@ -2,6 +2,9 @@
 import { get } from '../api.js';
 import { badge, card, fmtDateTime, h, mount } from '../ui.js';
 
+// Entries written before actors were named carry the panel's session id: they were the admin.
+const actorName = (actor) => (/^admin:/.test(actor) ? 'admin' : actor);
+
 export async function renderAudit(page) {
   const body = h('tbody');
   const more = h('button.btn.small', { type: 'button' }, 'Older entries');
@@ -12,7 +15,7 @@ export async function renderAudit(page) {
   async function load(append) {
     const { items } = await get(`/api/admin/audit?limit=50${append && last ? `&before=${encodeURIComponent(last)}` : ''}`);
     const rows = items.map((e) =>
-      h('tr', h('td.nowrap', fmtDateTime(e.at)), h('td', badge(e.action, e.ok ? (e.action.startsWith('login') ? 'info' : 'ok') : 'danger')), h('td.mono.small', e.actor),
+      h('tr', h('td.nowrap', fmtDateTime(e.at)), h('td', badge(e.action, e.ok ? (e.action.startsWith('login') ? 'info' : 'ok') : 'danger')), h('td.mono.small', actorName(e.actor)),
         h('td.hide-phone.mono.small', e.ip), h('td.small.mono', Object.keys(e.details || {}).length ? JSON.stringify(e.details) : '')));
     if (append) body.append(...rows);
     else mount(body, rows.length ? rows : h('tr', h('td.empty', { colspan: '5' }, 'Nothing yet')));

@@ -5,6 +5,7 @@
 import { randomInt } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { createTask, type ScheduledTask } from 'node-cron';
+import type { AuditLog } from '../audit/audit-log.js';
 import { isTimeZone } from '../env.js';
 import { partLogger, silentLogger, type Logger } from '../logger.js';
 import { guard, type Store } from '../redis.js';
@@ -60,6 +61,8 @@ export interface KeyRotationOptions {
   safetyIntervalMs?: number;
   /** Called whenever the key may have changed (here or in another process), so readers drop caches. */
   onKeyChanged?: () => void;
+  /** Where scheduled rotations are recorded (actor "schedule"), by the one process that made them. */
+  audit?: AuditLog;
 }
 
 export class KeyRotation {
@@ -71,6 +74,7 @@ export class KeyRotation {
   private readonly maxRetryMs: number;
   private readonly safetyIntervalMs: number;
   private readonly keyChanged: () => void;
+  private readonly audit: AuditLog | null;
   private readonly alphabet: string[];
   private readonly channel: string;
   private schedule: Schedule;
@@ -93,6 +97,7 @@ export class KeyRotation {
     this.maxRetryMs = options.maxRetryMs ?? 30_000;
     this.safetyIntervalMs = options.safetyIntervalMs ?? 60_000;
     this.keyChanged = options.onKeyChanged ?? (() => {});
+    this.audit = options.audit ?? null;
     this.alphabet = [...config.KEY_ALPHABET];
     this.channel = this.k('events');
     this.schedule = this.configSchedule;
@@ -180,7 +185,12 @@ export class KeyRotation {
    */
   async runScheduledSlot(slot: Date): Promise<boolean> {
     const [rotated, version] = await this.runRotate('slot', 'schedule', '', slot.getTime());
-    if (rotated) this.log.info({ version, slot: slot.toISOString() }, 'access key rotated on schedule');
+    if (rotated) {
+      this.log.info({ version, slot: slot.toISOString() }, 'access key rotated on schedule');
+      // The rotation stands whether or not its audit entry can be written.
+      await this.audit?.record({ action: 'keys.rotate', actor: 'schedule', ip: '', details: { version, slot: slot.toISOString() }, ok: true })
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not write the audit entry of a scheduled rotation'));
+    }
     return rotated === 1;
   }
 

@@ -2,7 +2,7 @@
 // settings changes, user actions) in Redis streams shared by all processes. Anonymous login noise
 // (failed and blocked logins) has its own capped stream, so however much of it anyone sends it
 // never pushes administrative actions out: those are kept for the retention period.
-import { guard, type Store } from '../core/redis.js';
+import { guard, type Store } from '../redis.js';
 
 export interface AuditEntry {
   id: string;
