@@ -23,6 +23,16 @@ export interface CurrentKey {
   nextRotationAt: string | null;
   by: RotationCause;
   actor?: string;
+  /** The key this one replaced, while its grace window still lets it in (absent otherwise). */
+  previous?: PreviousKey;
+}
+
+export interface PreviousKey {
+  key: string;
+  version: number;
+  retiredAt: string;
+  /** The end of its grace window (KEY_GRACE_MINUTES after retiredAt). */
+  acceptedUntil: string;
 }
 
 export interface KeyHistoryEntry {
@@ -165,12 +175,22 @@ export class KeyRotation {
       cur = await readCurrentKey(this.store);
       if (!cur) throw new Error('the current key vanished right after it was created');
     }
-    const next = await this.nextRotation();
+    const [next, previous] = await Promise.all([this.nextRotation(), this.previousInGrace()]);
     return {
       ...cur,
+      ...(previous ? { previous } : {}),
       nextRotationAt: next ? next.toISOString() : null,
       expiresAt: next ? new Date(next.getTime() + graceMs(this.config)).toISOString() : null,
     };
+  }
+
+  /** The previous key while its grace window is open. */
+  private async previousInGrace(): Promise<PreviousKey | undefined> {
+    const [key, version, retiredAt, retiredAtMs] = await guard(() => this.store.redis.hmget(this.k('previous'), 'key', 'version', 'retiredAt', 'retiredAtMs'));
+    if (!key || !version || !retiredAt || !retiredAtMs) return undefined;
+    const until = Number(retiredAtMs) + graceMs(this.config);
+    if (until <= this.now().getTime()) return undefined;
+    return { key, version: Number(version), retiredAt, acceptedUntil: new Date(until).toISOString() };
   }
 
   /** Replaces the key now; the previous one stays valid for KEY_GRACE_MINUTES. */

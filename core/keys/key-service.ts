@@ -12,7 +12,7 @@ import { KeyRotation, type CurrentKey, type KeyHistoryEntry, type RotationEvent,
 export { InvalidScheduleError, type Schedule } from './schedule.js';
 export type { Authorisation, BreakerStatus, LockStatus, VerifyResult } from './access-gate.js';
 export type { KeyServiceConfig, RotationCause } from './key-records.js';
-export type { CurrentKey, KeyHistoryEntry, RotationEvent, ScheduleInfo } from './key-rotation.js';
+export type { CurrentKey, KeyHistoryEntry, PreviousKey, RotationEvent, ScheduleInfo } from './key-rotation.js';
 
 export interface KeyServiceOptions {
   /** Injectable clock for tests (grace windows, catch-up). */

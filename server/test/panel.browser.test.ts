@@ -119,6 +119,11 @@ describe('admin panel in Chromium', { skip }, () => {
     const after = (await page.textContent('#key-value'))!;
     assert.notEqual(after, before);
     assert.equal(after, (await h.keys.current()).key, 'the page shows the key the server now accepts');
+    // The old key still works for the grace period, and the page says so with the end time.
+    await page.waitForSelector('#previous-key:not([hidden])');
+    const note = (await page.textContent('#previous-key'))!;
+    assert.ok(note.includes(before), note);
+    assert.match(note, /still accepted until .*\(10 min left, grace period\)/);
     assert.match((await page.textContent('table'))!, new RegExp(before));
 
     await page.fill('#cron', '0 9 * * 1');
