@@ -200,7 +200,7 @@ describe('admin panel in Chromium', { skip }, () => {
         return {
           overflow: document.documentElement.scrollWidth - window.innerWidth,
           header: document.querySelector('.sidebar')!.getBoundingClientRect().height,
-          links: [...document.querySelectorAll('.nav a')].map((a) => a.getBoundingClientRect()).map((b, i) => ({ text: document.querySelectorAll('.nav a')[i].textContent, left: b.left, right: b.right, visible: b.width > 0 })),
+          links: Array.from(document.querySelectorAll('.nav a'), (a) => a.getBoundingClientRect()).map((b, i) => ({ text: document.querySelectorAll('.nav a')[i].textContent, left: b.left, right: b.right, visible: b.width > 0 })),
         };
       });
       assert.ok(m.overflow <= 1, `${p}: page is ${m.overflow}px wider than the screen`);
