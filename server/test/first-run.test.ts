@@ -7,7 +7,8 @@ import { pino } from 'pino';
 import { openTestStore } from '../../core/testing.js';
 import { duplicateKeys } from '../../core/test/json-keys.js';
 import { AdminPassword } from '../admin-password.js';
-import { field, startHarness, TEST_PASSWORD, type Harness } from './harness.js';
+import { startServer } from './child-server.js';
+import { Client, field, startHarness, TEST_PASSWORD, type Harness } from './harness.js';
 
 const PASSWORD_LINE = /generated the admin password (\S+) /;
 
@@ -103,6 +104,26 @@ test('several processes on one Redis: one generates and prints, the others use t
     const { verifyPassword } = await import('../password.js');
     assert.equal(await verifyPassword(password, hashes[0]), true);
   } finally {
+    await store.cleanup();
+  }
+});
+
+test('npm start twice on one Redis without a password: one process prints it, both accept it; logs have no repeated keys', async () => {
+  const store = await openTestStore('first-run-start');
+  const env = { REDIS_PREFIX: store.prefix, ADMIN_PASSWORD: '', ADMIN_PASSWORD_HASH: '', MODEL_DIR: '/nonexistent/nemo-model' };
+  const servers = await Promise.all([startServer(env), startServer(env)]);
+  try {
+    const lines = servers.flatMap((s) => s.lines.join('').split('\n').filter(Boolean));
+    const password = oneTimePassword(lines);
+    for (const line of lines) assert.deepEqual(duplicateKeys(line), [], line);
+    for (const s of servers) {
+      const login = await new Client(s.url).post('/api/admin/login', { password });
+      assert.equal(login.status, 200);
+      assert.equal(field(login, 'mustChangePassword'), true);
+    }
+  } finally {
+    for (const s of servers) s.child.kill('SIGTERM');
+    await Promise.all(servers.map((s) => s.exit));
     await store.cleanup();
   }
 });
