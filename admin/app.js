@@ -16,10 +16,24 @@ function showLogin(message) {
   cleanup = null;
   $('shell').hidden = true;
   $('login-view').hidden = false;
+  $('login-form').hidden = false;
+  $('new-password-form').hidden = true;
   const err = $('login-error');
   err.hidden = !message;
   err.textContent = message || '';
   $('password').focus();
+}
+
+// After a sign-in with the generated one-time password nothing else is open until a new one is set.
+function showNewPassword(message) {
+  $('shell').hidden = true;
+  $('login-view').hidden = false;
+  $('login-form').hidden = true;
+  $('new-password-form').hidden = false;
+  const err = $('new-password-error');
+  err.hidden = !message;
+  err.textContent = message || '';
+  $('new-password').focus();
 }
 
 async function showPage() {
@@ -50,9 +64,32 @@ async function start() {
       const res = await post('/api/admin/login', { password: $('password').value });
       setCsrfToken(res.csrfToken);
       $('password').value = '';
-      await showPage();
+      if (res.mustChangePassword) showNewPassword('');
+      else await showPage();
     } catch (err) {
       showLogin(err.message);
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  $('new-password-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const btn = e.submitter || $('new-password-form').querySelector('button');
+    if ($('new-password').value !== $('new-password-again').value) {
+      showNewPassword('The two passwords differ.');
+      return;
+    }
+    btn.disabled = true;
+    try {
+      const res = await post('/api/admin/password', { password: $('new-password').value });
+      setCsrfToken(res.csrfToken);
+      $('new-password').value = '';
+      $('new-password-again').value = '';
+      toast('Password saved');
+      await showPage();
+    } catch (err) {
+      if (err.status === 401) showLogin(err.message);
+      else showNewPassword(err.message);
     } finally {
       btn.disabled = false;
     }
@@ -71,11 +108,14 @@ async function start() {
   });
   try {
     const s = await get('/api/admin/session');
-    setCsrfToken(s.csrfToken);
-    await showPage();
+    if (!s.signedIn) showLogin('');
+    else {
+      setCsrfToken(s.csrfToken);
+      if (s.mustChangePassword) showNewPassword('');
+      else await showPage();
+    }
   } catch (err) {
-    if (err.status === 503) showLogin(err.message);
-    else if (err.status === 401) showLogin('');
+    if (err.status === 401) showLogin('');
     else {
       showLogin(err.message);
       toast(err.message, 'error');

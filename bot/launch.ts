@@ -4,7 +4,7 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { CoreConfig } from '../core/config.js';
-import type { Logger } from '../core/logger.js';
+import { partLogger, type Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
 import { ChatSession, type KeyGate, type UsageSink } from './chat-session.js';
 import type { BotConfig } from './config.js';
@@ -35,7 +35,7 @@ export function createChat(deps: ChatDeps): { session: ChatSession; userAdmin: U
   const session = new ChatSession({
     store: deps.store, keys: deps.keys, usage: deps.usage, generator: deps.generator, format: deps.format, blockedWords,
     config: deps.botConfig, keyShape: { length: deps.coreConfig.KEY_LENGTH, alphabet: deps.coreConfig.KEY_ALPHABET },
-    logger: deps.logger.child({ part: 'chat' }),
+    logger: partLogger(deps.logger, 'chat'),
   });
   return { session, userAdmin: new UserAdmin(deps.store, deps.botConfig) };
 }
@@ -66,7 +66,7 @@ export async function startBots(
     puppet?: unknown;
   },
 ): Promise<RunningBots> {
-  const log = deps.logger.child({ part: 'bot' });
+  const log = partLogger(deps.logger, 'bot');
   let chatBot: WechatyChatBot | null = null;
   let keyResponder: KeyResponderBot | null = null;
 

@@ -28,11 +28,21 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv 
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const name = issue.path.join('.') || '(config)';
-    const got = typeof issue.path[0] === 'string' ? cleaned[issue.path[0]] : undefined;
-    const shown = got === undefined ? 'unset' : JSON.stringify(got.length > 60 ? `${got.slice(0, 60)}…` : got);
-    return `${name}: ${issue.message} (got ${shown})`;
+    const variable = typeof issue.path[0] === 'string' ? issue.path[0] : '';
+    return `${name}: ${issue.message} (got ${shownValue(variable, cleaned[variable])})`;
   });
   throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
+}
+
+// Variables whose value is a secret: a configuration error says how long the value is, never what it is.
+const SECRET_NAME = /PASSWORD|SECRET|TOKEN|HASH|CREDENTIAL|PRIVATE/i;
+
+/** How a configuration error shows a variable's value: secrets hidden, a URL's user and password blanked. */
+export function shownValue(name: string, value: string | undefined): string {
+  if (value === undefined) return 'unset';
+  if (SECRET_NAME.test(name)) return `a hidden value of ${[...value].length} characters`;
+  const text = value.replace(/\/\/([^@/]*)@/, (_m, auth: string) => (auth ? '//[redacted]@' : '//'));
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}…` : text);
 }
 
 /** True for an IANA time zone name this runtime knows (e.g. Asia/Shanghai). */

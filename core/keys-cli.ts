@@ -1,7 +1,9 @@
 // `npm run keys -- <command>`: the operator's access-key tool. Talks to Redis directly, so it works
 // with or without the server running; a rotation is published, so running servers learn of it at
 // once. This is the one place that prints the key on purpose (to stdout, never to a log).
+import { hostname } from 'node:os';
 import { Command, CommanderError } from 'commander';
+import { AuditLog } from './audit/audit-log.js';
 import { DEFAULT_REDIS_URL, loadCoreConfig, type CoreConfig } from './config.js';
 import { ConfigError } from './env.js';
 import { InvalidScheduleError, KeyService, type CurrentKey, type KeyHistoryEntry, type ScheduleInfo } from './keys/key-service.js';
@@ -12,7 +14,12 @@ interface Ctx {
   config: CoreConfig;
   keys: KeyService;
   json: boolean;
+  /** Records a change in the admin audit log, as `cli@<host>` (the panel shows it with its own). */
+  audit: (action: string, details: Record<string, unknown>, ok?: boolean) => Promise<void>;
 }
+
+/** Who the audit log names for changes made with this tool. */
+export const CLI_ACTOR = `cli@${hostname()}`;
 
 async function withKeys(cmd: Command, fn: (ctx: Ctx) => Promise<void>): Promise<void> {
   const json = Boolean(cmd.optsWithGlobals().json);
@@ -27,7 +34,11 @@ async function withKeys(cmd: Command, fn: (ctx: Ctx) => Promise<void>): Promise<
         `Cannot reach Redis at ${redactUrl(url)} (prefix "${config.REDIS_PREFIX}"). Start Redis or set REDIS_URL. (${(err as Error).message})`,
       );
     }
-    await fn({ config, keys: new KeyService(store, config, silentLogger), json });
+    const log = new AuditLog(store);
+    const user = process.env.USER;
+    const audit = (action: string, details: Record<string, unknown>, ok = true) =>
+      log.record({ action, actor: CLI_ACTOR, ip: '', details: { ...details, ...(user ? { user } : {}) }, ok });
+    await fn({ config, keys: new KeyService(store, config, silentLogger), json, audit });
   } finally {
     await store.close();
   }
@@ -94,8 +105,9 @@ export function buildProgram(): Command {
     .option('--json', 'print the new key as JSON')
     .option('--actor <name>', 'who rotated, for the key history', process.env.USER ?? '')
     .action(async (opts: { actor: string }, cmd: Command) =>
-      withKeys(cmd, async ({ keys, json }) => {
+      withKeys(cmd, async ({ keys, json, audit }) => {
         const k = await keys.rotate('cli', opts.actor || undefined);
+        await audit('keys.rotate', { version: k.version });
         const s = await keys.getSchedule();
         if (json) console.log(JSON.stringify(keyJson(k)));
         else {
@@ -139,9 +151,16 @@ export function buildProgram(): Command {
     .option('--tz <zone>', 'IANA time zone (default: the current schedule\'s)')
     .option('--json', 'print JSON')
     .action(async (cron: string, opts: { tz?: string }, cmd: Command) =>
-      withKeys(cmd, async ({ keys, json }) => {
+      withKeys(cmd, async ({ keys, json, audit }) => {
         const tz = opts.tz ?? (await keys.getSchedule()).tz;
-        const s = await keys.setSchedule(cron, tz, `cli${process.env.USER ? `:${process.env.USER}` : ''}`);
+        let s: ScheduleInfo;
+        try {
+          s = await keys.setSchedule(cron, tz, `cli${process.env.USER ? `:${process.env.USER}` : ''}`);
+        } catch (err) {
+          if (err instanceof InvalidScheduleError) await audit('keys.schedule', { cron, tz, error: err.message }, false);
+          throw err;
+        }
+        await audit('keys.schedule', { cron: s.cron, tz: s.tz });
         if (json) console.log(JSON.stringify(s));
         else {
           console.log('Schedule changed.');
@@ -155,8 +174,9 @@ export function buildProgram(): Command {
     .description('drop the run-time schedule: every running server goes back to KEY_ROTATE_CRON / KEY_ROTATE_TZ')
     .option('--json', 'print JSON')
     .action(async (_opts, cmd: Command) =>
-      withKeys(cmd, async ({ keys, json }) => {
+      withKeys(cmd, async ({ keys, json, audit }) => {
         const s = await keys.resetSchedule(`cli${process.env.USER ? `:${process.env.USER}` : ''}`);
+        await audit('keys.schedule.reset', { cron: s.cron, tz: s.tz });
         if (json) console.log(JSON.stringify(s));
         else {
           console.log('Schedule reset to the configured default.');
@@ -171,9 +191,10 @@ export function buildProgram(): Command {
     .argument('<userId>', 'the chatter\'s id (as shown in the admin panel)')
     .option('--json', 'print JSON')
     .action(async (userId: string, _opts, cmd: Command) =>
-      withKeys(cmd, async ({ keys, json }) => {
+      withKeys(cmd, async ({ keys, json, audit }) => {
         const before = await keys.lockStatus(userId);
         await keys.unlock(userId);
+        await audit('users.unlock', { userId, wasLocked: before.locked });
         if (json) console.log(JSON.stringify({ userId, wasLocked: before.locked }));
         else console.log(before.locked ? `Unlocked ${userId}.` : `${userId} was not locked; failed-attempt count cleared.`);
       }),

@@ -21,3 +21,19 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', na
 
 /** A logger that writes nothing: for tests and library defaults. */
 export const silentLogger: Logger = pino({ level: 'silent' });
+
+// pino appends a child's bindings to its parent's, so `child({ part })` under a logger that has a
+// part already writes the key twice in one JSON line. Parts therefore nest through partLogger:
+// each part logger is made from the logger without a part, with the joined name ("http/admin").
+const partBases = new WeakMap<Logger, Logger>();
+
+/** A logger for one part of the program; under another part logger the names join: `http/admin`. */
+export function partLogger(log: Logger, part: string): Logger {
+  const parent = log.bindings().part as string | undefined;
+  const base = parent === undefined ? log : partBases.get(log);
+  // A part bound some other way cannot be replaced: the sub-part goes under its own key.
+  if (!base) return log.child({ subpart: part });
+  const child = base.child({ part: parent === undefined ? part : `${parent}/${part}` });
+  partBases.set(child, base);
+  return child;
+}

@@ -1,15 +1,17 @@
 // Admin authentication: password login (per-IP rate-limited), Redis sessions in an HttpOnly,
 // SameSite=Strict cookie, a CSRF token per session checked on every state-changing request,
-// and audit entries for logins, failed logins and logouts.
-import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
+// audit entries for logins, failed logins, logouts and password changes, and the first-run rule:
+// a session opened with the generated one-time password can only choose a new password.
+import express, { type Request, type RequestHandler, type Router } from 'express';
 import { rateLimit, ipKeyGenerator } from 'express-rate-limit';
 import { z } from 'zod';
-import type { Logger } from '../core/logger.js';
 import { guard, type Store } from '../core/redis.js';
-import type { AuditLog } from './audit-log.js';
+import type { AuditLog } from '../core/audit/audit-log.js';
 import type { ServerConfig } from './config.js';
 import { handle, HttpError } from './http-errors.js';
-import { hashPassword, verifyPassword } from './password.js';
+import type { AdminPassword } from './admin-password.js';
+import { MIN_ADMIN_PASSWORD_LENGTH } from './config.js';
+import { verifyPassword } from './password.js';
 import { RedisRateLimitStore } from './rate-limit-store.js';
 import { safeEqual, SessionStore, type SessionData } from './sessions.js';
 
@@ -24,18 +26,21 @@ declare module 'express-serve-static-core' {
 }
 
 export interface AdminAuth {
-  /** false when no admin password is configured: every admin endpoint answers 503. */
-  enabled: boolean;
   sessions: SessionStore;
   router: Router;
-  /** 401 without a live session; 403 on a state-changing request without the session's CSRF token. */
+  /** 401 without a live session; 403 on a state-changing request without the session's CSRF token,
+   * and on anything but choosing a new password while the one-time password is in use. */
   requireAdmin: RequestHandler;
 }
 
 /** Who did it, for audit entries. */
 export function actorOf(req: Request): string {
-  return req.adminSession ? `admin:${req.adminSession.sid}` : 'anonymous';
+  return req.adminSession ? 'admin' : 'anonymous';
 }
+
+// What a session opened with the one-time password may still reach.
+const ALLOWED_BEFORE_CHANGE = new Set(['/session', '/logout', '/password']);
+const MUST_CHANGE = 'mustChangePassword';
 
 /** Refuses state-changing requests whose X-CSRF-Token does not match the session's token. */
 export function checkCsrf(req: Request, session: SessionData): void {
@@ -46,18 +51,8 @@ export function checkCsrf(req: Request, session: SessionData): void {
   }
 }
 
-export function createAdminAuth(opts: { store: Store; config: ServerConfig; audit: AuditLog; log: Logger }): AdminAuth {
-  const { store, config, audit, log } = opts;
-  const enabled = Boolean(config.ADMIN_PASSWORD_HASH || config.ADMIN_PASSWORD);
-  // A plain password is hashed once with a random salt so both settings verify the same way.
-  const storedHash: Promise<string> | null = config.ADMIN_PASSWORD_HASH
-    ? Promise.resolve(config.ADMIN_PASSWORD_HASH)
-    : config.ADMIN_PASSWORD
-      ? hashPassword(config.ADMIN_PASSWORD)
-      : null;
-  if (!enabled) {
-    log.warn('admin panel disabled: set ADMIN_PASSWORD (or ADMIN_PASSWORD_HASH from `npm run admin:hash-password`) to enable it');
-  }
+export function createAdminAuth(opts: { store: Store; config: ServerConfig; audit: AuditLog; password: AdminPassword }): AdminAuth {
+  const { store, config, audit, password: adminPassword } = opts;
 
   const sessions = new SessionStore(store, {
     kind: 'admin',
@@ -66,14 +61,6 @@ export function createAdminAuth(opts: { store: Store; config: ServerConfig; audi
     maxAgeMs: config.ADMIN_SESSION_MAX_HOURS * 3_600_000,
     secure: config.COOKIE_SECURE,
   });
-
-  const disabled = (_req: Request, _res: Response, next: NextFunction) => {
-    if (!enabled) {
-      next(new HttpError(503, 'admin_disabled', 'The admin panel is disabled: the operator has not set ADMIN_PASSWORD'));
-      return;
-    }
-    next();
-  };
 
   // One `login.blocked` entry per address per window, however many attempts it blocks: a flood of
   // them would otherwise be as long as the flood.
@@ -114,34 +101,65 @@ export function createAdminAuth(opts: { store: Store; config: ServerConfig; audi
   const proxyLimiter = failedLoginLimiter('admin-login-proxy', config.ADMIN_LOGIN_PROXY_MAX_ATTEMPTS, socketAddress, (req) => req.ip === socketAddress(req));
 
   const requireAdmin: RequestHandler = handle(async (req, _res, next) => {
-    if (!enabled) throw new HttpError(503, 'admin_disabled', 'The admin panel is disabled: the operator has not set ADMIN_PASSWORD');
     const session = await sessions.get(req);
     if (!session) throw new HttpError(401, 'unauthenticated', 'Not logged in, or the session expired');
     checkCsrf(req, session);
+    if (session.data[MUST_CHANGE] && !ALLOWED_BEFORE_CHANGE.has(req.path)) {
+      throw new HttpError(403, 'password_change_required', 'Choose a new admin password first');
+    }
     req.adminSession = session;
     next();
   });
 
   const router = express.Router();
   const loginBody = z.object({ password: z.string().max(1024) });
+  const changeBody = z.object({
+    current: z.string().max(1024).optional(),
+    password: z.string().max(1024).refine((p) => [...p].length >= MIN_ADMIN_PASSWORD_LENGTH, { message: `The new password needs at least ${MIN_ADMIN_PASSWORD_LENGTH} characters` }),
+  });
 
   router.post(
     '/login',
-    disabled,
     proxyLimiter,
     loginLimiter,
     handle(async (req, res) => {
       const { password } = loginBody.parse(req.body ?? {});
-      const ok = storedHash !== null && password.length > 0 && (await verifyPassword(password, await storedHash));
+      const current = await adminPassword.current();
+      const ok = password.length > 0 && (await verifyPassword(password, current.hash));
       if (!ok) {
         await audit.record({ action: 'login.failed', actor: 'anonymous', ip: req.ip ?? '', details: {}, ok: false });
         throw new HttpError(401, 'wrong_password', 'Wrong password');
       }
       // A fresh session id at every login (no fixation); the old one, if any, ends.
       await sessions.forget(req);
+      const session = await sessions.create(req, res, current.mustChange ? { [MUST_CHANGE]: '1' } : {});
+      await audit.record({ action: 'login', actor: 'admin', ip: req.ip ?? '', details: {}, ok: true });
+      res.json({ csrfToken: session.csrfToken, expiresAt: new Date(session.expiresAt).toISOString(), mustChangePassword: current.mustChange });
+    }),
+  );
+
+  // Choosing a new password. The current one is asked for, except right after signing in with the
+  // one-time password (that sign-in just proved it).
+  router.post(
+    '/password',
+    requireAdmin,
+    handle(async (req, res) => {
+      const body = changeBody.parse(req.body ?? {});
+      const current = await adminPassword.current();
+      if (current.fromEnvironment) {
+        throw new HttpError(409, 'password_from_environment', 'The password is set by ADMIN_PASSWORD or ADMIN_PASSWORD_HASH; change it there and restart');
+      }
+      const forced = Boolean(req.adminSession!.data[MUST_CHANGE]);
+      if (!forced && !(body.current && (await verifyPassword(body.current, current.hash)))) {
+        throw new HttpError(403, 'wrong_password', 'The current password is wrong');
+      }
+      if (await verifyPassword(body.password, current.hash)) throw new HttpError(400, 'same_password', 'Choose a password different from the current one');
+      await adminPassword.change(body.password);
+      // A new session id with the new password; the old session ends.
+      await sessions.forget(req);
       const session = await sessions.create(req, res);
-      await audit.record({ action: 'login', actor: `admin:${session.sid}`, ip: req.ip ?? '', details: {}, ok: true });
-      res.json({ csrfToken: session.csrfToken, expiresAt: new Date(session.expiresAt).toISOString() });
+      await audit.record({ action: 'password.change', actor: 'admin', ip: req.ip ?? '', details: { firstRun: forced }, ok: true });
+      res.json({ csrfToken: session.csrfToken, expiresAt: new Date(session.expiresAt).toISOString(), mustChangePassword: false });
     }),
   );
 
@@ -155,15 +173,22 @@ export function createAdminAuth(opts: { store: Store; config: ServerConfig; audi
     }),
   );
 
-  // The panel calls this at page load to learn whether it is logged in and to get its CSRF token.
+  // The panel calls this at page load to learn whether it is signed in (a 200 either way, so a
+  // first visit shows no failed request) and to get its CSRF token.
   router.get(
     '/session',
-    requireAdmin,
     handle(async (req, res) => {
-      const s = req.adminSession!;
-      res.json({ csrfToken: s.csrfToken, expiresAt: new Date(s.expiresAt).toISOString(), createdAt: new Date(s.createdAt).toISOString() });
+      const s = await sessions.get(req);
+      if (!s) {
+        res.json({ signedIn: false });
+        return;
+      }
+      res.json({
+        signedIn: true, csrfToken: s.csrfToken, expiresAt: new Date(s.expiresAt).toISOString(), createdAt: new Date(s.createdAt).toISOString(),
+        mustChangePassword: Boolean(s.data[MUST_CHANGE]),
+      });
     }),
   );
 
-  return { enabled, sessions, router, requireAdmin };
+  return { sessions, router, requireAdmin };
 }

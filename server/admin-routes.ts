@@ -12,7 +12,7 @@ import type { Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
 import type { TextGenerator } from '../model/index.js';
 import { actorOf } from './admin-auth.js';
-import type { AuditLog } from './audit-log.js';
+import type { AuditLog } from '../core/audit/audit-log.js';
 import type { ServerConfig } from './config.js';
 import { handle, HttpError } from './http-errors.js';
 import type { Metrics } from './metrics.js';

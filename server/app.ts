@@ -8,12 +8,13 @@ import { listBotInstances, type BotInstanceState } from '../bot/login-state.js';
 import type { CoreConfig } from '../core/config.js';
 import { coreSchema } from '../core/config.js';
 import { parseEnv } from '../core/env.js';
-import { silentLogger, type Logger } from '../core/logger.js';
+import { partLogger, silentLogger, type Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
 import type { TextGenerator } from '../model/index.js';
 import { createAdminAuth } from './admin-auth.js';
+import { AdminPassword } from './admin-password.js';
 import { adminRoutes, type AdminRouteDeps } from './admin-routes.js';
-import { AuditLog } from './audit-log.js';
+import { AuditLog } from '../core/audit/audit-log.js';
 import { chatRoutes, type ChatRouteDeps } from './chat-routes.js';
 import { serverSchema, trustProxyValue, type ServerConfig } from './config.js';
 import { healthRoutes } from './health-routes.js';
@@ -24,8 +25,12 @@ import { createMetrics, routeLabel, type Metrics } from './metrics.js';
 export interface AppDeps {
   store: Store;
   startedAt: Date;
-  /** Defaults: the schema defaults (so the admin panel is disabled: no password). */
+  /** Defaults: the schema defaults (no ADMIN_PASSWORD: a one-time password is generated on first use). */
   config?: ServerConfig;
+  /** Where the admin password comes from (default: from `config`, else generated and kept in Redis). */
+  adminPassword?: AdminPassword;
+  /** The audit log (default: one on `store` with AUDIT_RETENTION_DAYS). */
+  audit?: AuditLog;
   coreConfig?: CoreConfig;
   logger?: Logger;
   metrics?: Metrics;
@@ -55,7 +60,7 @@ export function createApp(deps: AppDeps): Express {
     // Fires in every process (pub/sub) for rotations made anywhere, once the key service is started.
     deps.admin.keys.onRotate((e) => metrics.keyRotations.inc({ by: e.by }));
   }
-  const audit = new AuditLog(deps.store, { retentionDays: config.AUDIT_RETENTION_DAYS });
+  const audit = deps.audit ?? new AuditLog(deps.store, { retentionDays: config.AUDIT_RETENTION_DAYS });
   // The bots may run in other processes: their login states are read from the shared Redis.
   const botStates = deps.botStates ?? (() => listBotInstances(deps.store));
 
@@ -117,7 +122,8 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
   const json = jsonBody({ limit: '16kb' });
-  const auth = createAdminAuth({ store: deps.store, config, audit, log: log.child({ part: 'admin' }) });
+  const adminPassword = deps.adminPassword ?? new AdminPassword(deps.store, config, partLogger(log, 'admin'));
+  const auth = createAdminAuth({ store: deps.store, config, audit, password: adminPassword });
   app.use('/api/admin', json, auth.router);
   app.use(
     '/api/admin',
@@ -125,10 +131,10 @@ export function createApp(deps: AppDeps): Express {
     auth.requireAdmin,
     adminRoutes({
       ...(deps.admin ?? {}),
-      store: deps.store, config, coreConfig, audit, log: log.child({ part: 'admin' }), metrics, generator: deps.generator, botStates,
+      store: deps.store, config, coreConfig, audit, log: partLogger(log, 'admin'), metrics, generator: deps.generator, botStates,
     }),
   );
-  app.use('/api/chat', json, chatRoutes({ ...(deps.chat ?? {}), store: deps.store, log: log.child({ part: 'web-chat' }), metrics, config }));
+  app.use('/api/chat', json, chatRoutes({ ...(deps.chat ?? {}), store: deps.store, log: partLogger(log, 'web-chat'), metrics, config }));
   app.use('/api', notFound);
 
   // Front-end: the panel under /admin, the web chat at /chat, Chart.js from node_modules.

@@ -225,7 +225,10 @@ async function streamReply(
 ): Promise<void> {
   res.status(200).set({
     'Content-Type': 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-store',
+    // Not no-store: Chromium reports a no-store response read through a stream reader as a failed
+    // request (net::ERR_ABORTED) even when it ends normally. A POST answer is never reused from a
+    // cache, and private, no-cache keeps shared caches out.
+    'Cache-Control': 'private, no-cache',
     Connection: 'keep-alive',
     // Proxies (nginx) must not buffer the stream.
     'X-Accel-Buffering': 'no',

@@ -1,6 +1,6 @@
 // Settings of the HTTP server: admin panel authentication, sessions, cookies, shutdown.
-// There is deliberately no default admin password: without ADMIN_PASSWORD or ADMIN_PASSWORD_HASH
-// the panel (and its API) stays disabled and the process says so in its log.
+// There is no default admin password: without ADMIN_PASSWORD or ADMIN_PASSWORD_HASH the first start
+// generates a one-time password (see admin-password.ts).
 import { z } from 'zod';
 import { envInt, loadDotenvOnce, parseEnv } from '../core/env.js';
 import { isPasswordHash } from './password.js';

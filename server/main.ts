@@ -8,8 +8,9 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_REDIS_URL, loadCoreConfig, type CoreConfig } from '../core/config.js';
 import { tuneGc } from '../core/gc-tuning.js';
 import { ConfigError } from '../core/env.js';
+import { AuditLog } from '../core/audit/audit-log.js';
 import { KeyService } from '../core/keys/key-service.js';
-import { createLogger, type Logger } from '../core/logger.js';
+import { createLogger, partLogger, type Logger } from '../core/logger.js';
 import { isPortOpen, launchLocalRedis } from '../core/redis-launcher.js';
 import { redactUrl, Store } from '../core/redis.js';
 import { loadBotConfig } from '../bot/config.js';
@@ -18,6 +19,7 @@ import { UserAdmin } from '../bot/user-admin.js';
 import { applyChatSettings, defaultChatSettings, RuntimeSettings } from '../core/settings/runtime-settings.js';
 import { createGenerator, type TextGenerator } from '../model/index.js';
 import { UsageRecorder } from '../core/usage/usage-recorder.js';
+import { AdminPassword } from './admin-password.js';
 import { createApp } from './app.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
 import { InflightRequests } from './inflight.js';
@@ -30,7 +32,8 @@ when REDIS_URL is unset and nothing answers on 127.0.0.1:6379), the access-key s
 model (MODEL_DIR, default: the shipped model in model/shipped), the WeChat bot (BOT_ENABLED,
 default true; the login QR code is printed here and shown in the admin panel; BOT_NAME, default
 "main", names it: one running process per name, a second one runs without the bot), and the HTTP server
-with the admin panel (needs ADMIN_PASSWORD or ADMIN_PASSWORD_HASH), the web chat at /chat and the
+with the admin panel (ADMIN_PASSWORD or ADMIN_PASSWORD_HASH; without them the first start
+prints a one-time password to change at the first sign-in), the web chat at /chat and the
 JSON API. All settings come from the environment or .env; see .env.example.`;
 
 async function resolveRedis(config: CoreConfig, log: Logger): Promise<{ url: string; child?: ChildProcess }> {
@@ -86,17 +89,19 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
   const startedAt = new Date();
 
   const redis = await resolveRedis(config, log);
-  const store = new Store({ url: redis.url, prefix: config.REDIS_PREFIX, logger: log.child({ part: 'redis' }) });
+  const store = new Store({ url: redis.url, prefix: config.REDIS_PREFIX, logger: partLogger(log, 'redis') });
   await store.open();
   log.info({ redis: redactUrl(redis.url), prefix: config.REDIS_PREFIX }, 'connected to redis');
   // Access keys: scheduled rotation (exactly once across processes), catch-up, pub/sub.
-  const keys = new KeyService(store, config, log.child({ part: 'keys' }));
+  // One audit log for the panel's actions and the rotations this process makes on schedule.
+  const audit = new AuditLog(store, { retentionDays: serverConfig.AUDIT_RETENTION_DAYS });
+  const keys = new KeyService(store, config, partLogger(log, 'keys'), { audit });
   await keys.start();
 
   // HTTP: the admin panel and API, the web chat, health and metrics.
   const metrics = createMetrics();
   const usage = new UsageRecorder(store, config);
-  const settings = new RuntimeSettings(store, defaultChatSettings(botConfig), log.child({ part: 'settings' }));
+  const settings = new RuntimeSettings(store, defaultChatSettings(botConfig), partLogger(log, 'settings'));
   const inflight = new InflightRequests();
   let stopping = false;
 
@@ -119,8 +124,12 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
     });
   }
 
+  // Without ADMIN_PASSWORD(_HASH) the first process on this Redis generates the panel's password.
+  const adminPassword = new AdminPassword(store, serverConfig, partLogger(log, 'admin'));
+  await adminPassword.ensure();
+
   const app = createApp({
-    store, startedAt, config: serverConfig, coreConfig: config, logger: log.child({ part: 'http' }), metrics, generator,
+    store, startedAt, config: serverConfig, adminPassword, audit, coreConfig: config, logger: partLogger(log, 'http'), metrics, generator,
     isStopping: () => stopping,
     admin: { keys, usage, users: { usage, userAdmin }, settings: { settings } },
     chat: { session: chat?.session, keys, settings, inflight, keyLength: config.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(config.KEY_ALPHABET) },

@@ -3,7 +3,7 @@ import express, { type Router } from 'express';
 import type { RuntimeSettings } from '../core/settings/runtime-settings.js';
 import type { TextGenerator } from '../model/index.js';
 import { actorOf } from './admin-auth.js';
-import type { AuditLog } from './audit-log.js';
+import type { AuditLog } from '../core/audit/audit-log.js';
 import { handle, HttpError } from './http-errors.js';
 
 export interface SettingsDeps {

@@ -7,7 +7,7 @@ import type { UserAdmin } from '../bot/user-admin.js';
 import type { KeyService } from '../core/keys/key-service.js';
 import type { UsageRecorder, UserSummary } from '../core/usage/usage-recorder.js';
 import { actorOf } from './admin-auth.js';
-import type { AuditLog } from './audit-log.js';
+import type { AuditLog } from '../core/audit/audit-log.js';
 import { handle, HttpError } from './http-errors.js';
 
 export interface UsersDeps {

@@ -141,8 +141,14 @@ export async function renderDashboard(page) {
     charts.push(makeChart(boxes[0].canvas, 'bar', labels, [ds('Messages', col('messages'), COLORS.blue), ds('Errors', col('errors'), COLORS.red)]));
     charts.push(makeChart(boxes[1].canvas, 'line', labels, [ds('Active users', col('activeUsers'), COLORS.green, { fill: true })]));
     charts.push(makeChart(boxes[2].canvas, 'bar', labels, [ds('Generated', col('tokensOut'), COLORS.orange), ds('Read', col('tokensIn'), COLORS.grey)]));
+    // Hours without messages have no latency (null): points mark each measured hour, and the line
+    // spans the gaps, or a lone busy hour would be drawn as nothing.
+    const latency = { spanGaps: true, pointRadius: 3 };
     charts.push(
-      makeChart(boxes[3].canvas, 'line', labels, [ds('p50', data.buckets.map((b) => b.latencyP50), COLORS.purple), ds('p95', data.buckets.map((b) => b.latencyP95), COLORS.orange)], {
+      makeChart(boxes[3].canvas, 'line', labels, [
+        ds('p50', data.buckets.map((b) => b.latencyP50), COLORS.purple, latency),
+        ds('p95', data.buckets.map((b) => b.latencyP95), COLORS.orange, latency),
+      ], {
         yTick: (v) => fmtMs(v),
       }),
     );

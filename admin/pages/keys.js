@@ -39,6 +39,8 @@ export async function renderKeys(page) {
 
   const keyValue = h('div.key-value#key-value', { title: 'Click to copy', tabindex: '0' }, '······');
   const meta = h('dl.key-meta');
+  // After a rotation the old key still lets chatters in for the grace period: say so, and until when.
+  const previousNote = h('div.alert.info#previous-key', { role: 'status', hidden: true });
   const countdown = h('div.countdown#countdown', '--:--:--');
   const countdownSub = h('div.muted.small');
   const copyBtn = h('button.btn', { type: 'button' }, 'Copy key');
@@ -64,7 +66,7 @@ export async function renderKeys(page) {
     h('div.page-head', h('div', h('h1', 'Access keys'), h('p.muted', 'Publish the current key on the official account; chatters send it to the bot or the web chat.'))),
     h(
       'div.key-hero',
-      card('Current key', keyValue, h('div.actions', copyBtn, rotateBtn), meta),
+      card('Current key', keyValue, h('div.actions', copyBtn, rotateBtn), previousNote, meta),
       card('Next rotation', countdown, countdownSub, h('p.muted.small', 'After a rotation the previous key is still accepted during the grace period, so chatters who were typing it are not turned away.')),
     ),
     h('div.grid.cols-2',
@@ -103,7 +105,18 @@ export async function renderKeys(page) {
     drawCard();
   }
 
+  function showPrevious() {
+    const prev = current?.previous;
+    const left = prev ? new Date(prev.acceptedUntil).getTime() - Date.now() : 0;
+    previousNote.hidden = left <= 0;
+    if (left <= 0) return;
+    const min = Math.ceil(left / 60_000);
+    previousNote.textContent = `The previous key ${prev.key} (#${prev.version}) is still accepted until ${fmtDateTime(prev.acceptedUntil)} ` +
+      `(${min} min left, grace period). After that only ${current.key} works.`;
+  }
+
   function tick() {
+    showPrevious();
     if (!current || !current.nextRotationAt) {
       countdown.textContent = '—';
       countdownSub.textContent = 'No rotation scheduled';

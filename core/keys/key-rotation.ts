@@ -5,8 +5,9 @@
 import { randomInt } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { createTask, type ScheduledTask } from 'node-cron';
+import type { AuditLog } from '../audit/audit-log.js';
 import { isTimeZone } from '../env.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { partLogger, silentLogger, type Logger } from '../logger.js';
 import { guard, type Store } from '../redis.js';
 import {
   defineKeyScripts, graceMs, keyName, readCurrentKey, type KeyServiceConfig, type RedisWithScripts, type RotationCause,
@@ -22,6 +23,16 @@ export interface CurrentKey {
   nextRotationAt: string | null;
   by: RotationCause;
   actor?: string;
+  /** The key this one replaced, while its grace window still lets it in (absent otherwise). */
+  previous?: PreviousKey;
+}
+
+export interface PreviousKey {
+  key: string;
+  version: number;
+  retiredAt: string;
+  /** The end of its grace window (KEY_GRACE_MINUTES after retiredAt). */
+  acceptedUntil: string;
 }
 
 export interface KeyHistoryEntry {
@@ -60,6 +71,8 @@ export interface KeyRotationOptions {
   safetyIntervalMs?: number;
   /** Called whenever the key may have changed (here or in another process), so readers drop caches. */
   onKeyChanged?: () => void;
+  /** Where scheduled rotations are recorded (actor "schedule"), by the one process that made them. */
+  audit?: AuditLog;
 }
 
 export class KeyRotation {
@@ -71,6 +84,7 @@ export class KeyRotation {
   private readonly maxRetryMs: number;
   private readonly safetyIntervalMs: number;
   private readonly keyChanged: () => void;
+  private readonly audit: AuditLog | null;
   private readonly alphabet: string[];
   private readonly channel: string;
   private schedule: Schedule;
@@ -93,6 +107,7 @@ export class KeyRotation {
     this.maxRetryMs = options.maxRetryMs ?? 30_000;
     this.safetyIntervalMs = options.safetyIntervalMs ?? 60_000;
     this.keyChanged = options.onKeyChanged ?? (() => {});
+    this.audit = options.audit ?? null;
     this.alphabet = [...config.KEY_ALPHABET];
     this.channel = this.k('events');
     this.schedule = this.configSchedule;
@@ -160,12 +175,22 @@ export class KeyRotation {
       cur = await readCurrentKey(this.store);
       if (!cur) throw new Error('the current key vanished right after it was created');
     }
-    const next = await this.nextRotation();
+    const [next, previous] = await Promise.all([this.nextRotation(), this.previousInGrace()]);
     return {
       ...cur,
+      ...(previous ? { previous } : {}),
       nextRotationAt: next ? next.toISOString() : null,
       expiresAt: next ? new Date(next.getTime() + graceMs(this.config)).toISOString() : null,
     };
+  }
+
+  /** The previous key while its grace window is open. */
+  private async previousInGrace(): Promise<PreviousKey | undefined> {
+    const [key, version, retiredAt, retiredAtMs] = await guard(() => this.store.redis.hmget(this.k('previous'), 'key', 'version', 'retiredAt', 'retiredAtMs'));
+    if (!key || !version || !retiredAt || !retiredAtMs) return undefined;
+    const until = Number(retiredAtMs) + graceMs(this.config);
+    if (until <= this.now().getTime()) return undefined;
+    return { key, version: Number(version), retiredAt, acceptedUntil: new Date(until).toISOString() };
   }
 
   /** Replaces the key now; the previous one stays valid for KEY_GRACE_MINUTES. */
@@ -180,7 +205,12 @@ export class KeyRotation {
    */
   async runScheduledSlot(slot: Date): Promise<boolean> {
     const [rotated, version] = await this.runRotate('slot', 'schedule', '', slot.getTime());
-    if (rotated) this.log.info({ version, slot: slot.toISOString() }, 'access key rotated on schedule');
+    if (rotated) {
+      this.log.info({ version, slot: slot.toISOString() }, 'access key rotated on schedule');
+      // The rotation stands whether or not its audit entry can be written.
+      await this.audit?.record({ action: 'keys.rotate', actor: 'schedule', ip: '', details: { version, slot: slot.toISOString() }, ok: true })
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not write the audit entry of a scheduled rotation'));
+    }
     return rotated === 1;
   }
 
@@ -341,7 +371,7 @@ export class KeyRotation {
     if (this.task) void this.task.destroy();
     this.task = null;
     if (!this.started || !isTimeZone(this.schedule.tz)) return;
-    const cronLog = this.log.child({ part: 'key-cron' });
+    const cronLog = partLogger(this.log, 'key-cron');
     this.task = createTask(this.schedule.cron, () => this.tick(), {
       timezone: this.schedule.tz,
       name: `nemo-key-rotation-${this.store.prefix}`,

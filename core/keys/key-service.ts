@@ -1,6 +1,7 @@
 // The access-key system as one object for its callers: the key's rotation and schedule
 // (key-rotation.ts), the gate that verifies attempts and authorises users (access-gate.ts), and
 // the failed-attempt statistics (../usage/failed-key-attempts.ts), wired to share one Redis store.
+import type { AuditLog } from '../audit/audit-log.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { Store } from '../redis.js';
 import { FailedKeyAttempts } from '../usage/failed-key-attempts.js';
@@ -11,7 +12,7 @@ import { KeyRotation, type CurrentKey, type KeyHistoryEntry, type RotationEvent,
 export { InvalidScheduleError, type Schedule } from './schedule.js';
 export type { Authorisation, BreakerStatus, LockStatus, VerifyResult } from './access-gate.js';
 export type { KeyServiceConfig, RotationCause } from './key-records.js';
-export type { CurrentKey, KeyHistoryEntry, RotationEvent, ScheduleInfo } from './key-rotation.js';
+export type { CurrentKey, KeyHistoryEntry, PreviousKey, RotationEvent, ScheduleInfo } from './key-rotation.js';
 
 export interface KeyServiceOptions {
   /** Injectable clock for tests (grace windows, catch-up). */
@@ -31,6 +32,8 @@ export interface KeyServiceOptions {
    * under load. The shared connection (every other command) is left without auto-pipelining.
    */
   autoPipelining?: boolean;
+  /** The audit log, for the rotations this process makes on schedule. */
+  audit?: AuditLog;
 }
 
 export class KeyService {
@@ -39,9 +42,9 @@ export class KeyService {
   readonly failures: FailedKeyAttempts;
 
   constructor(store: Store, config: KeyServiceConfig, logger: Logger = silentLogger, options: KeyServiceOptions = {}) {
-    const { now, historyMax, maxRetryMs, safetyIntervalMs, autoPipelining } = options;
+    const { now, historyMax, maxRetryMs, safetyIntervalMs, autoPipelining, audit } = options;
     this.rotation = new KeyRotation(store, config, logger, {
-      now, historyMax, maxRetryMs, safetyIntervalMs, onKeyChanged: () => this.gate.forgetKey(),
+      now, historyMax, maxRetryMs, safetyIntervalMs, audit, onKeyChanged: () => this.gate.forgetKey(),
     });
     this.gate = new AccessGate(store, config, logger, { now, autoPipelining, ensureKey: () => this.rotation.ensureKey() });
     this.failures = new FailedKeyAttempts(store, now);

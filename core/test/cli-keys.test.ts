@@ -1,8 +1,10 @@
 // The keys CLI as an operator runs it: a separate process on the same Redis and prefix.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { hostname } from 'node:os';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { AuditLog } from '../audit/audit-log.js';
 import { KeyService, type RotationEvent } from '../keys/key-service.js';
 import { openTestStore, TEST_REDIS_URL } from '../testing.js';
 import { keyConfig, waitFor } from './keys-helpers.js';
@@ -95,4 +97,44 @@ test('keys --help works on every command, and Redis being down gives one clear l
   assert.match(down.stderr, /Cannot reach Redis at redis:\/\/127\.0\.0\.1:1\/0/);
   assert.equal(badEnv.code, 2);
   assert.match(badEnv.stderr, /KEY_LENGTH/);
+});
+
+test('every change made with the CLI is in the audit log as cli@<host>; scheduled rotations as "schedule", once', async () => {
+  const store = await openTestStore('cli-audit');
+  const audit = new AuditLog(store);
+  try {
+    const env = { REDIS_PREFIX: store.prefix, USER: 'ops' };
+    const service = new KeyService(store, keyConfig());
+    await service.current();
+    await service.verify('wx-locked', 'nope');
+    for (const args of [['rotate'], ['schedule', 'set', '0 0 * * 1', '--tz', 'UTC'], ['schedule', 'set', '0 0 * *'], ['schedule', 'reset'], ['unlock', 'wx-locked']]) {
+      await cli(args, env);
+    }
+    const actor = `cli@${hostname()}`;
+    const entries = (await audit.list(20)).reverse();
+    assert.deepEqual(entries.map((e) => [e.action, e.actor, e.ok]), [
+      ['keys.rotate', actor, true],
+      ['keys.schedule', actor, true],
+      ['keys.schedule', actor, false],
+      ['keys.schedule.reset', actor, true],
+      ['users.unlock', actor, true],
+    ]);
+    assert.equal(entries[0].details.version, 2);
+    assert.equal(entries[0].details.user, 'ops');
+    assert.equal(entries[4].details.userId, 'wx-locked');
+    assert.ok(!JSON.stringify(entries).includes((await service.current()).key), 'the key is not in the audit log');
+
+    // Two processes race for the same scheduled slot: one rotates, one entry says so.
+    const a = new KeyService(store, keyConfig(), undefined, { audit });
+    const b = new KeyService(store, keyConfig(), undefined, { audit });
+    const slot = new Date(Date.now() - 1000);
+    const won = await Promise.all([a.rotation.runScheduledSlot(slot), b.rotation.runScheduledSlot(slot)]);
+    assert.deepEqual(won.filter(Boolean).length, 1);
+    const scheduled = (await audit.list(20)).filter((e) => e.actor === 'schedule');
+    assert.equal(scheduled.length, 1);
+    assert.equal(scheduled[0].action, 'keys.rotate');
+    assert.equal(scheduled[0].details.version, (await service.current()).version);
+  } finally {
+    await store.cleanup();
+  }
 });

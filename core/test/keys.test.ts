@@ -326,3 +326,23 @@ test('a key re-created by another process after Redis lost its data is not judge
     await done();
   }
 });
+
+test('the current key names the previous one while its grace window is open, and until when', async () => {
+  const clock = new TestClock(Date.parse('2026-03-01T10:00:00Z'));
+  const { keys, done } = await setup({ KEY_GRACE_MINUTES: 10 }, clock);
+  try {
+    const first = await keys.current();
+    assert.equal(first.previous, undefined, 'no previous key before any rotation');
+    clock.advance(MINUTE);
+    const second = await keys.rotate('admin');
+    assert.deepEqual(second.previous, { key: first.key, version: first.version, retiredAt: '2026-03-01T10:01:00.000Z', acceptedUntil: '2026-03-01T10:11:00.000Z' });
+    clock.advance(9 * MINUTE);
+    assert.equal((await keys.verify('u1', first.key)).ok, true, 'the gate agrees: still accepted');
+    assert.equal((await keys.current()).previous?.key, first.key);
+    clock.advance(MINUTE);
+    assert.equal((await keys.current()).previous, undefined, 'gone when the window closes');
+    assert.equal((await keys.verify('u2', first.key)).ok, false, 'and the gate refuses it then');
+  } finally {
+    await done();
+  }
+});

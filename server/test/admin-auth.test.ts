@@ -1,4 +1,4 @@
-// Admin security: no default password, login and sessions, cookie flags, per-IP login limit,
+// Admin security: login and sessions, cookie flags, per-IP login limit,
 // CSRF, session expiry, logout, audit entries, security headers.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -7,26 +7,9 @@ import { serverSchema } from '../config.js';
 import { hashPassword, isPasswordHash, verifyPassword } from '../password.js';
 import { field, startHarness, TEST_PASSWORD, type Harness } from './harness.js';
 
-describe('admin panel without a password', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness({ password: false });
-  });
-  after(() => h.close());
-
-  test('is disabled: login and admin API answer 503, and the log says how to enable it', async () => {
-    const c = h.client();
-    const login = await c.post('/api/admin/login', { password: 'anything at all' });
-    assert.equal(login.status, 503);
-    assert.equal(field(login, 'code'), 'admin_disabled');
-    assert.equal((await c.get('/api/admin/keys/current')).status, 503);
-    assert.ok(h.logLines.some((l) => l.includes('admin panel disabled') && l.includes('ADMIN_PASSWORD')), 'a clear log line');
-  });
-
-  test('a short ADMIN_PASSWORD is refused at start-up with the variable named', () => {
-    assert.throws(() => parseEnv(serverSchema, { ADMIN_PASSWORD: 'short' }), /ADMIN_PASSWORD: expected at least 10 characters/);
-    assert.throws(() => parseEnv(serverSchema, { ADMIN_PASSWORD_HASH: 'plain-text' }), /ADMIN_PASSWORD_HASH/);
-  });
+test('a short ADMIN_PASSWORD is refused at start-up with the variable named', () => {
+  assert.throws(() => parseEnv(serverSchema, { ADMIN_PASSWORD: 'short' }), /ADMIN_PASSWORD: expected at least 10 characters/);
+  assert.throws(() => parseEnv(serverSchema, { ADMIN_PASSWORD_HASH: 'plain-text' }), /ADMIN_PASSWORD_HASH/);
 });
 
 test('scrypt hashes: verify the right password only; the format is checked', async () => {
@@ -51,7 +34,7 @@ describe('admin authentication', () => {
     for (const [method, path] of [
       ['GET', '/api/admin/keys/current'], ['POST', '/api/admin/keys/rotate'], ['GET', '/api/admin/keys/schedule'],
       ['PUT', '/api/admin/keys/schedule'], ['GET', '/api/admin/keys/history'], ['GET', '/api/admin/usage?range=24h'],
-      ['GET', '/api/admin/users'], ['GET', '/api/admin/settings'], ['GET', '/api/admin/audit'], ['GET', '/api/admin/session'],
+      ['GET', '/api/admin/users'], ['GET', '/api/admin/settings'], ['GET', '/api/admin/audit'], ['POST', '/api/admin/password'],
       ['POST', '/api/admin/logout'], ['POST', '/api/admin/users/x/ban'],
     ]) {
       const r = await c.request(method, path, method === 'GET' ? undefined : {});
@@ -131,11 +114,12 @@ describe('admin authentication', () => {
 
   test('sessions expire: idle expiry in Redis, the hard maximum age, and logout', async () => {
     const c = await h.admin({ 'X-Forwarded-For': '192.0.2.70' });
-    assert.equal((await c.get('/api/admin/session')).status, 200);
+    assert.equal(field((await c.get('/api/admin/session')), 'signedIn'), true);
     // Idle expiry is Redis's key expiry: let it lapse.
     for (const k of await h.store.redis.keys(`${h.store.prefix}session:admin:*`)) await h.store.redis.pexpire(k, 1);
     await new Promise((r) => setTimeout(r, 20));
-    assert.equal((await c.get('/api/admin/session')).status, 401);
+    assert.equal(field((await c.get('/api/admin/session')), 'signedIn'), false);
+    assert.equal((await c.get('/api/admin/keys/current')).status, 401);
 
     const d = await h.admin({ 'X-Forwarded-For': '192.0.2.71' });
     // Pretend the session was created long ago: past ADMIN_SESSION_MAX_HOURS it ends despite activity.
@@ -179,10 +163,10 @@ test('two server processes on one Redis share sessions, CSRF tokens and the logi
     const onB = b.client({ 'X-Forwarded-For': '192.0.2.90' });
     onB.cookies = onA.cookies;
     onB.csrf = onA.csrf;
-    assert.equal((await onB.get('/api/admin/session')).status, 200, 'a session made by A works on B');
+    assert.equal(field((await onB.get('/api/admin/session')), 'signedIn'), true, 'a session made by A works on B');
     assert.equal((await onB.post('/api/admin/keys/rotate')).status, 200);
     assert.equal((await onA.post('/api/admin/logout')).status, 200);
-    assert.equal((await onB.get('/api/admin/session')).status, 401, 'logout on A ends it on B');
+    assert.equal(field((await onB.get('/api/admin/session')), 'signedIn'), false, 'logout on A ends it on B');
 
     const ip = { 'X-Forwarded-For': '192.0.2.91' };
     assert.equal((await a.client(ip).post('/api/admin/login', { password: 'wrong password 1' })).status, 401);

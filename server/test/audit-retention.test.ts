@@ -2,7 +2,7 @@
 // logins are one entry per address per window, and login noise lives in its own capped stream.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { AuditLog } from '../audit-log.js';
+import { AuditLog } from '../../core/audit/audit-log.js';
 import { type Client, field, type Harness, inParallel, startHarness } from './harness.js';
 
 type Entry = { id: string; action: string; ip: string; details: Record<string, unknown> };

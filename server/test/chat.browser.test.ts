@@ -19,6 +19,8 @@ describe('web chat in Chromium', { skip }, () => {
   let browser: Browser;
   let page: Page;
   const problems: string[] = [];
+  // A streamed reply must end as a normal completion, not as a failed request (net::ERR_ABORTED).
+  const failedRequests: string[] = [];
 
   before(async () => {
     model = await tinyGenerator({ nPositions: 256 });
@@ -29,6 +31,7 @@ describe('web chat in Chromium', { skip }, () => {
       if (m.type() === 'error' && !/^Failed to load resource: the server responded with a status of (400|401)/.test(m.text())) problems.push(m.text());
     });
     page.on('pageerror', (e) => problems.push(e.message));
+    page.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${new URL(r.url()).pathname}: ${r.failure()?.errorText}`));
   });
   after(async () => {
     await browser?.close();
@@ -67,6 +70,9 @@ describe('web chat in Chromium', { skip }, () => {
     const distinct = [...new Set(seen.filter(Boolean))];
     assert.ok(distinct.length >= 3, `the bubble grew in steps: ${JSON.stringify(distinct.slice(0, 5))}`);
     const finalText = (await page.textContent('.msg.bot'))!;
+    // The request's end reaches the page just after the last event; give it that moment.
+    await page.waitForLoadState('networkidle');
+    assert.deepEqual(failedRequests, [], 'the streamed reply completed normally');
     assert.ok(finalText.length > 0);
     assert.equal((await page.textContent('.msg.user'))!, 'hello there, how are you today?');
     if (shots) await page.screenshot({ path: path.join(shots, 'chat-phone.png') });
@@ -81,5 +87,6 @@ describe('web chat in Chromium', { skip }, () => {
     await page.setViewportSize({ width: 1280, height: 800 });
     if (shots) await page.screenshot({ path: path.join(shots, 'chat-desktop.png') });
     assert.deepEqual(problems, []);
+    assert.deepEqual(failedRequests, []);
   });
 });

@@ -2,13 +2,13 @@
 // settings changes, user actions) in Redis streams shared by all processes. Anonymous login noise
 // (failed and blocked logins) has its own capped stream, so however much of it anyone sends it
 // never pushes administrative actions out: those are kept for the retention period.
-import { guard, type Store } from '../core/redis.js';
+import { guard, type Store } from '../redis.js';
 
 export interface AuditEntry {
   id: string;
   at: string;
   action: string;
-  /** Who: 'admin' plus the short session id, or 'anonymous' for failed logins. */
+  /** Who: 'admin' (the panel), 'cli@<host>' (npm run keys), 'schedule', or 'anonymous' for failed logins. */
   actor: string;
   ip: string;
   /** Action details; never secrets (no passwords, no keys). */
