@@ -22,7 +22,7 @@ import { FINETUNE_FILE, readFinetuned, saveFinetuned } from './checkpoint.js';
 import type { FinetuneConfig } from './config.js';
 import { headSize, labelSpaceOf, labelTargets, type LabelSpace, type LoadedExamples } from './data.js';
 import { computeMetrics, encodeExamples, predictInputs, type Metrics } from './evaluate.js';
-import { growVocabulary, HEAD_BIAS, HEAD_WEIGHT, initHeadArrays, prepareBatch, taskForward, type FinetuneModel, type TaskSpec } from './model.js';
+import { addTaskTokens, HEAD_BIAS, HEAD_WEIGHT, initHeadArrays, prepareBatch, taskForward, type FinetuneModel, type TaskSpec } from './model.js';
 import { SPECIAL_TOKEN_NAMES, type TaskName } from './tasks.js';
 import type { EncodedInput } from './transforms.js';
 
@@ -133,27 +133,16 @@ async function freshStart(opts: FinetuneOptions): Promise<Start> {
   if (tokenizer.vocabSize > host.config.vocabSize) {
     throw new FinetuneError(`${opts.baseDir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${host.config.vocabSize}`);
   }
-  const known = new Set([SPECIAL_TOKEN_NAMES.start, SPECIAL_TOKEN_NAMES.delim, SPECIAL_TOKEN_NAMES.extract].filter((t) => tokenizer.tokenToId(t) !== undefined));
-  const [start, delim, extract] = tokenizer.addSpecialTokens([SPECIAL_TOKEN_NAMES.start, SPECIAL_TOKEN_NAMES.delim, SPECIAL_TOKEN_NAMES.extract]);
-  const vocabSize = Math.max(host.config.vocabSize, tokenizer.vocabSize);
-  let config = host.config;
-  let arrays = host.arrays;
+  const grown = addTaskTokens(host.config, host.arrays, tokenizer, fc.seed);
+  const { config, specialIds } = grown;
+  let arrays = grown.arrays;
   if (opts.scratch) {
-    config = { ...host.config, vocabSize };
     const init = initParamArrays(config, fc.seed);
     arrays = new Map(paramSpecs(config).map((s) => [s.name, { shape: s.shape, data: init.get(s.name)! }]));
-  } else {
-    ({ config, arrays } = growVocabulary(host.config, host.arrays, vocabSize, fc.seed, host.config.initializerRange));
-    // Added ids that fell inside an existing (unused) embedding row get a fresh row too.
-    const emb = arrays.get('tokens_embed.weight')!;
-    const rng = new Rng(fc.seed ^ 0x51);
-    for (const [name, id] of [[SPECIAL_TOKEN_NAMES.start, start], [SPECIAL_TOKEN_NAMES.delim, delim], [SPECIAL_TOKEN_NAMES.extract, extract]] as const) {
-      if (!known.has(name) && id < host.config.vocabSize) rng.fillNormal(emb.data.subarray(id * config.nEmbd, (id + 1) * config.nEmbd), config.initializerRange);
-    }
   }
   const labels = labelSpaceOf(task, opts.train);
   const maxLen = Math.min(fc.maxLen ?? config.nPositions, config.nPositions);
-  const spec: TaskSpec = { task, labels, specialTokens: { ...SPECIAL_TOKEN_NAMES }, specialIds: { start, delim, extract }, maxLen };
+  const spec: TaskSpec = { task, labels, specialTokens: { ...SPECIAL_TOKEN_NAMES }, specialIds, maxLen };
   return { spec, tokenizer, config, arrays, head: initHeadArrays(config.nEmbd, headSize(labels), fc.seed) };
 }
 
