@@ -5,7 +5,7 @@
 // Ctrl-C, progress, log.jsonl). Checkpoints resume exactly; a finished run leaves a model folder
 // in `outDir` that loads like model/shipped and records its chat format.
 import { createHash } from 'node:crypto';
-import { appendFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { GptConfig } from '../../nn/config.js';
@@ -16,10 +16,11 @@ import { TrainingError } from '../../errors.js';
 import { BpeTokenizer } from '../../tokenizer/bpe.js';
 import { AdamW } from '../../train/adamw.js';
 import { installTrainingKernels } from '../../train/kernels.js';
-import { LOG_FILE, runLoop, type LoopEvent, type MicroBatch, type Objective } from '../../train/loop.js';
+import { LOG_FILE, type LoopEvent, type MicroBatch, type Objective } from '../../train/loop.js';
 import { findCheckpoint, replaceCheckpoint, withRunLock } from '../../train/run-folder.js';
 import { readFinetuned, saveFinetuned } from '../checkpoint.js';
 import { addTaskTokens, HEAD_BIAS, HEAD_WEIGHT, initHeadArrays, prepareBatch, taskForward, type FinetuneModel, type TaskSpec } from '../model.js';
+import { headVariables, runFinetuneLoop, type RunControls, type RunSummary } from '../run.js';
 import { SPECIAL_TOKEN_NAMES } from '../tasks.js';
 import { epochBatches } from './batches.js';
 import { buildCandidates, type CandidateSet } from './candidates.js';
@@ -46,29 +47,14 @@ export type ChatTrainEvent =
   | { type: 'eval'; step: number; epoch: number; tokensSeen: number; valLoss: number; valPerplexity: number; sequences: number; tokens: number; mcAccuracy?: number }
   | Extract<LoopEvent, { type: 'checkpoint' | 'stop' }>;
 
-export interface ChatTrainOptions {
+export interface ChatTrainOptions extends RunControls<ChatTrainEvent> {
   baseDir: string;
   train: LoadedConversations;
   valid?: LoadedConversations;
-  outDir: string;
   config: ChatConfig;
-  /** Pause (with a checkpoint) after this many updates; the same command resumes. */
-  untilStep?: number;
-  /** Discard a checkpoint or finished model in outDir. */
-  restart?: boolean;
-  progress?: 'bar' | 'lines' | 'none';
-  onEvent?: (e: ChatTrainEvent) => void;
-  signal?: AbortSignal;
 }
 
-export interface ChatTrainResult {
-  outDir: string;
-  step: number;
-  totalSteps: number;
-  finished: boolean;
-  tokensSeen: number;
-  elapsedMs: number;
-  lastLoss: number;
+export interface ChatTrainResult extends RunSummary {
   valid?: ChatValidation;
 }
 
@@ -236,14 +222,8 @@ async function trainChatLocked(opts: ChatTrainOptions): Promise<ChatTrainResult>
   const vars = namedParams(params) as Array<[string, tf.Variable]>;
   let mcModel: FinetuneModel | undefined;
   if (start.mc) {
-    const hw = start.mc.head.get(HEAD_WEIGHT)!;
-    const hb = start.mc.head.get(HEAD_BIAS)!;
-    const head = {
-      w: tf.variable(tf.tensor2d(hw.data, hw.shape as [number, number]), true, `${prefix}${HEAD_WEIGHT}`) as tf.Variable<tf.Rank.R2>,
-      b: tf.variable(tf.tensor1d(hb.data), true, `${prefix}${HEAD_BIAS}`) as tf.Variable<tf.Rank.R1>,
-    };
-    mcModel = { spec: start.mc.spec, params, head };
-    vars.push([HEAD_WEIGHT, head.w], [HEAD_BIAS, head.b]);
+    mcModel = { spec: start.mc.spec, params, head: headVariables(start.mc.head, prefix) };
+    vars.push([HEAD_WEIGHT, mcModel.head.w as tf.Variable], [HEAD_BIAS, mcModel.head.b as tf.Variable]);
   }
   const optimizer = new AdamW(vars, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: fc.weightDecay });
 
@@ -312,26 +292,18 @@ async function trainChatLocked(opts: ChatTrainOptions): Promise<ChatTrainResult>
     },
   };
 
-  let lastLoss = NaN;
-  try {
-    if (start.optimizer) optimizer.loadState(start.optimizer, state.step, found!);
-    const startEvent: ChatTrainEvent = {
+  const { lastLoss } = await runFinetuneLoop<ChatTrainEvent>({
+    startEvent: {
       type: 'start', step: state.step, totalSteps, epochs: fc.epochs, trainConversations: opts.train.conversations.length, trainSequences: N,
       trainReplies: train.replies, trainTargetTokens: train.sequences.reduce((n, s) => n + s.loss.reduce((a, b) => a + b, 0), 0),
       validSequences: validSeqs.length, truncatedTrain: train.truncated, truncatedValid: valid?.truncated ?? 0, maxLen, lossOn: fc.lossOn, mcCoef: fc.mcCoef,
       base: state.base, resumedFrom: start.resumedFrom, parameters: vars.reduce((n, [, v]) => n + v.size, 0), backend: tf.getBackend(),
-    };
-    opts.onEvent?.(startEvent);
-    await appendFile(path.join(outDir, LOG_FILE), `${JSON.stringify({ ...startEvent, time: new Date().toISOString() })}\n`);
-    ({ lastLoss } = await runLoop({
-      objective, optimizer, state, schedule, gradClip: fc.gradClip, totalSteps, untilStep, logEvery: fc.logEvery,
-      checkpointEvery: fc.checkpointEvery, checkpointBefore: totalSteps, outDir, lastSavedStep: found ? state.step : -1,
-      progress: opts.progress, signal: opts.signal, onEvent: (e) => opts.onEvent?.(e as ChatTrainEvent),
-    }));
-  } finally {
-    optimizer.dispose();
-    tf.dispose(vars.map(([, v]) => v));
-  }
+    },
+    resume: start.optimizer && { optimizer: start.optimizer, from: found! },
+    objective, optimizer, state, schedule, gradClip: fc.gradClip, totalSteps, untilStep, logEvery: fc.logEvery,
+    checkpointEvery: fc.checkpointEvery, checkpointBefore: totalSteps, outDir, lastSavedStep: found ? state.step : -1,
+    progress: opts.progress, signal: opts.signal, onEvent: opts.onEvent,
+  });
   return {
     outDir, step: state.step, totalSteps, finished: state.step >= totalSteps, tokensSeen: state.tokensSeen, elapsedMs: state.elapsedMs, lastLoss, valid: state.lastValid,
   };
