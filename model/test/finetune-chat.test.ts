@@ -268,6 +268,15 @@ test('training lowers the reply loss, and a paused run resumes bit-identically',
   await assert.rejects(run(other, { lr: 0.02 }), /different settings/);
 });
 
+test('an update\'s LM loss is the mean over all its target tokens, however it is split into micro-batches', async () => {
+  const whole = await run(path.join(root, 'whole'), { dropout: 0, maxSteps: 1 });
+  const split = await run(path.join(root, 'split'), { dropout: 0, maxSteps: 1, microBatch: 1 });
+  const [a, b] = [whole, split].map(({ events }) => events.find((e) => e.type === 'step')!);
+  assert.ok(a.type === 'step' && b.type === 'step');
+  assert.ok(Math.abs(a.loss - b.loss) < 1e-4, `${a.loss} vs ${b.loss}`);
+  assert.ok(Math.abs(a.gradNorm - b.gradNorm) < 1e-3 * a.gradNorm, `${a.gradNorm} vs ${b.gradNorm}`);
+});
+
 test('next-utterance head: GPT-1\'s multiple-choice inputs with replies from other conversations, its loss falls', async () => {
   const { sequences } = encodeConversations(loaded.conversations, tok, 64);
   const sp = { start: 9001, delim: 9002, extract: 9003 };
