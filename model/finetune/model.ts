@@ -15,7 +15,7 @@ import { Rng } from '../rng.js';
 import type { HostTensor } from '../io/safetensors.js';
 import { crossEntropy, lmLoss } from '../train/loss.js';
 import { headSize, type LabelSpace } from './data.js';
-import type { SpecialIds, TaskName } from './tasks.js';
+import { SPECIAL_TOKEN_NAMES, type SpecialIds, type TaskName } from './tasks.js';
 import type { EncodedInput } from './transforms.js';
 
 export interface HeadParams {
@@ -75,6 +75,37 @@ export function growVocabulary(
   const out = new Map(arrays);
   out.set('tokens_embed.weight', { shape: [vocabSize, C], data });
   return { config: { ...config, vocabSize }, arrays: out };
+}
+
+/** What addTaskTokens needs of a tokenizer. */
+interface TaskTokenizer {
+  readonly vocabSize: number;
+  tokenToId(token: string): number | undefined;
+  addSpecialTokens(tokens: string[]): number[];
+}
+
+/**
+ * Adds GPT-1's task tokens (start, delim, extract) to the tokenizer and gives the model a row for
+ * each: the embedding grows to the tokenizer's size, and an added token whose id falls inside the
+ * existing vocabulary (a row no token used) gets a fresh N(0, initializerRange) row too.
+ */
+export function addTaskTokens(
+  config: GptConfig,
+  arrays: Map<string, HostTensor>,
+  tokenizer: TaskTokenizer,
+  seed: number,
+): { config: GptConfig; arrays: Map<string, HostTensor>; specialIds: SpecialIds } {
+  const names = [SPECIAL_TOKEN_NAMES.start, SPECIAL_TOKEN_NAMES.delim, SPECIAL_TOKEN_NAMES.extract];
+  const known = new Set(names.filter((t) => tokenizer.tokenToId(t) !== undefined));
+  const ids = tokenizer.addSpecialTokens(names);
+  const grown = growVocabulary(config, arrays, Math.max(config.vocabSize, tokenizer.vocabSize), seed, config.initializerRange);
+  const emb = grown.arrays.get('tokens_embed.weight')!;
+  const rng = new Rng(seed ^ 0x51);
+  names.forEach((name, k) => {
+    const id = ids[k];
+    if (!known.has(name) && id < config.vocabSize) rng.fillNormal(emb.data.subarray(id * config.nEmbd, (id + 1) * config.nEmbd), config.initializerRange);
+  });
+  return { ...grown, specialIds: { start: ids[0], delim: ids[1], extract: ids[2] } };
 }
 
 /** Token ids of one batch, padded on the right, and where to read the extract states and LM targets. */

@@ -4,7 +4,7 @@
 // Checkpoints (weights, head, tokenizer, optimizer moments, data position) resume exactly; a run
 // that finishes leaves the fine-tuned model in `outDir` itself and removes its checkpoint.
 import { createHash } from 'node:crypto';
-import { appendFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { readCheckpoint } from '../io/checkpoint.js';
@@ -14,7 +14,7 @@ import { readSafetensors, writeSafetensors, type HostTensor } from '../io/safete
 import { BpeTokenizer } from '../tokenizer/bpe.js';
 import { AdamW } from '../train/adamw.js';
 import { installTrainingKernels } from '../train/kernels.js';
-import { LOG_FILE, runLoop, type MicroBatch, type Objective } from '../train/loop.js';
+import { LOG_FILE, type MicroBatch, type Objective } from '../train/loop.js';
 import { findCheckpoint, replaceCheckpoint, withRunLock } from '../train/run-folder.js';
 import { paramsFromArrays } from '../io/checkpoint.js';
 import { TrainingError } from '../errors.js';
@@ -22,7 +22,8 @@ import { FINETUNE_FILE, readFinetuned, saveFinetuned } from './checkpoint.js';
 import type { FinetuneConfig } from './config.js';
 import { headSize, labelSpaceOf, labelTargets, type LabelSpace, type LoadedExamples } from './data.js';
 import { computeMetrics, encodeExamples, predictInputs, type Metrics } from './evaluate.js';
-import { growVocabulary, HEAD_BIAS, HEAD_WEIGHT, initHeadArrays, prepareBatch, taskForward, type FinetuneModel, type TaskSpec } from './model.js';
+import { addTaskTokens, HEAD_BIAS, HEAD_WEIGHT, initHeadArrays, prepareBatch, taskForward, type FinetuneModel, type TaskSpec } from './model.js';
+import { headVariables, runFinetuneLoop, type RunControls, type RunSummary } from './run.js';
 import { SPECIAL_TOKEN_NAMES, type TaskName } from './tasks.js';
 import type { EncodedInput } from './transforms.js';
 
@@ -41,7 +42,7 @@ export type FinetuneEvent =
   | { type: 'checkpoint'; step: number; dir: string }
   | { type: 'stop'; step: number; reason: 'done' | 'max-steps' | 'aborted' };
 
-export interface FinetuneOptions {
+export interface FinetuneOptions extends RunControls<FinetuneEvent> {
   task: TaskName;
   /** Model folder to start from (weights + tokenizer). With `scratch`, only its config and tokenizer are used. */
   baseDir: string;
@@ -49,25 +50,10 @@ export interface FinetuneOptions {
   scratch?: boolean;
   train: LoadedExamples<TaskName>;
   valid?: LoadedExamples<TaskName>;
-  outDir: string;
   config: FinetuneConfig;
-  /** Stop (with a checkpoint) once this many updates are done; the run can be resumed later. */
-  untilStep?: number;
-  /** Discard an existing checkpoint or finished model in outDir. */
-  restart?: boolean;
-  progress?: 'bar' | 'lines' | 'none';
-  onEvent?: (e: FinetuneEvent) => void;
-  signal?: AbortSignal;
 }
 
-export interface FinetuneResult {
-  outDir: string;
-  step: number;
-  totalSteps: number;
-  finished: boolean;
-  tokensSeen: number;
-  elapsedMs: number;
-  lastLoss: number;
+export interface FinetuneResult extends RunSummary {
   truncated: { train: number; valid: number };
   valid?: Metrics;
 }
@@ -133,27 +119,16 @@ async function freshStart(opts: FinetuneOptions): Promise<Start> {
   if (tokenizer.vocabSize > host.config.vocabSize) {
     throw new FinetuneError(`${opts.baseDir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${host.config.vocabSize}`);
   }
-  const known = new Set([SPECIAL_TOKEN_NAMES.start, SPECIAL_TOKEN_NAMES.delim, SPECIAL_TOKEN_NAMES.extract].filter((t) => tokenizer.tokenToId(t) !== undefined));
-  const [start, delim, extract] = tokenizer.addSpecialTokens([SPECIAL_TOKEN_NAMES.start, SPECIAL_TOKEN_NAMES.delim, SPECIAL_TOKEN_NAMES.extract]);
-  const vocabSize = Math.max(host.config.vocabSize, tokenizer.vocabSize);
-  let config = host.config;
-  let arrays = host.arrays;
+  const grown = addTaskTokens(host.config, host.arrays, tokenizer, fc.seed);
+  const { config, specialIds } = grown;
+  let arrays = grown.arrays;
   if (opts.scratch) {
-    config = { ...host.config, vocabSize };
     const init = initParamArrays(config, fc.seed);
     arrays = new Map(paramSpecs(config).map((s) => [s.name, { shape: s.shape, data: init.get(s.name)! }]));
-  } else {
-    ({ config, arrays } = growVocabulary(host.config, host.arrays, vocabSize, fc.seed, host.config.initializerRange));
-    // Added ids that fell inside an existing (unused) embedding row get a fresh row too.
-    const emb = arrays.get('tokens_embed.weight')!;
-    const rng = new Rng(fc.seed ^ 0x51);
-    for (const [name, id] of [[SPECIAL_TOKEN_NAMES.start, start], [SPECIAL_TOKEN_NAMES.delim, delim], [SPECIAL_TOKEN_NAMES.extract, extract]] as const) {
-      if (!known.has(name) && id < host.config.vocabSize) rng.fillNormal(emb.data.subarray(id * config.nEmbd, (id + 1) * config.nEmbd), config.initializerRange);
-    }
   }
   const labels = labelSpaceOf(task, opts.train);
   const maxLen = Math.min(fc.maxLen ?? config.nPositions, config.nPositions);
-  const spec: TaskSpec = { task, labels, specialTokens: { ...SPECIAL_TOKEN_NAMES }, specialIds: { start, delim, extract }, maxLen };
+  const spec: TaskSpec = { task, labels, specialTokens: { ...SPECIAL_TOKEN_NAMES }, specialIds, maxLen };
   return { spec, tokenizer, config, arrays, head: initHeadArrays(config.nEmbd, headSize(labels), fc.seed) };
 }
 
@@ -233,15 +208,9 @@ async function finetuneLocked(opts: FinetuneOptions): Promise<FinetuneResult> {
   const initial = paramsFromArrays(start.config, start.arrays);
   const params = toVariables(initial, prefix);
   tf.dispose(namedParams(initial).map(([, t]) => t));
-  const hw = start.head.get(HEAD_WEIGHT)!;
-  const hb = start.head.get(HEAD_BIAS)!;
-  const head = {
-    w: tf.variable(tf.tensor2d(hw.data, hw.shape as [number, number]), true, `${prefix}${HEAD_WEIGHT}`) as tf.Variable<tf.Rank.R2>,
-    b: tf.variable(tf.tensor1d(hb.data), true, `${prefix}${HEAD_BIAS}`) as tf.Variable<tf.Rank.R1>,
-  };
+  const head = headVariables(start.head, prefix);
   const model: FinetuneModel = { spec, params, head };
   const vars = [...namedParams(params), [HEAD_WEIGHT, head.w], [HEAD_BIAS, head.b]] as Array<[string, tf.Variable]>;
-  const varList = vars.map(([, v]) => v);
   const optimizer = new AdamW(vars, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: fc.weightDecay });
   let perm = permutation(N, fc.seed, state.position.epoch);
   let batchSize = 0;
@@ -301,26 +270,17 @@ async function finetuneLocked(opts: FinetuneOptions): Promise<FinetuneResult> {
       await rm(path.join(outDir, 'checkpoint'), { recursive: true, force: true });
     },
   };
-  let lastLoss = NaN;
-  try {
-    if (start.optimizer) optimizer.loadState(start.optimizer, state.step, found!);
-    const nParams = vars.reduce((n, [, v]) => n + v.size, 0);
-    const startEvent: FinetuneEvent = {
+  const { lastLoss } = await runFinetuneLoop<FinetuneEvent>({
+    startEvent: {
       type: 'start', task: opts.task, step: state.step, totalSteps, epochs: fc.epochs, trainExamples: N, validExamples: valid?.inputs.length ?? 0,
       truncatedTrain: train.truncated, truncatedValid: valid?.truncated ?? 0, maxLen: spec.maxLen, labels: spec.labels, base: state.base,
-      scratch: state.scratch, resumedFrom: start.resumedFrom, parameters: nParams, backend: tf.getBackend(),
-    };
-    opts.onEvent?.(startEvent);
-    await appendFile(path.join(outDir, LOG_FILE), `${JSON.stringify({ ...startEvent, time: new Date().toISOString() })}\n`);
-    ({ lastLoss } = await runLoop({
-      objective, optimizer, state, schedule, gradClip: fc.gradClip, totalSteps, untilStep, logEvery: fc.logEvery,
-      checkpointEvery: fc.checkpointEvery, checkpointBefore: totalSteps, outDir, lastSavedStep: found ? state.step : -1,
-      progress: opts.progress, signal: opts.signal, onEvent: (e) => opts.onEvent?.(e as FinetuneEvent),
-    }));
-  } finally {
-    optimizer.dispose();
-    tf.dispose(varList);
-  }
+      scratch: state.scratch, resumedFrom: start.resumedFrom, parameters: vars.reduce((n, [, v]) => n + v.size, 0), backend: tf.getBackend(),
+    },
+    resume: start.optimizer && { optimizer: start.optimizer, from: found! },
+    objective, optimizer, state, schedule, gradClip: fc.gradClip, totalSteps, untilStep, logEvery: fc.logEvery,
+    checkpointEvery: fc.checkpointEvery, checkpointBefore: totalSteps, outDir, lastSavedStep: found ? state.step : -1,
+    progress: opts.progress, signal: opts.signal, onEvent: opts.onEvent,
+  });
   return {
     outDir, step: state.step, totalSteps, finished: state.step >= totalSteps, tokensSeen: state.tokensSeen, elapsedMs: state.elapsedMs,
     lastLoss, truncated: { train: train.truncated, valid: valid?.truncated ?? 0 }, valid: state.lastValid,

@@ -206,10 +206,15 @@ test('the command refuses a file with a bad line, and options of another task, b
   assert.equal(existsSync(out), false);
 });
 
-async function run(out: string, over: ChatConfigInput, untilStep?: number) {
+async function run(out: string, over: ChatConfigInput, untilStep?: number, stopAfter?: number) {
   const events: ChatTrainEvent[] = [];
+  const stop = new AbortController();
   const res = await trainChat({
-    baseDir: base, train: loaded, valid: loaded, outDir: out, untilStep, progress: 'none', onEvent: (e) => events.push(e),
+    baseDir: base, train: loaded, valid: loaded, outDir: out, untilStep, progress: 'none', signal: stop.signal,
+    onEvent: (e) => {
+      events.push(e);
+      if (e.type === 'step' && e.step === stopAfter) stop.abort();
+    },
     config: parseChatConfig({ lr: 0.01, batchSize: 4, epochs: 3, seed: 3, logEvery: 1, ...over }),
   });
   return { res, events };
@@ -244,9 +249,32 @@ test('training lowers the reply loss, and a paused run resumes bit-identically',
   // The finished folder records its format and refuses to be overwritten by accident.
   assert.deepEqual(JSON.parse(await readFile(path.join(straight, 'chat_format.json'), 'utf8')).format, 'nemo-lines');
   await assert.rejects(run(straight, {}), /already holds a finished chat model/);
+  // Stopped by the signal (Ctrl-C) mid-epoch: a checkpoint at the step boundary, then the same result.
+  const stopped = path.join(root, 'stopped');
+  const cut = await run(stopped, {}, undefined, 5);
+  assert.equal(cut.res.step, 5);
+  assert.deepEqual(cut.events.at(-1), { type: 'stop', step: 5, reason: 'aborted' });
+  assert.ok(cut.events.some((e) => e.type === 'checkpoint' && e.step === 5));
+  await run(stopped, {});
+  assert.deepEqual(await readFile(path.join(stopped, 'model.safetensors')), await readFile(path.join(straight, 'model.safetensors')));
+  // The run log: every event of both sessions, the steps with their LM share of the loss.
+  const log = (await readFile(path.join(stopped, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as ChatTrainEvent);
+  assert.deepEqual(log.filter((e) => e.type === 'start').map((e) => e.step), [0, 5]);
+  const steps = log.flatMap((e) => (e.type === 'step' ? [e] : []));
+  assert.deepEqual(steps.map((e) => e.step), [...Array(res.step).keys()].map((k) => k + 1));
+  for (const e of steps) assert.ok(Math.abs(e.loss - e.lmLoss) < 1e-6 && e.mcLoss === undefined, JSON.stringify(e));
   const other = path.join(root, 'other');
   await run(other, {}, 2);
   await assert.rejects(run(other, { lr: 0.02 }), /different settings/);
+});
+
+test('an update\'s LM loss is the mean over all its target tokens, however it is split into micro-batches', async () => {
+  const whole = await run(path.join(root, 'whole'), { dropout: 0, maxSteps: 1 });
+  const split = await run(path.join(root, 'split'), { dropout: 0, maxSteps: 1, microBatch: 1 });
+  const [a, b] = [whole, split].map(({ events }) => events.find((e) => e.type === 'step')!);
+  assert.ok(a.type === 'step' && b.type === 'step');
+  assert.ok(Math.abs(a.loss - b.loss) < 1e-4, `${a.loss} vs ${b.loss}`);
+  assert.ok(Math.abs(a.gradNorm - b.gradNorm) < 1e-3 * a.gradNorm, `${a.gradNorm} vs ${b.gradNorm}`);
 });
 
 test('next-utterance head: GPT-1\'s multiple-choice inputs with replies from other conversations, its loss falls', async () => {

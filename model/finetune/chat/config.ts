@@ -2,9 +2,8 @@
 // AdamW with a short warm-up and linear decay to 10 % of the peak, batches of 16 sequences,
 // dropout 0.1, the LM loss on the assistant's tokens only, the next-utterance head off.
 import { z } from 'zod';
+import { loopFields, parseRecipe, positiveInt } from '../../train/config.js';
 import { FinetuneConfigError } from '../config.js';
-
-const positiveInt = z.number().int().positive();
 
 export const chatConfigSchema = z
   .object({
@@ -20,8 +19,8 @@ export const chatConfigSchema = z
     minLrRatio: z.number().min(0).max(1).default(0.1),
     /** Decoder dropout; default: the model config's. */
     dropout: z.number().min(0).lt(1).optional(),
-    weightDecay: z.number().min(0).default(0.01),
-    gradClip: z.number().min(0).default(1),
+    weightDecay: loopFields.weightDecay,
+    gradClip: loopFields.gradClip,
     seed: z.number().int().nonnegative().default(42),
     /** Longest sequence (tokens); default and maximum: the model's context. */
     maxLen: z.number().int().min(8).optional(),
@@ -34,12 +33,12 @@ export const chatConfigSchema = z
     numCandidates: z.number().int().min(2).max(16).default(2),
     /** Dropout on the next-utterance head's input. */
     clfDropout: z.number().min(0).lt(1).default(0.1),
-    checkpointEvery: positiveInt.default(100),
+    checkpointEvery: loopFields.checkpointEvery,
     /** Updates between validations; default: after every epoch. */
     evalEvery: positiveInt.optional(),
     /** Validation sequences scored each time (evenly spread over the file); default: all. */
     evalSequences: positiveInt.optional(),
-    logEvery: positiveInt.default(10),
+    logEvery: loopFields.logEvery,
   })
   .strict();
 
@@ -47,11 +46,7 @@ export type ChatConfig = z.output<typeof chatConfigSchema>;
 export type ChatConfigInput = z.input<typeof chatConfigSchema>;
 
 export function parseChatConfig(raw: unknown, source = 'chat fine-tuning options'): ChatConfig {
-  const r = chatConfigSchema.safeParse(raw ?? {});
-  if (!r.success) {
-    throw new FinetuneConfigError(`${source}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  }
-  return r.data;
+  return parseRecipe(chatConfigSchema, raw, source, (m) => new FinetuneConfigError(m));
 }
 
 /** Settings that a resumed run may change without breaking its exactness. */
