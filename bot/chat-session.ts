@@ -227,10 +227,14 @@ export class ChatSession {
     const command = parseCommand(text);
 
     if (!auth.authorised) {
-      const limited = await this.limits.hit(msg.userId, false);
-      if (!limited.allowed) return reply(this.limitedReply(limited));
-      if (command?.name === 'help') return reply({ parts: [this.texts.howToGetKey()], outcome: 'denied', kind: 'how-to-get-key' });
       const candidate = normaliseAttempt(text, this.deps.keyShape);
+      // A key sent in private costs nothing of the chat allowance (the key's own lockout limits
+      // guessing); everything else from a chatter without a key counts as a message.
+      if (candidate.kind !== 'candidate' || msg.context === 'group') {
+        const limited = await this.limits.hit(msg.userId, false);
+        if (!limited.allowed) return reply(this.limitedReply(limited));
+      }
+      if (command?.name === 'help') return reply({ parts: [this.texts.howToGetKey()], outcome: 'denied', kind: 'how-to-get-key' });
       if (msg.context === 'group') {
         return reply({ parts: [candidate.kind === 'candidate' ? this.texts.keyNotInGroup() : this.texts.verifyInPrivate()], outcome: 'denied', kind: 'verify-in-private' });
       }

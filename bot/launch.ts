@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { CoreConfig } from '../core/config.js';
 import { partLogger, type Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
+import { ConnectRetry, type BackoffOptions } from './connect-retry.js';
 import { ChatSession, type KeyGate, type UsageSink } from './chat-session.js';
 import type { BotConfig } from './config.js';
 import { KeyResponderBot, type CurrentKeySource } from './key-responder.js';
@@ -64,6 +65,8 @@ export async function startBots(
     startTimeoutMs?: number;
     /** A puppet instance instead of WECHATY_PUPPET (tests). */
     puppet?: unknown;
+    /** The waits between tries to reach WeChat (tests shorten them). */
+    backoff?: Partial<BackoffOptions>;
   },
 ): Promise<RunningBots> {
   const log = partLogger(deps.logger, 'bot');
@@ -95,9 +98,10 @@ export async function startBots(
     };
     // With the lease held: the bot, its puppet and its session.
     const launch = async () => {
+      const retry = new ConnectRetry(deps.backoff);
       chatBot = new WechatyChatBot({
-        store: deps.store, session: deps.session, config: deps.botConfig, puppet: deps.puppet ?? (await createChatPuppet(deps.botConfig, log)),
-        operators: deps.coreConfig.OPERATORS, logger: log, printQrCode: deps.printQrCode ?? true, lease,
+        store: deps.store, session: deps.session, config: deps.botConfig, puppet: deps.puppet ?? (await createChatPuppet(deps.botConfig, log, retry)),
+        retry, operators: deps.coreConfig.OPERATORS, logger: log, printQrCode: deps.printQrCode ?? true, lease,
         // One session per bot name (the first bot keeps the file name it always had).
         sessionFile: deps.botConfig.BOT_KEEP_SESSION
           ? await privateSessionFile(deps.coreConfig.DATA_DIR, name === DEFAULT_BOT_NAME ? 'chat-bot' : `chat-bot-${name}`)

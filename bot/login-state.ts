@@ -15,6 +15,16 @@ export interface LoginState {
   since: string;
   /** Why the bot is logged out, when known (logout reason, puppet error). */
   detail?: string;
+  /** Set while the bot cannot reach WeChat; `since` is then when the failures began. */
+  unreachable?: Unreachable;
+}
+
+/** A bot that keeps failing to reach WeChat, and when it tries next. */
+export interface Unreachable {
+  /** Failed tries in a row. */
+  attempt: number;
+  lastError: string;
+  nextTryAt: string;
 }
 
 /** One bot instance as the panel shows it. */
@@ -34,6 +44,12 @@ export interface BotWaiter {
   host: string;
   pid: number;
   since: string;
+}
+
+/** "cannot reach WeChat — next try in 40 s" (what /readyz and the logs say). */
+export function describeUnreachable(u: Unreachable, now = Date.now()): string {
+  const seconds = Math.max(0, Math.round((Date.parse(u.nextTryAt) - now) / 1000));
+  return `cannot reach WeChat — next try in ${seconds} s`;
 }
 
 export const DEFAULT_BOT_NAME = 'main';

@@ -3,6 +3,8 @@
 // optional puppets (the official-account one is ~156 MB) stay out of package.json.
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { BotConfig } from './config.js';
+import { ConnectRetry } from './connect-retry.js';
+import { guardWechat4u, isWechat4uPuppet } from './wechat4u-guard.js';
 
 export class PuppetNotInstalledError extends Error {
   constructor(readonly moduleName: string, cause?: unknown) {
@@ -37,8 +39,10 @@ export async function loadPuppetClass(moduleName: string, exportName?: string): 
  * `uncaughtException` handler that prints with console.log and keeps the process alive — it
  * relies on that for its own timers (e.g. a restart after stop). The behaviour is kept (a puppet
  * error must not stop the platform), but the handler is replaced by one that logs properly.
+ * A wechat4u puppet that cannot reach WeChat waits `retry`'s backoff between tries, and stops
+ * cleanly (bot/wechat4u-guard.ts).
  */
-export async function createChatPuppet(config: BotConfig, logger: Logger = silentLogger): Promise<unknown> {
+export async function createChatPuppet(config: BotConfig, logger: Logger = silentLogger, retry = new ConnectRetry()): Promise<unknown> {
   const before = new Set(process.listeners('uncaughtException'));
   const Puppet = await loadPuppetClass(config.WECHATY_PUPPET);
   const added = process.listeners('uncaughtException').filter((l) => !before.has(l));
@@ -51,7 +55,9 @@ export async function createChatPuppet(config: BotConfig, logger: Logger = silen
   const options: Record<string, unknown> = {};
   if (config.WECHATY_PUPPET_SERVICE_TOKEN) options.token = config.WECHATY_PUPPET_SERVICE_TOKEN;
   if (config.WECHATY_PUPPET_SERVICE_ENDPOINT) options.endpoint = config.WECHATY_PUPPET_SERVICE_ENDPOINT;
-  return new Puppet(options);
+  const puppet = new Puppet(options);
+  if (isWechat4uPuppet(puppet)) guardWechat4u(puppet, retry);
+  return puppet;
 }
 
 /** True when every WECHATY_PUPPET_OA_* credential is set, i.e. the key responder should run. */

@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import type { Store } from '../core/redis.js';
 import type { ChatReply, ChatSession } from './chat-session.js';
 import type { BotConfig } from './config.js';
+import type { ConnectRetry, RetryState } from './connect-retry.js';
 import { MessageDedup } from './dedup.js';
 import { InstanceLease } from './instance-lease.js';
 import { setLoginState, STOPPED_STATE_TTL_MS, type LoginState } from './login-state.js';
@@ -65,6 +66,8 @@ export interface WechatyChatBotOptions {
    * rejects with BotNameInUseError when another process runs a bot of that name.
    */
   lease?: InstanceLease;
+  /** The puppet's reconnection backoff (the one given to createChatPuppet): shown and logged. */
+  retry?: ConnectRetry;
 }
 
 export class WechatyChatBot {
@@ -85,6 +88,7 @@ export class WechatyChatBot {
   private suppressedErrors = 0;
   /** Contacts whose remark the bot tried to set (once per process: it is a WeChat API call). */
   private readonly aliasTried = new Set<string>();
+  private readonly unsubscribeRetry: () => void;
 
   constructor(private readonly options: WechatyChatBotOptions) {
     this.log = options.logger ?? silentLogger;
@@ -103,6 +107,7 @@ export class WechatyChatBot {
     this.wechaty.on('login', (user: Contact) => void this.onLogin(user));
     this.wechaty.on('logout', (user: Contact, reason?: string) => void this.onLogout(user, reason));
     this.wechaty.on('error', (err: unknown) => this.onError(err));
+    this.unsubscribeRetry = options.retry?.onFailure((s) => void this.onConnectFailed(s)) ?? (() => undefined);
     this.wechaty.on('friendship', (f: Friendship) => {
       this.onFriendship(f).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'friend request not handled'));
     });
@@ -130,6 +135,7 @@ export class WechatyChatBot {
    */
   async stop(waitMs = 5000, detail = 'stopped'): Promise<void> {
     this.stopped = true;
+    this.unsubscribeRetry();
     const settle = (ms: number) => Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, ms).unref())]);
     if (this.inFlight.size) await settle(waitMs);
     if (this.inFlight.size) {
@@ -160,6 +166,17 @@ export class WechatyChatBot {
     this.suppressedErrors = 0;
     // Shown in the panel while logged out; a waiting QR code is kept.
     if (this.state === 'logged-out') void this.saveState({ state: 'logged-out', detail: `puppet error: ${errorMessage(err).slice(0, 200)}` });
+  }
+
+  /** One line per failed try, with when the next is; the panel keeps "since" at the first failure. */
+  private async onConnectFailed(s: RetryState & { delayMs: number }): Promise<void> {
+    if (this.stopped) return;
+    const inSeconds = Math.round(s.delayMs / 1000);
+    this.log.warn({ err: s.lastError, attempt: s.attempt, failingSince: s.since, nextTryInSeconds: inSeconds }, `cannot reach WeChat; next try in ${inSeconds} s`);
+    await this.saveState({
+      state: 'logged-out', detail: 'cannot reach WeChat', since: s.since,
+      unreachable: { attempt: s.attempt, lastError: s.lastError.slice(0, 200), nextTryAt: s.nextTryAt },
+    });
   }
 
   /** Chatters add the bot first: accept their friend requests and tell them how to get the key. */
@@ -196,7 +213,7 @@ export class WechatyChatBot {
   }
 
   /** Only while holding the name's lease: never overwrite another process's state or QR code. */
-  private async saveState(state: Omit<LoginState, 'since'>, expireMs?: number): Promise<void> {
+  private async saveState(state: Omit<LoginState, 'since'> & { since?: string }, expireMs?: number): Promise<void> {
     this.state = state.state;
     if (!this.lease.held) return;
     try {

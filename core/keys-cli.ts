@@ -73,9 +73,12 @@ function printHistory(entries: KeyHistoryEntry[], tz: string): void {
     console.log('No keys yet.');
     return;
   }
+  // One format for every time, in the rotation time zone named once above the list.
+  const at = (iso: string) => new Intl.DateTimeFormat('sv-SE', { timeZone: tz, dateStyle: 'short', timeStyle: 'medium' }).format(new Date(iso));
+  console.log(`Times in ${tz}:`);
   for (const e of entries) {
     const who = `${e.by}${e.actor ? ` (${e.actor})` : ''}`;
-    console.log(`v${String(e.version).padEnd(5)} ${e.key}  created ${localTime(e.createdAt, tz)} by ${who}${e.retiredAt ? `, retired ${e.retiredAt}` : ', current'}`);
+    console.log(`v${String(e.version).padEnd(5)} ${e.key}  created ${at(e.createdAt)} by ${who}${e.retiredAt ? `, retired ${at(e.retiredAt)}` : ', current'}`);
   }
 }
 

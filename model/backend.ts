@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { installNativeKernels } from './native/kernels.js';
+import './tfjs-quiet.js';
 
 export type BackendName = 'node' | 'wasm' | 'cpu';
 

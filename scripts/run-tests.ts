@@ -36,7 +36,8 @@ if (selected.length === 0) {
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const res = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...selected],
+  // The preload keeps tfjs's "install the node backend" banner out of every test process.
+  ['--import', 'tsx', '--import', './model/tfjs-quiet.ts', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...selected],
   { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
 process.exit(res.status ?? 1);

@@ -165,6 +165,8 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
         name: s.name, running: s.running, host: s.host, pid: s.pid,
         state: s.state, since: s.since, user: s.user, detail: s.detail, qrcode: Boolean(s.qrcode) && s.running && s.state !== 'logged-in',
         waiting: s.waiting ?? null,
+        // Only a running bot is still trying; `since` is then when its failures began.
+        unreachable: s.running ? (s.unreachable ?? null) : null,
       }));
       res.json({ instances });
     }),

@@ -1,6 +1,6 @@
 // /healthz (the process answers), /readyz (Redis, model and bot state) and /metrics.
 import express, { type Router } from 'express';
-import type { BotInstanceState } from '../bot/login-state.js';
+import { describeUnreachable, type BotInstanceState } from '../bot/login-state.js';
 import type { Store } from '../core/redis.js';
 import { safeEqual } from './sessions.js';
 import type { TextGenerator } from '../model/index.js';
@@ -50,7 +50,14 @@ export function healthRoutes(deps: HealthDeps): Router {
           const all = await deps.botStates();
           // A bot being logged out does not make the HTTP side unready (the web chat still
           // works); each instance is reported so an operator notices.
-          checks.bot = { ok: true, instances: all.map((s) => ({ name: s.name, running: s.running, state: s.state, since: s.since, ...(s.waiting ? { waiting: 'for the name to be released' } : {}) })) };
+          checks.bot = {
+            ok: true,
+            instances: all.map((s) => ({
+              name: s.name, running: s.running, state: s.state, since: s.since,
+              ...(s.waiting ? { waiting: 'for the name to be released' } : {}),
+              ...(s.running && s.unreachable ? { detail: describeUnreachable(s.unreachable), lastError: s.unreachable.lastError } : {}),
+            })),
+          };
         } catch {
           checks.bot = { ok: false, detail: 'state unavailable' };
         }

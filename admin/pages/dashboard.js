@@ -39,19 +39,24 @@ const ds = (label, data, color, extra = {}) => ({ label, data, borderColor: colo
 
 function botCard(state) {
   const kinds = { 'logged-in': ['online', 'ok'], 'waiting-for-scan': ['waiting for scan', 'warn'], 'logged-out': ['offline', 'danger'] };
-  const [text, kind] = state.running ? kinds[state.state] || [state.state, ''] : ['not running', 'danger'];
+  const offline = state.unreachable;
+  const [text, kind] = !state.running ? ['not running', 'danger'] : offline ? ['cannot reach WeChat', 'danger'] : kinds[state.state] || [state.state, ''];
   const body = [
     h('div.status-line', badge(text, kind), state.user ? h('strong', state.user.name) : null,
-      h('span.muted.small', state.since && new Date(state.since).getTime() > 0 ? `${state.running ? 'since' : 'last change'} ${fmtDateTime(state.since)}` : '')),
+      h('span.muted.small', state.since && new Date(state.since).getTime() > 0 ? `${offline ? 'failing since' : state.running ? 'since' : 'last change'} ${fmtDateTime(state.since)}` : '')),
   ];
   if (state.running && state.host) body.push(h('p.muted.small', `process ${state.pid} on ${state.host}`));
-  if (state.detail) body.push(h('p.muted.small', state.detail));
+  if (offline) {
+    const inSeconds = Math.max(0, Math.round((new Date(offline.nextTryAt).getTime() - Date.now()) / 1000));
+    body.push(h('p.small', `Cannot reach WeChat — next try in ${inSeconds} s (at ${fmtDateTime(offline.nextTryAt)}; ${offline.attempt} failed ${offline.attempt === 1 ? 'try' : 'tries'} so far).`));
+    body.push(h('p.muted.small', `Last error: ${offline.lastError}`));
+  } else if (state.detail) body.push(h('p.muted.small', state.detail));
   if (state.waiting) {
     body.push(h('p.small', badge('waiting', 'warn'), ` Process ${state.waiting.pid} on ${state.waiting.host} is waiting for the name to be released, and starts the bot then.`));
   }
   if (!state.running && !state.waiting) {
     body.push(h('p.muted.small', 'No process runs this bot now (its last state is shown). Start it with BOT_ENABLED=true and BOT_NAME=' + state.name + '.'));
-  } else if (state.state !== 'logged-in') {
+  } else if (state.state !== 'logged-in' && !offline) {
     body.push(
       state.qrcode
         ? h('div.qr-box', h('img', { src: `/api/admin/bot/qr.svg?name=${encodeURIComponent(state.name)}&t=${Date.now()}`, alt: `WeChat login QR code for ${state.name}`, width: 180, height: 180 }),

@@ -80,11 +80,13 @@ test('groups: only the configured groups are answered', async () => {
   }
 });
 
-test('rate limit and daily quota answer with when the user can continue; commands cost no quota', async () => {
+test('rate limit and daily quota answer with when the user can continue; commands and the key cost no quota', async () => {
   let now = Date.UTC(2026, 5, 1, 4, 0, 0); // 12:00 in Shanghai
   const h = await BotHarness.start({ ...model, bot: { BOT_RATE_LIMIT: 4, BOT_RATE_WINDOW_SECONDS: 60, BOT_DAILY_QUOTA: 2 }, limitsNow: () => now });
   try {
-    const u = await verified(h, 'u1'); // 1 of 4 in the window
+    const u = h.user('u1');
+    assert.equal((await h.say(u, 'hello?')).reply?.kind, 'how-to-get-key'); // 1 of 4 in the window
+    assert.equal((await h.say(u, (await h.keys.current()).key)).reply?.kind, 'verified', 'the key is not counted');
     assert.equal((await h.say(u, 'one')).reply?.kind, 'reply');
     assert.equal((await h.say(u, 'two')).reply?.kind, 'reply');
     const q = await h.say(u, 'three');

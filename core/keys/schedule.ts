@@ -34,7 +34,10 @@ export function validateSchedule(cron: unknown, tz: unknown): Schedule {
       `"${c}" has ${fields} field${fields === 1 ? '' : 's'}; expected 5 (minute hour day month weekday) or 6 (with seconds first), e.g. "0 0 * * *".`,
     );
   }
-  if (!validateCron(c)) throw new InvalidScheduleError(`"${c}" is not a valid cron expression (e.g. "0 0 * * *" daily, "0 0 * * 1" weekly on Monday).`);
+  if (!validateCron(c)) {
+    if (impossibleDate(c)) throw new InvalidScheduleError(`"${c}" never fires: its day of the month never occurs in its month (e.g. 30 February).`);
+    throw new InvalidScheduleError(`"${c}" is not a valid cron expression (e.g. "0 0 * * *" daily, "0 0 * * 1" weekly on Monday).`);
+  }
   if (!isTimeZone(z)) throw new InvalidScheduleError(`"${z}" is not a known IANA time zone (e.g. Asia/Shanghai, UTC).`);
   try {
     // A valid expression that never fires (31 February) is useless as a schedule.
@@ -43,6 +46,17 @@ export function validateSchedule(cron: unknown, tz: unknown): Schedule {
     throw new InvalidScheduleError(`"${c}" never runs in ${z}: ${(err as Error).message}`);
   }
   return { cron: c, tz: z };
+}
+
+/**
+ * True when the expression is rejected only for pairing days and months that never meet
+ * ("0 0 30 2 *"): each field is valid alone, but the cron libraries reject the combination.
+ */
+function impossibleDate(c: string): boolean {
+  const f = c.split(' ');
+  const day = f.length === 6 ? 3 : 2;
+  const withField = (i: number, v: string) => f.map((x, j) => (j === i ? v : x)).join(' ');
+  return validateCron(withField(day, '1')) && validateCron(withField(day + 1, '*'));
 }
 
 /** The next `count` run times strictly after `from`. */

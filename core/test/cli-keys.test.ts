@@ -1,6 +1,6 @@
 // The keys CLI as an operator runs it: a separate process on the same Redis and prefix.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
@@ -66,6 +66,13 @@ test('keys rotate is heard by a running server at once; history and schedule wor
       [2, 'cli', 'ops'],
       [1, 'init', undefined],
     ]);
+
+    // As text: "created" and "retired" in one format, in the time zone named once.
+    const text = await cli(['history'], { REDIS_PREFIX: store.prefix, KEY_ROTATE_TZ: 'Asia/Shanghai' });
+    const stamp = '\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}';
+    assert.match(text.stdout, /^Times in Asia\/Shanghai:\n/);
+    assert.match(text.stdout, new RegExp(`^v2 .* created ${stamp} by cli \\(ops\\), current$`, 'm'));
+    assert.match(text.stdout, new RegExp(`^v1 .* created ${stamp} by init, retired ${stamp}$`, 'm'));
 
     const bad = await cli(['schedule', 'set', '0 0 * *'], { REDIS_PREFIX: store.prefix });
     assert.equal(bad.code, 2);
@@ -134,6 +141,24 @@ test('every change made with the CLI is in the audit log as cli@<host>; schedule
     assert.equal(scheduled.length, 1);
     assert.equal(scheduled[0].action, 'keys.rotate');
     assert.equal(scheduled[0].details.version, (await service.current()).version);
+  } finally {
+    await store.cleanup();
+  }
+});
+
+test('a closed pipe ends the command-line tools quietly (npm run keys -- schedule | head -2)', async () => {
+  const store = await openTestStore('cli-pipe');
+  try {
+    for (const args of [['run', '--silent', 'keys', '--', 'schedule'], ['run', '--silent', 'model', '--', '--help']]) {
+      const child = spawn('npm', args, { env: { ...process.env, REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: store.prefix }, stdio: ['ignore', 'pipe', 'pipe'] });
+      // The reader goes away before the tool writes: its first write fails with EPIPE.
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
+      const code = await new Promise<number | null>((r) => child.once('close', r));
+      assert.equal(stderr, '', `${args.join(' ')}: nothing on stderr`);
+      assert.equal(code, 0, args.join(' '));
+    }
   } finally {
     await store.cleanup();
   }

@@ -276,6 +276,9 @@ test('schedules are validated with clear errors and give the next five run times
     await assert.rejects(keys.setSchedule('61 0 * * *', 'UTC'), /not a valid cron/);
     await assert.rejects(keys.setSchedule('', 'UTC'), /empty/);
     await assert.rejects(keys.setSchedule('0 0 31 2 *', 'UTC'), InvalidScheduleError);
+    await assert.rejects(keys.setSchedule('0 0 30 2 *', 'UTC'), /^InvalidScheduleError: "0 0 30 2 \*" never fires: its day of the month never occurs in its month/);
+    await assert.rejects(keys.setSchedule('0 0 0 31 4,6 *', 'UTC'), /never fires/, 'with a seconds field');
+    await assert.rejects(keys.setSchedule('0 0 32 2 *', 'UTC'), /not a valid cron/, 'day 32 is simply invalid');
     const weekly = await keys.setSchedule(' 0 0 * * 1 ', 'UTC', 'admin-ann');
     assert.equal(weekly.cron, '0 0 * * 1');
     assert.equal(weekly.source, 'stored');

@@ -213,6 +213,21 @@ describe('admin API', () => {
       const rz2 = field<{ bot: { instances: Array<{ name: string; waiting?: string }> } }>(await h.client().get('/readyz'), 'checks');
       assert.equal(rz2.bot.instances.find((i) => i.name === 'sales')?.waiting, 'for the name to be released');
       assert.equal(rz2.bot.instances.find((i) => i.name === 'main')?.waiting, undefined);
+      // A bot that cannot reach WeChat: since when, the last error and when it tries next.
+      const failingSince = new Date(Date.now() - 120_000).toISOString();
+      await setLoginState(h.store, {
+        state: 'logged-out', detail: 'cannot reach WeChat', since: failingSince,
+        unreachable: { attempt: 4, lastError: 'getaddrinfo ENOTFOUND login.wx.qq.com', nextTryAt: new Date(Date.now() + 40_000).toISOString() },
+      }, 'main');
+      const offline = (field(await c.get('/api/admin/bot'), 'instances') as Array<{ name: string; since: string; unreachable: { attempt: number; lastError: string } | null }>)
+        .find((i) => i.name === 'main');
+      assert.equal(offline?.since, failingSince);
+      assert.equal(offline?.unreachable?.attempt, 4);
+      assert.match(offline?.unreachable?.lastError ?? '', /ENOTFOUND/);
+      const rz3 = field<{ bot: { instances: Array<{ name: string; detail?: string; lastError?: string }> } }>(await h.client().get('/readyz'), 'checks');
+      const main3 = rz3.bot.instances.find((i) => i.name === 'main');
+      assert.match(main3?.detail ?? '', /^cannot reach WeChat — next try in (39|40) s$/);
+      assert.match(main3?.lastError ?? '', /ENOTFOUND/);
     } finally {
       await lease.release();
     }

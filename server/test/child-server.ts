@@ -12,8 +12,10 @@ export interface Running {
   exit: Promise<number | null>;
 }
 
-export async function startServer(env: Record<string, string>): Promise<Running> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+/** `npm: true` runs `npm start` as the README says (the child is then npm, not node). */
+export async function startServer(env: Record<string, string>, options: { npm?: boolean } = {}): Promise<Running> {
+  const [cmd, args] = options.npm ? ['npm', ['start', '--silent']] : [process.execPath, ['--import', 'tsx', 'server/main.ts']];
+  const child = spawn(cmd, args, {
     env: { ...process.env, NODE_ENV: 'test', LOG_FORMAT: 'json', LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', REDIS_URL: TEST_REDIS_URL, BOT_ENABLED: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

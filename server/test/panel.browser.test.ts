@@ -226,6 +226,26 @@ describe('admin panel in Chromium', { skip }, () => {
     await page.setViewportSize({ width: 1366, height: 900 });
   });
 
+  test('dashboard: a bot that cannot reach WeChat says so, with the next try, the last error and since when', async () => {
+    const failingSince = new Date(Date.now() - 300_000).toISOString();
+    await setLoginState(h.store, {
+      state: 'logged-out', detail: 'cannot reach WeChat', since: failingSince,
+      unreachable: { attempt: 6, lastError: 'getaddrinfo ENOTFOUND login.wx.qq.com', nextTryAt: new Date(Date.now() + 40_000).toISOString() },
+    }, 'main');
+    try {
+      await page.goto(`${h.url}/admin/#/dashboard`);
+      await page.waitForFunction(() => document.body.textContent?.includes('Cannot reach WeChat — next try in'));
+      const main = (await page.$$eval('.card', (els) => els.map((e) => e.textContent ?? '').find((t) => t.includes('“main”'))))!;
+      assert.match(main, /cannot reach WeChat.*failing since/);
+      assert.match(main, /next try in (3\d|40) s/);
+      assert.match(main, /6 failed tries so far/);
+      assert.match(main, /Last error: getaddrinfo ENOTFOUND login\.wx\.qq\.com/);
+      assert.doesNotMatch(main, /the bot is starting/);
+    } finally {
+      await setLoginState(h.store, { state: 'waiting-for-scan', qrcode: 'https://login.weixin.qq.com/l/test-qr' }, 'main');
+    }
+  });
+
   test('no CSP violations or script errors happened', () => {
     assert.deepEqual(problems, []);
   });

@@ -82,4 +82,16 @@ describe('graceful shutdown of npm start', () => {
     assert.ok(Date.now() - t0 < 60_000);
     assert.doesNotMatch(s.lines.join(''), /cancelled in-flight/);
   });
+
+  test('npm start as the README says: SIGTERM to the npm process stops the platform (node exits 0, "stopped" logged)', async () => {
+    const s = await startServer({ ADMIN_PASSWORD: 'shutdown-test-password', REDIS_PREFIX: store.prefix, MODEL_DIR: modelDir }, { npm: true });
+    const nodePid = Number(/"pid":(\d+)/.exec(s.lines.join(''))?.[1]);
+    assert.ok(nodePid > 0 && nodePid !== s.child.pid, `node runs as its own process (${nodePid}, npm ${s.child.pid})`);
+    s.child.kill('SIGTERM');
+    assert.equal(await s.exit, 0, s.lines.join(''));
+    assert.match(s.lines.join(''), /"msg":"stopped"/);
+    const alive = () => { try { process.kill(nodePid, 0); return true; } catch { return false; } };
+    for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(alive(), false, 'the node process is gone');
+  });
 });
