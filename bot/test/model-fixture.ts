@@ -1,9 +1,10 @@
 // The model side of the bot's end-to-end tests: the real generation service (worker thread,
 // batching, deadlines) on a tiny random checkpoint the test writes, so every reply the bot sends
 // comes from a real model through the real generation path.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createTinyModel } from '../../model/test/tiny-model.js';
 import { toChatTurns } from '../chat-session.js';
 import type { Turn } from '../conversation.js';
@@ -21,6 +22,11 @@ export interface TestModel {
 export async function testModel(options: Omit<GeneratorOptions, 'modelDir'> = {}): Promise<TestModel> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-bot-model-'));
   await createTinyModel(dir, { nPositions: 128 });
+  return serve(dir, options);
+}
+
+/** A generation service on the model in `dir` (removed on close). */
+async function serve(dir: string, options: Omit<GeneratorOptions, 'modelDir'>): Promise<TestModel> {
   const generator = await createGenerator({ modelDir: dir, maxBatch: 4, maxQueue: 16, backend: 'cpu', ...options });
   return {
     generator,
@@ -34,6 +40,20 @@ export async function testModel(options: Omit<GeneratorOptions, 'modelDir'> = {}
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The tiny GPT-1 PyTorch wrote in CDial-GPT's layout (model/test/fixtures/torch/make-fixtures.py). */
+const TORCH_FIXTURE = fileURLToPath(new URL('../../model/test/fixtures/torch/', import.meta.url));
+
+/**
+ * A CDial-layout folder (pytorch_model.bin + vocab.txt with [speaker1]/[speaker2] + config.json)
+ * in a temp dir and a generation service on it: its chat format is cdial, with token types.
+ */
+export async function cdialTestModel(options: Omit<GeneratorOptions, 'modelDir'> = {}): Promise<TestModel> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-bot-cdial-'));
+  for (const f of ['config.json', 'vocab.txt']) await copyFile(path.join(TORCH_FIXTURE, f), path.join(dir, f));
+  await copyFile(path.join(TORCH_FIXTURE, 'gpt-f32-legacy.bin'), path.join(dir, 'pytorch_model.bin'));
+  return serve(dir, options);
 }
 
 /**
