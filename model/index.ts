@@ -11,3 +11,5 @@ export { createGenerator, DEFAULT_MODEL_DIR, type GeneratorOptions } from './ser
 export type { ChatFormat, ChatPromptIds, ChatTurn } from './chat/chat-format.js';
 export { BlockedWords } from './chat/blocked-words.js';
 export { ChatResponder, FALLBACK_TEXT, type ReplyOutcome } from './chat/reply.js';
+export { SwitchableGenerator } from './serving/model-switch.js';
+export { describeModel, listModels, modelDirOf, MODEL_NAME, SHIPPED_MODEL, type ModelEntry } from './serving/model-catalog.js';
