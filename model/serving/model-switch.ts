@@ -9,6 +9,9 @@ interface Served {
   /** Requests (or whole replies) running on it. */
   inFlight: number;
   retired: boolean;
+  /** Settled once a retired model has been closed. */
+  closed?: Promise<void>;
+  markClosed?: (outcome: Promise<void>) => void;
 }
 
 export class SwitchableGenerator implements TextGenerator {
@@ -37,13 +40,15 @@ export class SwitchableGenerator implements TextGenerator {
     const old = this.current;
     this.current = { generator: next, inFlight: 0, retired: false };
     old.retired = true;
+    old.closed = new Promise<void>((resolve, reject) => (old.markClosed = (outcome) => outcome.then(resolve, reject)));
     this.retiring.add(old);
-    await this.closeIfIdle(old);
+    this.closeIfIdle(old);
+    await old.closed;
   }
 
-  private async closeIfIdle(s: Served): Promise<void> {
+  private closeIfIdle(s: Served): void {
     if (!s.retired || s.inFlight > 0 || !this.retiring.delete(s)) return;
-    await s.generator.close();
+    s.markClosed?.(s.generator.close());
   }
 
   /** Runs `fn` on the model serving now; that model stays open until `fn` has finished. */
@@ -55,7 +60,7 @@ export class SwitchableGenerator implements TextGenerator {
       return await fn(s.generator);
     } finally {
       s.inFlight--;
-      void this.closeIfIdle(s);
+      this.closeIfIdle(s);
     }
   }
 
@@ -86,7 +91,11 @@ export class SwitchableGenerator implements TextGenerator {
   }
 
   close(): Promise<void> {
-    this.closing ??= Promise.all([this.current, ...this.retiring].map((s) => s.generator.close())).then(() => undefined);
+    this.closing ??= Promise.all([this.current, ...this.retiring].map((s) => {
+      const closed = s.generator.close();
+      s.markClosed?.(closed);
+      return closed;
+    })).then(() => undefined);
     return this.closing;
   }
 }
