@@ -25,7 +25,7 @@ const ranges: string[] = [];
 let server: Server;
 let endpoint: string;
 let dir: string;
-const cli = (...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'model/cli.ts', ...args], { timeout: 120_000 });
+const cli = (...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'model/cli/cli.ts', ...args], { timeout: 120_000 });
 
 before(async () => {
   await initBackend();
