@@ -13,3 +13,5 @@ export { BlockedWords } from './chat/blocked-words.js';
 export { ChatResponder, FALLBACK_TEXT, type ReplyOutcome } from './chat/reply.js';
 export { SwitchableGenerator } from './serving/model-switch.js';
 export { describeModel, listModels, modelDirOf, MODEL_NAME, SHIPPED_MODEL, type ModelEntry } from './serving/model-catalog.js';
+export { DOWNLOAD_PRESETS, type DownloadPreset } from './io/download-presets.js';
+export { downloadModel, type ModelDownloadProgress } from './io/model-download.js';

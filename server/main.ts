@@ -19,6 +19,7 @@ import { applyChatSettings, defaultChatSettings, RuntimeSettings } from '../core
 import { createGenerator, DEFAULT_MODEL_DIR, modelDirOf, SHIPPED_MODEL, SwitchableGenerator, type TextGenerator } from '../model/index.js';
 import { ActiveModel } from './active-model.js';
 import { ModelControl } from './model-control.js';
+import { ModelDownloads } from './model-downloads.js';
 import { UsageRecorder } from '../core/usage/usage-recorder.js';
 import { createApp } from './app.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
@@ -153,7 +154,7 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
   const app = createApp({
     store, startedAt, config: serverConfig, coreConfig: config, logger: log.child({ part: 'http' }), metrics, generator,
     isStopping: () => stopping,
-    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: modelControl } },
+    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: modelControl, downloads: new ModelDownloads(store, serverConfig.MODELS_DIR, log.child({ part: 'models' })) } },
     chat: { session: chat?.session, keys, settings, inflight, keyLength: config.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(config.KEY_ALPHABET) },
   });
   const server: Server = await new Promise((resolve, reject) => {

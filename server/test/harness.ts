@@ -17,6 +17,7 @@ import { UsageRecorder } from '../../core/usage/usage-recorder.js';
 import { type ChatFormat, type TextGenerator } from '../../model/index.js';
 import { ActiveModel } from '../active-model.js';
 import type { ModelControl } from '../model-control.js';
+import { ModelDownloads } from '../model-downloads.js';
 import { createApp } from '../app.js';
 import { serverSchema, type ServerConfig } from '../config.js';
 import { InflightRequests } from '../inflight.js';
@@ -98,7 +99,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     logger,
     metrics,
     generator,
-    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: opts.modelControl } },
+    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: opts.modelControl, downloads: new ModelDownloads(store, config.MODELS_DIR, logger) } },
     chat: { session: chat?.session, keys, settings, inflight, keyLength: coreConfig.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(coreConfig.KEY_ALPHABET) },
   });
   const server: Server = await new Promise((resolve) => {
