@@ -1,6 +1,7 @@
 // Models: the shipped model and the ones under MODELS_DIR (described from their files), which one
 // every process serves, and "Use this model" — stored in Redis, every process switches live;
-// replies being written finish on the model they started with.
+// replies being written finish on the model they started with. A preset can be downloaded into
+// MODELS_DIR from here, with its progress.
 import { get, post } from '../api.js';
 import { badge, card, confirmDialog, errorBox, fmtDateTime, h, mount, toast } from '../ui.js';
 
@@ -10,6 +11,10 @@ const fmtBytes = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `$
 export async function renderModels(page) {
   const body = h('tbody#models-body');
   const status = h('div#models-status.small');
+  const presetSel = h('select#download-preset', { 'aria-label': 'Model to download' });
+  const downloadBtn = h('button.btn.primary#download-start', { type: 'button' }, 'Download');
+  const bar = h('progress#download-progress', { max: '1', value: '0', hidden: true });
+  const dlStatus = h('div#download-status.small');
   mount(
     page,
     h('div.page-head', h('div', h('h1', 'Models'), h('p.muted', 'The model the bot and the web chat use. A change applies in every process within seconds; replies being written finish on the previous model.'))),
@@ -18,7 +23,50 @@ export async function renderModels(page) {
       h('div.table-wrap', h('table#models-table',
         h('thead', h('tr', h('th', 'Model'), h('th', 'Architecture'), h('th', 'Parameters'), h('th', 'Chat format'), h('th', 'Size'), h('th', 'State'), h('th', ''))),
         body))),
+    h('div.spacer'),
+    card('Download a model',
+      h('p.muted.small', 'Fetched from the Hugging Face hub into the models folder of this server (resumable, checked); then choose it above.'),
+      h('div.toolbar', presetSel, downloadBtn), bar, dlStatus),
   );
+  let presetsShown = false;
+  let timer = null;
+  let refreshMs = 0;
+
+  downloadBtn.addEventListener('click', async () => {
+    downloadBtn.disabled = true;
+    try {
+      show(await post('/api/admin/models/download', { preset: presetSel.value }));
+      toast(`Downloading ${presetSel.value}`, 'ok');
+    } catch (err) {
+      toast(err.message, 'error');
+    } finally {
+      downloadBtn.disabled = false;
+    }
+  });
+
+  function showDownload(view) {
+    if (!presetsShown && view.presets) {
+      mount(presetSel, view.presets.map((p) => h('option', { value: p.name }, `${p.name}: ${p.description}${p.installed ? ' (installed)' : ''}`)));
+      presetsShown = true;
+    }
+    const d = view.download;
+    bar.hidden = !d || d.status !== 'running';
+    downloadBtn.disabled = Boolean(d && d.status === 'running');
+    dlStatus.classList.toggle('error-text', Boolean(d && d.status === 'failed'));
+    if (!d) {
+      dlStatus.textContent = '';
+      return;
+    }
+    if (d.status === 'running') {
+      const share = d.total ? d.received / d.total : 0;
+      bar.value = share;
+      dlStatus.textContent = `Downloading ${d.preset}: file ${(d.fileIndex || 0) + 1} of ${d.files}${d.file ? ` (${d.file}, ${Math.round(share * 100)}%)` : ''}…`;
+    } else if (d.status === 'done') {
+      dlStatus.textContent = `${d.preset} downloaded${d.finishedAt ? ` ${fmtDateTime(d.finishedAt)}` : ''}.`;
+    } else {
+      dlStatus.textContent = `Downloading ${d.preset} failed: ${d.error}`;
+    }
+  }
 
   async function use(m) {
     const ok = await confirmDialog({
@@ -66,6 +114,22 @@ export async function renderModels(page) {
     } else parts.push('No model is loaded in this process.');
     status.textContent = parts.join(' ');
     status.classList.toggle('error-text', Boolean(p && p.error && !p.loading));
+    showDownload(view);
+    // Follow a switch or a download in progress more closely.
+    poll(p?.loading || view.download?.status === 'running' ? 1000 : 3000);
+  }
+
+  function poll(ms) {
+    if (ms === refreshMs) return;
+    refreshMs = ms;
+    if (timer) clearInterval(timer);
+    timer = setInterval(async () => {
+      try {
+        show(await get('/api/admin/models'));
+      } catch {
+        /* shown on the next successful refresh */
+      }
+    }, ms);
   }
 
   try {
@@ -75,13 +139,5 @@ export async function renderModels(page) {
     mount(body, h('tr', h('td', { colspan: '7' }, errorBox(err))));
     return null;
   }
-  // Follow a switch in progress (loading a large model takes a while).
-  const timer = setInterval(async () => {
-    try {
-      show(await get('/api/admin/models'));
-    } catch {
-      /* shown on the next successful refresh */
-    }
-  }, 3000);
   return () => clearInterval(timer);
 }

@@ -1,6 +1,7 @@
 // The Models page in Chromium: the shipped model and the folders under MODELS_DIR with their
 // architecture, parameters, chat format and size; "Use this model" (confirmed) switches the
-// process live, and the page shows the new active model. No CSP violations or page errors.
+// process live, and the page shows the new active model; a download while offline says why it
+// failed. No CSP violations or page errors.
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -73,5 +74,21 @@ describe('Models page in Chromium', { skip: browserSkipReason() }, () => {
     assert.equal(await page.$('#models-body button[data-model="cdial-tiny"]'), null, 'the active model has no button');
     assert.equal(gen.info().chatFormat, 'cdial');
     assert.deepEqual(problems, []);
+  });
+
+  test('downloading a preset while offline shows why it failed', async () => {
+    const saved = process.env.HF_ENDPOINT;
+    process.env.HF_ENDPOINT = 'http://127.0.0.1:9'; // the discard port: nothing answers
+    try {
+      await page.selectOption('#download-preset', 'cdial-base');
+      await page.click('#download-start');
+      await page.waitForFunction(() => /failed/.test(document.querySelector('#download-status')?.textContent ?? ''), null, { timeout: 30_000 });
+      if (process.env.SCREENSHOT_DIR) await page.screenshot({ path: path.join(process.env.SCREENSHOT_DIR, 'models.png'), fullPage: true });
+      assert.match((await page.textContent('#download-status'))!, /Downloading cdial-base failed: cannot reach 127\.0\.0\.1:9 .*needs internet access/);
+      assert.deepEqual(problems, []);
+    } finally {
+      if (saved === undefined) delete process.env.HF_ENDPOINT;
+      else process.env.HF_ENDPOINT = saved;
+    }
   });
 });
