@@ -47,7 +47,7 @@ export async function describeModel(name: string, dir: string): Promise<ModelEnt
     entry.layout = await detectFormat(dir);
     const cfgFile = path.join(dir, 'config.json');
     const c: GptConfig = existsSync(cfgFile) ? await readConfigFile(cfgFile) : GPT1_CONFIG;
-    entry.architecture = `GPT-1, ${c.nLayer} layer${c.nLayer === 1 ? "" : "s"}, ${c.nEmbd} wide, ${c.nHead} heads, ${c.nPositions} positions, ${c.vocabSize.toLocaleString('en')} tokens`;
+    entry.architecture = `GPT-1, ${c.nLayer} layer${c.nLayer === 1 ? '' : 's'}, ${c.nEmbd} wide, ${c.nHead} heads, ${c.nPositions} positions, ${c.vocabSize.toLocaleString('en')} tokens`;
     entry.parameters = countParams(c);
     entry.chatFormat = (await readChatFormatDeclaration(dir))?.format ?? impliedFormat(dir);
   } catch (err) {
