@@ -3,6 +3,7 @@
 // pattern as the run-time chat settings).
 import { guard, type Store } from '../core/redis.js';
 import type { Logger } from '../core/logger.js';
+import { watchChannel } from '../core/watch-channel.js';
 
 export interface ActiveModelChoice {
   name: string;
@@ -38,23 +39,10 @@ export class ActiveModel {
 
   /** Calls `listener` with the choice now and after every change by any process; returns an unwatch function. */
   async watch(listener: (choice: ActiveModelChoice | null) => void): Promise<() => Promise<void>> {
-    const sub = await this.store.duplicate();
-    const reload = () =>
+    return watchChannel(this.store, this.channel, () =>
       this.get().then(
         (c) => listener(c),
         (err: Error) => this.log?.warn({ err: err.message }, 'active model not reloaded'),
-      );
-    sub.on('message', (ch: string) => {
-      if (ch === this.channel) void reload();
-    });
-    // After a reconnect a change may have been missed.
-    sub.on('ready', () => void reload());
-    await sub.subscribe(this.channel);
-    await reload();
-    return async () => {
-      sub.removeAllListeners('message');
-      sub.removeAllListeners('ready');
-      await sub.quit().catch(() => sub.disconnect());
-    };
+      ));
   }
 }

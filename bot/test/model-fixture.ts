@@ -1,11 +1,10 @@
 // The model side of the bot's end-to-end tests: the real generation service (worker thread,
 // batching, deadlines) on a tiny random checkpoint the test writes, so every reply the bot sends
 // comes from a real model through the real generation path.
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createTinyModel } from '../../model/test/tiny-model.js';
+import { createTinyCdialModel, createTinyModel } from '../../model/test/tiny-model.js';
 import { toChatTurns } from '../chat-session.js';
 import type { Turn } from '../conversation.js';
 import { createGenerator, type GeneratorOptions, type SamplingOptions, type TextGenerator } from '../../model/index.js';
@@ -42,17 +41,13 @@ async function serve(dir: string, options: Omit<GeneratorOptions, 'modelDir'>): 
   };
 }
 
-/** The tiny GPT-1 PyTorch wrote in CDial-GPT's layout (model/test/fixtures/torch/make-fixtures.py). */
-const TORCH_FIXTURE = fileURLToPath(new URL('../../model/test/fixtures/torch/', import.meta.url));
-
 /**
  * A CDial-layout folder (pytorch_model.bin + vocab.txt with [speaker1]/[speaker2] + config.json)
  * in a temp dir and a generation service on it: its chat format is cdial, with token types.
  */
 export async function cdialTestModel(options: Omit<GeneratorOptions, 'modelDir'> = {}): Promise<TestModel> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-bot-cdial-'));
-  for (const f of ['config.json', 'vocab.txt']) await copyFile(path.join(TORCH_FIXTURE, f), path.join(dir, f));
-  await copyFile(path.join(TORCH_FIXTURE, 'gpt-f32-legacy.bin'), path.join(dir, 'pytorch_model.bin'));
+  await createTinyCdialModel(dir);
   return serve(dir, options);
 }
 

@@ -3,7 +3,7 @@
 // ending in [SEP] — equal to the float64 reference, and the command runs on such a folder.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ import { readCheckpoint } from '../io/checkpoint.js';
 import { loadRuntime } from '../inference/runtime.js';
 import { WordPieceTokenizer } from '../tokenizer/wordpiece.js';
 import { referenceLogits } from './reference.js';
+import { createTinyCdialModel } from './tiny-model.js';
 
 const run = promisify(execFile);
 const FIX = fileURLToPath(new URL('./fixtures/torch/', import.meta.url));
@@ -29,10 +30,7 @@ const data = [
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-bench-cdial-'));
-  const model = path.join(dir, 'model');
-  await mkdir(model);
-  for (const f of ['config.json', 'vocab.txt']) await copyFile(path.join(FIX, f), path.join(model, f));
-  await copyFile(path.join(FIX, 'gpt-f32-legacy.bin'), path.join(model, 'pytorch_model.bin'));
+  await createTinyCdialModel(path.join(dir, 'model'));
   await writeFile(path.join(dir, 'chat.jsonl'), data.map((d) => JSON.stringify(d)).join('\n') + '\n');
 });
 after(async () => {

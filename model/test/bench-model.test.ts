@@ -3,21 +3,19 @@
 // prompts built by the cdial format with token types. Speed itself is not judged here.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
+import { createTinyCdialModel } from './tiny-model.js';
 
 const run = promisify(execFile);
-const FIX = fileURLToPath(new URL('./fixtures/torch/', import.meta.url));
 let dir: string;
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-bench-model-'));
-  for (const f of ['config.json', 'vocab.txt']) await copyFile(path.join(FIX, f), path.join(dir, f));
-  await copyFile(path.join(FIX, 'gpt-f32-legacy.bin'), path.join(dir, 'pytorch_model.bin'));
+  await createTinyCdialModel(dir);
 });
 after(() => rm(dir, { recursive: true, force: true }));
 

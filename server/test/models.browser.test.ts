@@ -3,20 +3,18 @@
 // process live, and the page shows the new active model; a download while offline says why it
 // failed. No CSP violations or page errors.
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { silentLogger } from '../../core/logger.js';
-import { createTinyModel } from '../../model/test/tiny-model.js';
+import { createTinyCdialModel, createTinyModel } from '../../model/test/tiny-model.js';
 import { createGenerator, SwitchableGenerator } from '../../model/index.js';
 import { ModelControl } from '../model-control.js';
 import { browserSkipReason, launchBrowser } from './browser.js';
 import { startHarness, TEST_PASSWORD, type Harness } from './harness.js';
 
-const FIX = fileURLToPath(new URL('../../model/test/fixtures/torch/', import.meta.url));
 const load = (dir: string) => createGenerator({ modelDir: dir, maxBatch: 2, backend: 'cpu' });
 
 describe('Models page in Chromium', { skip: browserSkipReason() }, () => {
@@ -32,9 +30,7 @@ describe('Models page in Chromium', { skip: browserSkipReason() }, () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'nemo-models-ui-'));
     const models = path.join(root, 'models');
     await createTinyModel(path.join(models, 'tiny'), { nPositions: 128, nLayer: 1 });
-    await mkdir(path.join(models, 'cdial-tiny'));
-    for (const f of ['config.json', 'vocab.txt']) await copyFile(path.join(FIX, f), path.join(models, 'cdial-tiny', f));
-    await copyFile(path.join(FIX, 'gpt-f32-legacy.bin'), path.join(models, 'cdial-tiny', 'pytorch_model.bin'));
+    await createTinyCdialModel(path.join(models, 'cdial-tiny'));
     gen = new SwitchableGenerator(await load(path.join(models, 'tiny')));
     const control = new ModelControl({ generator: gen, serving: { name: 'tiny', dir: path.join(models, 'tiny') }, modelsDir: models, load, log: silentLogger });
     h = await startHarness({ generator: gen, modelControl: control, env: { MODELS_DIR: models } });

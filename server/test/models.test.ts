@@ -3,19 +3,17 @@
 // process switching to it live through pub/sub — a web chat then answers from the new model in
 // its own chat format.
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { silentLogger } from '../../core/logger.js';
 import { openTestStore } from '../../core/testing.js';
-import { createTinyModel } from '../../model/test/tiny-model.js';
+import { createTinyCdialModel, createTinyModel } from '../../model/test/tiny-model.js';
 import { createGenerator, SwitchableGenerator } from '../../model/index.js';
 import { ModelControl } from '../model-control.js';
 import { field, startHarness, type Harness } from './harness.js';
 
-const FIX = fileURLToPath(new URL('../../model/test/fixtures/torch/', import.meta.url));
 const load = (dir: string) => createGenerator({ modelDir: dir, maxBatch: 2, maxQueue: 4, backend: 'cpu' });
 
 interface ModelRow { name: string; dir: string; architecture?: string; parameters?: number; chatFormat?: string; sizeBytes: number; error?: string; active: boolean; serving: boolean }
@@ -29,9 +27,7 @@ before(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'nemo-models-'));
   const models = path.join(root, 'models');
   await createTinyModel(path.join(models, 'tiny'), { nPositions: 128, nLayer: 1 });
-  await mkdir(path.join(models, 'cdial-tiny'));
-  for (const f of ['config.json', 'vocab.txt']) await copyFile(path.join(FIX, f), path.join(models, 'cdial-tiny', f));
-  await copyFile(path.join(FIX, 'gpt-f32-legacy.bin'), path.join(models, 'cdial-tiny', 'pytorch_model.bin'));
+  await createTinyCdialModel(path.join(models, 'cdial-tiny'));
   await mkdir(path.join(models, 'empty'));
   store = await openTestStore('models');
   for (let i = 0; i < 2; i++) {
