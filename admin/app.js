@@ -6,8 +6,9 @@ import { renderKeys } from './pages/keys.js';
 import { renderUsers } from './pages/users.js';
 import { renderSettings } from './pages/settings.js';
 import { renderAudit } from './pages/audit.js';
+import { renderModels } from './pages/models.js';
 
-const PAGES = { dashboard: renderDashboard, keys: renderKeys, users: renderUsers, settings: renderSettings, audit: renderAudit };
+const PAGES = { dashboard: renderDashboard, keys: renderKeys, users: renderUsers, settings: renderSettings, models: renderModels, audit: renderAudit };
 const $ = (id) => document.getElementById(id);
 let cleanup = null;
 

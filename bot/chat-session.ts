@@ -11,7 +11,7 @@ import { Limits } from './limits.js';
 import { splitReply, truncateInput } from './split.js';
 import { BotTexts } from './texts.js';
 import type { BotConfig } from './config.js';
-import { type BlockedWords, type ChatFormat, ChatResponder, type ChatTurn, type GenerationResult, GeneratorBusyError, GeneratorTimeoutError, type ReplyOutcome, type SamplingOptions, type TextGenerator } from '../model/index.js';
+import { type BlockedWords, type ChatFormat, type ChatPromptIds, ChatResponder, type ChatTurn, type GenerationResult, GeneratorBusyError, GeneratorTimeoutError, type ReplyOutcome, type SamplingOptions, type TextGenerator } from '../model/index.js';
 
 /** What the chat needs from the key service (core/keys/key-service.ts KeyService fits this). */
 export interface KeyGate {
@@ -83,6 +83,8 @@ export interface ChatReply {
   generation?: GenerationResult;
   /** The prompt sent to the model, as text (logs; tests compare with the format's own). */
   prompt?: string;
+  /** The prompt as the chat format built it: ids and, for CDial-GPT, the token types the engine gets. */
+  promptIds?: ChatPromptIds;
   /** Generations behind a 'reply' (1 unless the reply was resampled or replaced). */
   attempts?: number;
   /**
@@ -291,7 +293,7 @@ export class ChatSession {
     const outcome: ChatOutcome = r.outcome;
     const answer = r.text;
     if (r.outcome !== 'ok') this.log.info({ userId: msg.userId, outcome: r.outcome, rejected: r.rejected }, 'model reply replaced or resampled');
-    const replied: ChatReply = { parts: splitReply(answer, config.BOT_REPLY_PART_CHARS), outcome, kind: 'reply', generation, prompt, attempts: r.attempts };
+    const replied: ChatReply = { parts: splitReply(answer, config.BOT_REPLY_PART_CHARS), outcome, kind: 'reply', generation, prompt, promptIds: r.prompt, attempts: r.attempts };
     // The fallback line is not the model's turn: it stays out of the memory (and of later prompts).
     if (r.outcome === 'fallback' || r.outcome === 'blocked') return { reply: replied };
     return { reply: replied, remember: { turn: { user: text, bot: answer }, epoch: memory.epoch } };

@@ -11,3 +11,7 @@ export { createGenerator, DEFAULT_MODEL_DIR, type GeneratorOptions } from './ser
 export type { ChatFormat, ChatPromptIds, ChatTurn } from './chat/chat-format.js';
 export { BlockedWords } from './chat/blocked-words.js';
 export { ChatResponder, FALLBACK_TEXT, type ReplyOutcome } from './chat/reply.js';
+export { SwitchableGenerator } from './serving/model-switch.js';
+export { describeModel, listModels, modelDirOf, MODEL_NAME, SHIPPED_MODEL, type ModelEntry } from './serving/model-catalog.js';
+export { DOWNLOAD_PRESETS, type DownloadPreset } from './io/download-presets.js';
+export { downloadModel, type ModelDownloadProgress } from './io/model-download.js';

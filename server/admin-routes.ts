@@ -19,6 +19,7 @@ import type { Metrics } from './metrics.js';
 import { usageRoutes, type UsageSource } from './usage-routes.js';
 import { usersRoutes, type UsersDeps } from './users-routes.js';
 import { settingsRoutes, type SettingsDeps } from './settings-routes.js';
+import { modelsRoutes, type ModelsDeps } from './models-routes.js';
 
 export interface AdminRouteDeps {
   store: Store;
@@ -33,6 +34,7 @@ export interface AdminRouteDeps {
   usage?: UsageSource;
   users?: Omit<UsersDeps, 'keys' | 'audit' | 'usage'> & { usage?: UsersDeps['usage'] };
   settings?: Omit<SettingsDeps, 'audit' | 'generator'>;
+  models?: Omit<ModelsDeps, 'audit' | 'modelsDir'>;
 }
 
 export const SCHEDULE_PRESETS = [
@@ -151,6 +153,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   // ------------------------------------------------------------------ users and settings
   router.use(usersRoutes({ ...(deps.users ?? {}), keys: deps.keys, audit }));
   router.use(settingsRoutes({ ...(deps.settings ?? {}), audit, generator: deps.generator }));
+  router.use(modelsRoutes({ ...(deps.models ?? {}), audit, modelsDir: deps.config.MODELS_DIR }));
 
   // ------------------------------------------------------------------ the WeChat bot
   const botStates = async (): Promise<BotInstanceState[]> => (deps.botStates ? deps.botStates() : []);

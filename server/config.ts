@@ -40,6 +40,8 @@ export const serverSchema = z.object({
   METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional(),
   // The model `npm start` loads (HF layout or the original GPT-1 release); unset: model/shipped.
   MODEL_DIR: z.string().min(1).optional(),
+  // Where the admin panel's Models page finds models to choose from (`npm run model:download` puts them there).
+  MODELS_DIR: z.string().min(1).default('models'),
   // Chats decoded together in one batch, and requests that may wait for a slot before "busy".
   MODEL_MAX_BATCH: envInt(8, 1, 64),
   MODEL_MAX_QUEUE: envInt(32, 0, 10_000),

@@ -17,7 +17,10 @@ import { loadBotConfig } from '../bot/config.js';
 import { createChat, startBots, type RunningBots } from '../bot/launch.js';
 import { UserAdmin } from '../bot/user-admin.js';
 import { applyChatSettings, defaultChatSettings, RuntimeSettings } from '../core/settings/runtime-settings.js';
-import { createGenerator, type TextGenerator } from '../model/index.js';
+import { createGenerator, DEFAULT_MODEL_DIR, modelDirOf, SHIPPED_MODEL, SwitchableGenerator, type TextGenerator } from '../model/index.js';
+import { ActiveModel } from './active-model.js';
+import { ModelControl } from './model-control.js';
+import { ModelDownloads } from './model-downloads.js';
 import { UsageRecorder } from '../core/usage/usage-recorder.js';
 import { AdminPassword } from './admin-password.js';
 import { createApp } from './app.js';
@@ -46,20 +49,39 @@ async function resolveRedis(config: CoreConfig, log: Logger): Promise<{ url: str
   return { url: DEFAULT_REDIS_URL, child };
 }
 
-/** Loads the model as `npm start` does (MODEL_DIR, default the shipped model); undefined, logged, when none loads. */
-export async function loadModel(serverConfig: ServerConfig, metrics: Metrics, log: Logger): Promise<TextGenerator | undefined> {
-  try {
-    const generator = instrumentGenerator(
-      await createGenerator({ modelDir: serverConfig.MODEL_DIR, maxBatch: serverConfig.MODEL_MAX_BATCH, maxQueue: serverConfig.MODEL_MAX_QUEUE }),
-      metrics,
-    );
-    const info = generator.info();
-    log.info({ model: info.name, parameters: info.parameters, backend: info.backend }, 'model loaded');
-    return generator;
-  } catch (err) {
-    log.error({ err: (err as Error).message }, 'no model loaded: the web chat and the bot cannot reply (set MODEL_DIR, or run `npm run model:download`)');
-    return undefined;
+/** Loads a model folder as `npm start` serves it (batch and queue sizes, metrics); throws when it cannot. */
+export async function loadModelDir(dir: string, serverConfig: ServerConfig, metrics: Metrics, log: Logger): Promise<TextGenerator> {
+  const generator = instrumentGenerator(
+    await createGenerator({ modelDir: dir, maxBatch: serverConfig.MODEL_MAX_BATCH, maxQueue: serverConfig.MODEL_MAX_QUEUE }),
+    metrics,
+  );
+  const info = generator.info();
+  log.info({ model: info.name, parameters: info.parameters, backend: info.backend, chatFormat: info.chatFormat }, 'model loaded');
+  return generator;
+}
+
+/**
+ * Loads the model as `npm start` does: the one chosen on the Models page (kept in Redis), else
+ * MODEL_DIR, else the shipped model; undefined, logged, when none loads.
+ */
+export async function loadModel(
+  serverConfig: ServerConfig, metrics: Metrics, log: Logger, chosen?: string | null,
+): Promise<{ generator: TextGenerator; name: string; dir: string } | undefined> {
+  const configured = path.resolve(serverConfig.MODEL_DIR ?? DEFAULT_MODEL_DIR);
+  const tries: Array<{ name: string; dir: string }> = [];
+  const chosenDir = chosen ? modelDirOf(chosen, serverConfig.MODELS_DIR) : null;
+  if (chosen && chosenDir) tries.push({ name: chosen, dir: chosenDir });
+  else if (chosen) log.error({ model: chosen }, `the model chosen on the Models page is not in ${path.resolve(serverConfig.MODELS_DIR)} here`);
+  tries.push({ name: serverConfig.MODEL_DIR ? path.basename(configured) : SHIPPED_MODEL, dir: configured });
+  for (const t of tries) {
+    try {
+      return { ...t, generator: await loadModelDir(t.dir, serverConfig, metrics, log) };
+    } catch (err) {
+      log.error({ model: t.name, err: (err as Error).message }, 'model not loaded');
+    }
   }
+  log.error('no model loaded: the web chat and the bot cannot reply (set MODEL_DIR, or run `npm run model:download`)');
+  return undefined;
 }
 
 export interface StartOptions {
@@ -107,7 +129,17 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
 
   // The model runs in a worker thread. Without a loadable model the platform still runs: the
   // panel works, the web chat and the bot answer that the model is unavailable.
-  const generator = await loadModel(serverConfig, metrics, log);
+  // The model chosen on the Models page (if any) serves in every process and is switched live.
+  const activeModel = new ActiveModel(store, log.child({ part: 'models' }));
+  const loaded = await loadModel(serverConfig, metrics, log, (await activeModel.get())?.name);
+  const generator = loaded ? new SwitchableGenerator(loaded.generator) : undefined;
+  const modelControl = loaded && generator
+    ? new ModelControl({
+      generator, serving: loaded, modelsDir: serverConfig.MODELS_DIR, log: log.child({ part: 'models' }),
+      load: (dir) => loadModelDir(dir, serverConfig, metrics, log),
+    })
+    : undefined;
+  const unwatchModels = modelControl ? await modelControl.watch(activeModel) : null;
 
   // One chat (key flow, limits, memory, usage) shared by the WeChat bot and the web chat; the
   // panel's run-time settings are applied to it live, in every process.
@@ -131,7 +163,7 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
   const app = createApp({
     store, startedAt, config: serverConfig, adminPassword, audit, coreConfig: config, logger: partLogger(log, 'http'), metrics, generator,
     isStopping: () => stopping,
-    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings } },
+    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: modelControl, downloads: new ModelDownloads(store, serverConfig.MODELS_DIR, log.child({ part: 'models' })) } },
     chat: { session: chat?.session, keys, settings, inflight, keyLength: config.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(config.KEY_ALPHABET) },
   });
   const server: Server = await new Promise((resolve, reject) => {
@@ -160,6 +192,7 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
     await bots?.stop();
     await generator?.close();
     await unwatchSettings();
+    await unwatchModels?.();
     await keys.stop();
     await store.close();
     redis.child?.kill('SIGTERM');

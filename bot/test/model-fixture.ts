@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createTinyModel } from '../../model/test/tiny-model.js';
+import { createTinyCdialModel, createTinyModel } from '../../model/test/tiny-model.js';
 import { toChatTurns } from '../chat-session.js';
 import type { Turn } from '../conversation.js';
 import { createGenerator, type GeneratorOptions, type SamplingOptions, type TextGenerator } from '../../model/index.js';
@@ -21,6 +21,11 @@ export interface TestModel {
 export async function testModel(options: Omit<GeneratorOptions, 'modelDir'> = {}): Promise<TestModel> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-bot-model-'));
   await createTinyModel(dir, { nPositions: 128 });
+  return serve(dir, options);
+}
+
+/** A generation service on the model in `dir` (removed on close). */
+async function serve(dir: string, options: Omit<GeneratorOptions, 'modelDir'>): Promise<TestModel> {
   const generator = await createGenerator({ modelDir: dir, maxBatch: 4, maxQueue: 16, backend: 'cpu', ...options });
   return {
     generator,
@@ -34,6 +39,16 @@ export async function testModel(options: Omit<GeneratorOptions, 'modelDir'> = {}
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A CDial-layout folder (pytorch_model.bin + vocab.txt with [speaker1]/[speaker2] + config.json)
+ * in a temp dir and a generation service on it: its chat format is cdial, with token types.
+ */
+export async function cdialTestModel(options: Omit<GeneratorOptions, 'modelDir'> = {}): Promise<TestModel> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'nemo-bot-cdial-'));
+  await createTinyCdialModel(dir);
+  return serve(dir, options);
 }
 
 /**

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { guard, type Store } from '../redis.js';
 import type { Logger } from '../logger.js';
+import { watchChannel } from '../watch-channel.js';
 
 export const chatSettingsSchema = z.object({
   temperature: z.number().min(0).max(2),
@@ -104,24 +105,11 @@ export class RuntimeSettings {
    * Returns a function that stops watching.
    */
   async watch(listener: (values: ChatSettings) => void): Promise<() => Promise<void>> {
-    const sub = await this.store.duplicate();
-    const reload = () =>
+    return watchChannel(this.store, this.channel, () =>
       this.get().then(
         (v) => listener(v.values),
         (err: Error) => this.log?.warn({ err: err.message }, 'chat settings not reloaded'),
-      );
-    sub.on('message', (ch: string) => {
-      if (ch === this.channel) void reload();
-    });
-    // After a reconnect we may have missed a change: reload.
-    sub.on('ready', () => void reload());
-    await sub.subscribe(this.channel);
-    await reload();
-    return async () => {
-      sub.removeAllListeners('message');
-      sub.removeAllListeners('ready');
-      await sub.quit().catch(() => sub.disconnect());
-    };
+      ));
   }
 }
 

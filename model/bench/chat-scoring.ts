@@ -1,20 +1,36 @@
 // Scoring replies with the model for bench:chat: the log-likelihood of each candidate reply after
 // the prompt (teacher forcing through the inference engine), the token ids a reply is scored as,
 // distinct-n, and the hook for ranking by a next-utterance head.
+import { CdialFormat } from '../chat/cdial-format.js';
 import type { ChatFormat, ChatTokenizer } from '../chat/chat-format.js';
 import type { InferenceEngine } from '../inference/engine.js';
 
 /**
- * The ids a reply takes after the prompt, as training sees them: " " + reply (one line) for the
- * line formats, the bare reply for cdial (its speaker token separates the turns), then the
- * format's first stop id (end-of-text) when it has one.
+ * The ids a reply takes after the prompt, as training sees them: " " + reply (one line) then the
+ * format's first stop id (end-of-text) for the line formats; for cdial the reply spelt as its
+ * utterances are (its speaker token separates the turns) then [SEP], the eos CDial-GPT's
+ * build_input_from_segments ends a reply with.
  */
 export function replyTargetIds(format: ChatFormat, tokenizer: ChatTokenizer, reply: string): number[] {
   const line = reply.replace(/\s*[\r\n]+\s*/g, ' ').trim();
-  const ids = tokenizer.encode(format.name === 'cdial' ? line : ` ${line}`);
+  if (format instanceof CdialFormat) {
+    const sep = tokenizer.tokenToId('[SEP]');
+    const ids = format.encodeUtterance(line);
+    return sep === undefined ? ids : [...ids, sep];
+  }
+  const ids = tokenizer.encode(` ${line}`);
   const end = format.stopIds[0];
   return end === undefined ? ids : [...ids, end];
 }
+
+/** A prompt to score after: its ids and, for CDial-GPT, its token types and the reply's type. */
+export interface ScoringPrompt {
+  ids: number[];
+  tokenTypes?: number[];
+  replyTokenType?: number;
+}
+
+const asPrompt = (p: number[] | ScoringPrompt): ScoringPrompt => (Array.isArray(p) ? { ids: p } : p);
 
 function logProbAt(logits: Float32Array, token: number): number {
   let max = -Infinity;
@@ -33,13 +49,20 @@ export interface CandidateScore {
 /**
  * Log-likelihood of each target after `prompt`. All candidates are decoded together (one batched
  * step per position); the prompt is cut from the left when prompt + target exceeds the context.
+ * With token types, the prompt's positions take theirs and every target token the reply's.
  */
-export function scoreTargets(engine: InferenceEngine, prompt: number[], targets: number[][]): CandidateScore[] {
+export function scoreTargets(engine: InferenceEngine, given: number[] | ScoringPrompt, targets: number[][]): CandidateScore[] {
+  const prompt = asPrompt(given);
+  if (prompt.tokenTypes && prompt.tokenTypes.length !== prompt.ids.length) {
+    throw new Error(`${prompt.tokenTypes.length} token types for a prompt of ${prompt.ids.length} tokens`);
+  }
   const context = engine.config.nPositions;
   const longest = Math.max(...targets.map((t) => Math.min(t.length, context - 1)));
-  const kept = prompt.slice(Math.max(0, prompt.length - (context - longest)));
+  const from = Math.max(0, prompt.ids.length - (context - longest));
+  const kept = prompt.ids.slice(from);
+  const keptTypes = prompt.tokenTypes?.slice(from);
   const cut = targets.map((t) => t.slice(0, context - kept.length));
-  const started = engine.prefillMany(cut.map(() => kept));
+  const started = engine.prefillMany(cut.map(() => kept), cut.map(() => keptTypes));
   const scores = cut.map((): CandidateScore => ({ logProb: 0, tokens: 0 }));
   const live = started.map((s, i) => ({ i, cache: s.cache, logits: s.logits, pos: 0 }));
   try {
@@ -52,7 +75,7 @@ export function scoreTargets(engine: InferenceEngine, prompt: number[], targets:
       }
       active = active.filter((a) => a.pos < cut[a.i].length);
       if (!active.length) break;
-      const out = engine.step(active.map((a) => ({ cache: a.cache, token: cut[a.i][a.pos - 1] })));
+      const out = engine.step(active.map((a) => ({ cache: a.cache, token: cut[a.i][a.pos - 1], tokenType: prompt.replyTokenType })));
       active.forEach((a, k) => (a.logits = out[k].slice()));
     }
   } finally {
@@ -64,7 +87,7 @@ export function scoreTargets(engine: InferenceEngine, prompt: number[], targets:
 /** Ranks candidate replies: higher is more likely the true one. */
 export interface CandidateRanker {
   readonly name: 'likelihood' | 'next-utterance-head' | string;
-  rank(prompt: number[], candidates: number[][]): number[];
+  rank(prompt: number[] | ScoringPrompt, candidates: number[][]): number[];
 }
 
 /** Length-normalised log-likelihood (mean log-probability per token). */

@@ -89,14 +89,12 @@ async function main(): Promise<void> {
     let hits = 0;
     for (const e of examples) {
       const prompt = format.buildPrompt(e.history, e.message, { system: e.system, maxPromptTokens: Math.floor(context / 2) });
-      // Token types (CDial speaker embeddings) need the engine's support; it scores ids only so far.
-      if (prompt.tokenTypes) throw new Error(`bench:chat cannot score the ${format.name} format yet: the engine takes no token types`);
       const truth = replyTargetIds(format, rt.tokenizer, e.reply);
       const others = distractors(all, e, rng).map((r) => replyTargetIds(format, rt.tokenizer, r));
-      const [own] = scoreTargets(rt.engine, prompt.ids, [truth]);
+      const [own] = scoreTargets(rt.engine, prompt, [truth]);
       nll -= own.logProb;
       tokens += own.tokens;
-      const ranks = ranker.rank(prompt.ids, [truth, ...others]);
+      const ranks = ranker.rank(prompt, [truth, ...others]);
       // Strictly better than every distractor: a tie is not a hit.
       if (ranks.slice(1).every((r) => ranks[0] > r)) hits++;
       bar?.increment();

@@ -1,5 +1,6 @@
-// `npm run bench:model [-- --json]`: GPT-1 inference speed on this machine, full GPT-1 shape
-// (random weights unless --model points at a real checkpoint): load time, prefill of 128 tokens,
+// `npm run bench:model [-- --json]`: GPT-1 inference speed on this machine, full GPT-1 shape, or
+// CDial-GPT's with --shape cdial (random weights unless --model points at a real checkpoint, of any
+// layout: safetensors, PyTorch, the OpenAI release): load time, prefill of 128 tokens,
 // single-stream decode ms/token at positions ~16 and ~400, aggregate tokens/s with 1, 4 and 8
 // concurrent streams (continuous batching with real sampling), peak RSS, and the floors a step is
 // held to on this machine: the weights' read time at the measured memory rate, and the
@@ -13,10 +14,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Batcher } from '../inference/batcher.js';
 import { initBackend } from '../backend.js';
-import { saveCheckpoint } from '../io/checkpoint.js';
-import { GPT1_CONFIG, makeConfig } from '../nn/config.js';
+import { saveCheckpoint, torchWeightsFile } from '../io/checkpoint.js';
+import { GPT1_CONFIG, makeConfig, readConfigFile, type GptConfig } from '../nn/config.js';
 import type { InferenceEngine } from '../inference/engine.js';
-import { Sequence, type SequenceResult } from '../inference/sequence.js';
+import { Sequence, type PromptIds, type SequenceResult } from '../inference/sequence.js';
+import type { ChatFormat } from '../chat/chat-format.js';
+import { chatFormatFor } from '../chat/registry.js';
 import { countParams, initParamArrays, paramSpecs } from '../nn/params.js';
 import { loadRuntime, type Runtime } from '../inference/runtime.js';
 import { createTinyModel } from '../test/tiny-model.js';
@@ -27,6 +30,7 @@ const { values: args } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },
     model: { type: 'string' },
+    shape: { type: 'string', default: 'gpt1' },
     backend: { type: 'string' },
     streams: { type: 'string', default: '1,4,8' },
     tokens: { type: 'string', default: '48' },
@@ -36,8 +40,11 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log(`Usage: npm run bench:model [-- --json] [--model DIR] [--backend node|wasm|cpu] [--streams 1,4,8] [--tokens 48] [--repeat 3]
-Measures GPT-1 inference (random full-size weights unless --model is given). The stream counts
+  console.log(`Usage: npm run bench:model [-- --json] [--model DIR | --shape gpt1|cdial] [--backend node|wasm|cpu] [--streams 1,4,8] [--tokens 48] [--repeat 3]
+Measures GPT-1 inference (random full-size weights unless --model is given). --shape cdial takes
+CDial-GPT's shape instead (13,088-entry vocab.txt, 513 positions; needs $NEMO_CDIAL_DIR or
+../shared/cdial-gpt for its config.json and vocab.txt). A model whose chat format has token types
+(cdial) gets its streams' prompts from that format, types included. The stream counts
 run --repeat times in turn (1, 4, 8, 1, 4, 8, ...): medians are reported, and the 8-vs-1 ratio is
 the median of the ratios within each round, so a slow moment on a shared machine skews one round,
 not the ratio. Before each round the native addon probes the machine (memory read rate, FMA peak
@@ -68,18 +75,32 @@ function probeMachine(): { fmaGflops: number; readGBs: number } | undefined {
   if (r.status !== 0) throw new Error(`the machine probe failed: ${r.stderr.trim()}`);
   return (JSON.parse(r.stdout) as { fmaGflops: number; readGBs: number } | null) ?? undefined;
 }
+/** Bytes of the folder's weights file, whichever layout it has. */
+async function weightsBytes(dir: string): Promise<number | undefined> {
+  const file = existsSync(path.join(dir, 'model.safetensors')) ? path.join(dir, 'model.safetensors') : await torchWeightsFile(dir);
+  return file ? (await stat(file)).size : undefined;
+}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const GPT1_VOCAB = path.resolve('..', 'shared', 'gpt1');
+const CDIAL_DIR = process.env.NEMO_CDIAL_DIR ?? path.resolve('..', 'shared', 'cdial-gpt');
+const SHAPES = ['gpt1', 'cdial'];
 
-/** Writes a random GPT-1-size checkpoint into `dir` (run in a child process: keeps this RSS honest). */
-async function writeRandomModel(dir: string): Promise<void> {
+/** Writes a random checkpoint of the shape into `dir` (run in a child process: keeps this RSS honest). */
+async function writeRandomModel(dir: string, shape: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  if (existsSync(path.join(GPT1_VOCAB, 'encoder_bpe_40000.json'))) {
-    for (const f of ['encoder_bpe_40000.json', 'vocab_40000.bpe']) await cp(path.join(GPT1_VOCAB, f), path.join(dir, f));
+  let config: GptConfig;
+  if (shape === 'cdial') {
+    // CDial-GPT's own config.json and vocab.txt: a CDial-layout folder but for its weights.
+    for (const f of ['config.json', 'vocab.txt']) await cp(path.join(CDIAL_DIR, f), path.join(dir, f));
+    config = await readConfigFile(path.join(dir, 'config.json'));
   } else {
-    await createTinyModel(dir); // for its tokenizer; the checkpoint is overwritten below
+    if (existsSync(path.join(GPT1_VOCAB, 'encoder_bpe_40000.json'))) {
+      for (const f of ['encoder_bpe_40000.json', 'vocab_40000.bpe']) await cp(path.join(GPT1_VOCAB, f), path.join(dir, f));
+    } else {
+      await createTinyModel(dir); // for its tokenizer; the checkpoint is overwritten below
+    }
+    config = makeConfig(GPT1_CONFIG);
   }
-  const config = makeConfig(GPT1_CONFIG);
   const arrays = initParamArrays(config, 1);
   const shapes = new Map(paramSpecs(config).map((s) => [s.name, s.shape]));
   await saveCheckpoint(dir, config, new Map([...arrays].map(([n, data]) => [n, { shape: shapes.get(n)!, data }])));
@@ -87,13 +108,18 @@ async function writeRandomModel(dir: string): Promise<void> {
 
 async function prepareModel(): Promise<{ dir: string; random: boolean }> {
   if (args.model) return { dir: path.resolve(args.model), random: false };
+  const shape = args.shape!;
+  if (!SHAPES.includes(shape)) throw new Error(`--shape must be one of ${SHAPES.join(', ')} (got ${JSON.stringify(shape)})`);
+  if (shape === 'cdial' && !existsSync(path.join(CDIAL_DIR, 'vocab.txt'))) {
+    throw new Error(`--shape cdial needs CDial-GPT's config.json and vocab.txt in ${CDIAL_DIR} (set NEMO_CDIAL_DIR), or --model with a downloaded CDial-GPT`);
+  }
   const real = path.resolve('models', 'openai-gpt');
-  if (existsSync(path.join(real, 'model.safetensors'))) return { dir: real, random: false };
-  // Cached between runs in the temp folder (470 MB).
-  const dir = path.join(os.tmpdir(), 'nemo-bench-gpt1-random-v1');
-  if (!existsSync(path.join(dir, 'config.json'))) {
-    log('writing a random GPT-1-size checkpoint (real weights absent) ...');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--prepare', dir], { stdio: 'inherit' });
+  if (shape === 'gpt1' && existsSync(path.join(real, 'model.safetensors'))) return { dir: real, random: false };
+  // Cached between runs in the temp folder (400-470 MB).
+  const dir = path.join(os.tmpdir(), `nemo-bench-${shape}-random-v1`);
+  if (!existsSync(path.join(dir, 'model.safetensors'))) {
+    log(`writing a random ${shape}-shape checkpoint (real weights absent) ...`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--prepare', dir, '--shape', shape], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error('could not write the random checkpoint');
   }
   return { dir, random: true };
@@ -109,13 +135,14 @@ const cpuMs = () => {
  * on a machine shared with other work, CPU time is the steadier of the two.
  */
 function timeDecode(engine: InferenceEngine, promptLen: number, steps: number): { wall: number; cpu: number } {
-  const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919) % 40000);
+  const V = engine.config.vocabSize;
+  const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919) % V);
   const { cache } = engine.prefill(ids);
   const times: number[] = [];
   const c0 = cpuMs();
   for (let i = 0; i < steps; i++) {
     const t = performance.now();
-    engine.step([{ cache, token: (i * 31) % 40000 }]);
+    engine.step([{ cache, token: (i * 31) % V }]);
     times.push(performance.now() - t);
   }
   const cpu = (cpuMs() - c0) / steps;
@@ -123,14 +150,24 @@ function timeDecode(engine: InferenceEngine, promptLen: number, steps: number): 
   return { wall: median(times), cpu };
 }
 
-async function streams(rt: Runtime, n: number, tokens: number): Promise<{ tokensPerSecond: number; msPerStep: number }> {
+/**
+ * Stream i's prompt: 12 words as text, or, for a format with token types (cdial), the format's
+ * prompt for them as a message, types included, as the bot would send it.
+ */
+function streamPrompt(format: ChatFormat, i: number): string | PromptIds {
+  const words = format.name === 'cdial' ? [...'你好今天天气怎么样我们去公园散步吧'] : ['hello', 'there', 'how', 'are', 'you', 'today', 'the', 'weather', 'is', 'nice'];
+  const text = Array.from({ length: 12 }, (_, j) => words[(i * 3 + j) % words.length]).join(' ');
+  const p = format.buildPrompt([], text, { maxPromptTokens: 64 });
+  return p.tokenTypes ? { ids: p.ids, tokenTypes: p.tokenTypes, replyTokenType: p.replyTokenType } : text;
+}
+
+async function streams(rt: Runtime, format: ChatFormat, n: number, tokens: number): Promise<{ tokensPerSecond: number; msPerStep: number }> {
   const batcher = new Batcher(rt.engine, n);
-  const words = ['hello', 'there', 'how', 'are', 'you', 'today', 'the', 'weather', 'is', 'nice'];
   const t = performance.now();
   const stepsBefore = batcher.stats().steps;
   const results = await Promise.all(Array.from({ length: n }, (_, i) => new Promise<SequenceResult>((resolve, reject) => {
-    const prompt = Array.from({ length: 12 }, (_, j) => words[(i * 3 + j) % words.length]).join(' ');
-    const seq = new Sequence(rt.tokenizer, rt.config, prompt, { maxNewTokens: tokens, minNewTokens: tokens, temperature: 1, topK: 40, seed: i });
+    const topK = Math.min(40, rt.config.vocabSize);
+    const seq = new Sequence(rt.tokenizer, rt.config, streamPrompt(format, i), { maxNewTokens: tokens, minNewTokens: tokens, temperature: 1, topK, seed: i });
     batcher.add({ id: String(i), seq, onDone: resolve, onError: reject });
   })));
   const ms = performance.now() - t;
@@ -146,11 +183,12 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const rt = await loadRuntime(model.dir, { backend: args.backend });
     const loadMs = performance.now() - t0;
-    log(`loaded in ${(loadMs / 1000).toFixed(1)} s (incl. warm-up), backend ${backendName}; ${nativeMatMulActive() ? nativeStatus().reason : 'backend matmul kernels'}`);
+    const { format } = await chatFormatFor(model.dir, rt.tokenizer);
+    log(`loaded in ${(loadMs / 1000).toFixed(1)} s (incl. warm-up), backend ${backendName}; ${nativeMatMulActive() ? nativeStatus().reason : 'backend matmul kernels'}; chat format ${format.name}`);
     const prefill: number[] = [];
     const pc0 = cpuMs();
     for (let i = 0; i < 3; i++) {
-      const ids = Array.from({ length: 128 }, (_, j) => (j * 131 + i) % 40000);
+      const ids = Array.from({ length: 128 }, (_, j) => (j * 131 + i) % rt.config.vocabSize);
       const t = performance.now();
       const { cache } = rt.engine.prefill(ids);
       prefill.push(performance.now() - t);
@@ -175,7 +213,7 @@ async function main(): Promise<void> {
         log(`probe: reading memory at ${probe.readGBs.toFixed(1)} GB/s, multiply-adds at ${probe.fmaGflops.toFixed(0)} GFLOP/s (the native thread pool)`);
       }
       for (const n of counts) {
-        const m = await streams(rt, n, tokens);
+        const m = await streams(rt, format, n, tokens);
         (runs[n] ??= []).push(m);
         log(`${n} stream(s): ${m.tokensPerSecond.toFixed(1)} tokens/s aggregate (${m.msPerStep.toFixed(1)} ms per batched step, prefill included)${rounds > 1 ? ` [round ${r + 1}/${rounds}]` : ''}`);
       }
@@ -196,9 +234,11 @@ async function main(): Promise<void> {
       node: process.version,
       backend: rt.info.backend,
       matmul: nativeMatMulActive() ? nativeStatus().reason : 'backend kernels',
-      weights: model.random ? 'random (GPT-1 shape)' : model.dir,
+      weights: model.random ? `random (${args.shape === 'cdial' ? 'CDial-GPT' : 'GPT-1'} shape)` : model.dir,
+      chatFormat: format.name,
+      vocabSize: rt.config.vocabSize,
       parameters: countParams(c),
-      checkpointBytes: (await stat(path.join(model.dir, 'model.safetensors')).catch(() => null))?.size,
+      checkpointBytes: await weightsBytes(model.dir),
       loadMs: Math.round(loadMs),
       prefill128Ms: Math.round(median(prefill)),
       prefill128CpuMs: Math.round(prefillCpu),
@@ -244,5 +284,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (args.prepare) await writeRandomModel(args.prepare);
+if (args.prepare) await writeRandomModel(args.prepare, args.shape!);
 else await main();

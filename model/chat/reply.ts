@@ -76,23 +76,30 @@ export interface ChatResponderOptions {
 const TURN_LABEL = /^(?:user|bot|assistant|human|用户|机器人|助手)\s*[:：]/iu;
 
 export class ChatResponder {
-  readonly format: ChatFormat;
   private readonly maxTries: number;
 
   constructor(
     private readonly generator: TextGenerator,
     private readonly options: ChatResponderOptions = {},
   ) {
-    this.format = options.format ?? generator.chatFormat();
     this.maxTries = options.maxTries ?? DEFAULT_REPLY_TRIES;
     if (!Number.isInteger(this.maxTries) || this.maxTries < 1) throw new RangeError(`maxTries must be a positive integer (got ${this.maxTries})`);
   }
 
+  /** The chat format replies use: the given one, else the serving model's (it may be switched live). */
+  get format(): ChatFormat {
+    return this.options.format ?? this.generator.chatFormat();
+  }
+
   /** The sampling a reply uses: the format's defaults under the request's own settings. */
   sampling(req: Pick<ReplyRequest, 'sampling'>): SamplingOptions {
-    const d = this.format.defaults;
+    return this.samplingOn(this.generator, this.format, req);
+  }
+
+  private samplingOn(generator: TextGenerator, format: ChatFormat, req: Pick<ReplyRequest, 'sampling'>): SamplingOptions {
+    const d = format.defaults;
     const s = req.sampling ?? {};
-    const context = this.generator.info().contextLength;
+    const context = generator.info().contextLength;
     const maxNewTokens = Math.max(1, Math.min(s.maxNewTokens ?? d.maxNewTokens ?? 64, Math.floor(context / 2)));
     return {
       ...s,
@@ -101,16 +108,16 @@ export class ChatResponder {
       topP: s.topP ?? d.topP,
       maxNewTokens,
       minNewTokens: Math.min(maxNewTokens, s.minNewTokens ?? d.minNewTokens ?? 0),
-      stop: this.format.stopStrings,
-      stopIds: this.format.stopIds,
+      stop: format.stopStrings,
+      stopIds: format.stopIds,
     };
   }
 
   /** Why a cleaned reply (from raw generated text) must not be sent, or null when it may. */
-  check(raw: string, reply: string, lang: ChatLanguage): RejectReason | null {
+  check(raw: string, reply: string, lang: ChatLanguage, format: ChatFormat = this.format): RejectReason | null {
     if (this.options.blockedWords?.find(reply)) return 'blocked';
     const start = raw.trimStart();
-    if (TURN_LABEL.test(start) || this.format.stopStrings.some((s) => s.trim() && start.startsWith(s.trim()))) return 'new-turn';
+    if (TURN_LABEL.test(start) || format.stopStrings.some((s) => s.trim() && start.startsWith(s.trim()))) return 'new-turn';
     if (!hasContent(reply)) return 'empty';
     if (!replyMatchesLanguage(lang, reply)) return 'language';
     return null;
@@ -125,9 +132,17 @@ export class ChatResponder {
       req.onText?.(text);
       return { ...base, text, outcome: 'blocked' };
     }
-    const sampling = this.sampling(req);
-    const context = this.generator.info().contextLength;
-    const prompt = this.format.buildPrompt(req.history, req.message, { system: req.system, maxPromptTokens: Math.max(1, context - (sampling.maxNewTokens ?? 1)) });
+    // One model for the whole reply (prompt, tries), even if another is switched in meanwhile.
+    return this.generator.use ? this.generator.use((g) => this.replyOn(g, req, base)) : this.replyOn(this.generator, req, base);
+  }
+
+  private async replyOn(generator: TextGenerator, req: ReplyRequest, base: Omit<ChatReplyResult, 'text' | 'outcome'>): Promise<ChatReplyResult> {
+    const { language } = base;
+    const textLang = language === 'zh' ? 'zh' : 'en';
+    const format = this.options.format ?? generator.chatFormat();
+    const sampling = this.samplingOn(generator, format, req);
+    const context = generator.info().contextLength;
+    const prompt = format.buildPrompt(req.history, req.message, { system: req.system, maxPromptTokens: Math.max(1, context - (sampling.maxNewTokens ?? 1)) });
     const firstSeed = req.seed ?? randomInt(0, 2 ** 31);
     const result: ChatReplyResult = { ...base, text: '', outcome: 'ok', prompt };
     let streamed = false;
@@ -140,7 +155,7 @@ export class ChatResponder {
           req.onText?.(chunk);
         })
         : null;
-      const generation = await this.generator.generate({
+      const generation = await generator.generate({
         ...sampling,
         prompt: prompt.ids,
         tokenTypes: prompt.tokenTypes,
@@ -155,13 +170,13 @@ export class ChatResponder {
       result.generation = generation;
       result.promptTokens += generation.promptTokens;
       result.completionTokens += generation.completionTokens;
-      const text = this.format.cleanReply(generation.text);
+      const text = format.cleanReply(generation.text);
       if (generation.finishReason === 'aborted' || generation.finishReason === 'timeout') {
         // Cut off: the caller says so; only clean text goes back as the partial reply.
         result.text = this.options.blockedWords?.find(text) ? '' : text;
         return result;
       }
-      const reason = this.check(generation.text, text, language);
+      const reason = this.check(generation.text, text, language, format);
       result.tries.push({ text, rejected: reason });
       if (reason === null) {
         guard?.end();

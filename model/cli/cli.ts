@@ -12,6 +12,7 @@ import { register as registerEvaluate } from './commands/evaluate.js';
 import { register as registerPredict } from './commands/predict.js';
 import { register as registerDownload } from './commands/download.js';
 import { register as registerTokenize } from './commands/tokenize.js';
+import { register as registerChatPrompt } from './commands/chat-prompt.js';
 
 const program = new Command();
 program.name('npm run model --').description('nemo model tools').showHelpAfterError();
@@ -32,6 +33,7 @@ registerEvaluate(program);
 registerPredict(program);
 registerDownload(program);
 registerTokenize(program);
+registerChatPrompt(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`error: ${err instanceof Error ? err.message : String(err)}`);

@@ -79,6 +79,11 @@ export interface TextGenerator {
   decode(ids: readonly number[]): string;
   stats(): GeneratorStats;
   close(): Promise<void>;
+  /**
+   * Runs `fn` on the model serving now, kept until `fn` ends (a generator whose model can be
+   * replaced live: a reply's prompt and tries stay on one model). Absent: `fn(this)`.
+   */
+  use?<T>(fn: (generator: TextGenerator) => Promise<T>): Promise<T>;
 }
 
 /** The queue is full: the caller should ask the user to try again shortly. */

@@ -1,6 +1,8 @@
 // Helpers for tests across the project: a tiny real model (random weights, a small trained
 // tokenizer) in the HF layout, created in a few hundred milliseconds. Replies from it are
 // gibberish, but they come from a real model through the real generation path.
+import { copyFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { makeConfig, type GptConfig } from '../nn/config.js';
 import { saveCheckpoint } from '../io/checkpoint.js';
 import { initParamArrays, paramSpecs } from '../nn/params.js';
@@ -45,4 +47,17 @@ export async function createTinyModel(dir: string, opts: TinyModelOptions = {}):
   const shapes = new Map(paramSpecs(config).map((s) => [s.name, s.shape]));
   await saveCheckpoint(dir, config, new Map([...arrays].map(([n, data]) => [n, { shape: shapes.get(n)!, data }])));
   return config;
+}
+
+/** The tiny GPT-1 PyTorch wrote for the tests (fixtures/torch/make-fixtures.py): CDial-GPT's layout and special tokens. */
+const TORCH_FIXTURE = new URL('./fixtures/torch/', import.meta.url);
+
+/**
+ * Writes a CDial-layout model folder into `dir` (created if needed): config.json, vocab.txt with
+ * [speaker1]/[speaker2] (32 tokens, 513 positions) and pytorch_model.bin, copied from the fixture.
+ */
+export async function createTinyCdialModel(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const f of ['config.json', 'vocab.txt']) await copyFile(new URL(f, TORCH_FIXTURE), path.join(dir, f));
+  await copyFile(new URL('gpt-f32-legacy.bin', TORCH_FIXTURE), path.join(dir, 'pytorch_model.bin'));
 }

@@ -15,6 +15,9 @@ import { applyChatSettings, defaultChatSettings, RuntimeSettings } from '../../c
 import { openTestStore } from '../../core/testing.js';
 import { UsageRecorder } from '../../core/usage/usage-recorder.js';
 import { type ChatFormat, type TextGenerator } from '../../model/index.js';
+import { ActiveModel } from '../active-model.js';
+import type { ModelControl } from '../model-control.js';
+import { ModelDownloads } from '../model-downloads.js';
 import { createApp } from '../app.js';
 import { serverSchema, type ServerConfig } from '../config.js';
 import { InflightRequests } from '../inflight.js';
@@ -32,6 +35,8 @@ export interface HarnessOptions {
   bot?: Partial<BotConfig>;
   core?: Partial<CoreConfig>;
   store?: Store & { cleanup(): Promise<void> };
+  /** This process's model switching (the Models page), when the test runs one. */
+  modelControl?: ModelControl;
 }
 
 export interface Harness {
@@ -40,6 +45,7 @@ export interface Harness {
   keys: KeyService;
   usage: UsageRecorder;
   settings: RuntimeSettings;
+  activeModel: ActiveModel;
   config: ServerConfig;
   coreConfig: CoreConfig;
   botConfig: BotConfig;
@@ -84,6 +90,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const { UserAdmin } = await import('../../bot/user-admin.js');
   const userAdmin = chat?.userAdmin ?? new UserAdmin(store, botConfig);
 
+  const activeModel = new ActiveModel(store, logger);
   const app = createApp({
     store,
     startedAt: new Date(),
@@ -92,7 +99,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     logger,
     metrics,
     generator,
-    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings } },
+    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: opts.modelControl, downloads: new ModelDownloads(store, config.MODELS_DIR, logger) } },
     chat: { session: chat?.session, keys, settings, inflight, keyLength: coreConfig.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(coreConfig.KEY_ALPHABET) },
   });
   const server: Server = await new Promise((resolve) => {
@@ -101,7 +108,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const h: Harness = {
-    url, store, keys, usage, settings, config, coreConfig, botConfig, inflight, logLines,
+    url, store, keys, usage, settings, activeModel, config, coreConfig, botConfig, inflight, logLines,
     client: (headers = {}) => new Client(url, headers),
     async admin(headers = {}) {
       const c = new Client(url, headers);

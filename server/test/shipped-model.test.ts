@@ -20,8 +20,10 @@ import { createMetrics } from '../metrics.js';
 const SHIPPED = fileURLToPath(new URL('../../model/shipped/', import.meta.url));
 
 test('the shipped model loads as npm start loads it and replies to a chatter', async () => {
-  const generator = await loadModel(loadServerConfig({}), createMetrics({ defaultMetrics: false }), silentLogger);
-  assert.ok(generator, 'model/shipped loads');
+  const loaded = await loadModel(loadServerConfig({}), createMetrics({ defaultMetrics: false }), silentLogger);
+  assert.ok(loaded, 'model/shipped loads');
+  assert.equal(loaded.name, 'shipped');
+  const { generator } = loaded;
   const store = await openTestStore('shipped');
   const core = parseEnv(coreSchema, {});
   const keys = new KeyService(store, core);

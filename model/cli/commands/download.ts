@@ -1,10 +1,10 @@
 // `npm run model:download`: fetch a preset (cdial-large, cdial-base, openai-gpt) or any hub repo
 // into models/<name>/ with a progress bar; resumes partial files and checks sha256 (download.ts).
-import { access, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
-import { downloadFile, hubUrl, OPENAI_GPT_FILES, OPENAI_GPT_REPO } from '../../io/download.js';
+import { OPENAI_GPT_FILES, OPENAI_GPT_REPO } from '../../io/download.js';
+import { downloadModel } from '../../io/model-download.js';
 import { DOWNLOAD_PRESETS, type DownloadPreset } from '../../io/download-presets.js';
 
 const presetArg = (v: string): DownloadPreset => {
@@ -27,29 +27,35 @@ export function register(program: Command): void {
       const out = path.resolve(o.out ?? path.join('models', o.preset && !o.repo ? o.preset.dir : repo.split('/').pop()!));
       const files = o.files ? o.files.split(',').map((f) => f.trim()).filter(Boolean) : (o.preset?.files ?? OPENAI_GPT_FILES);
       const tty = process.stderr.isTTY;
-      for (const file of files) {
-        const bar = new cliProgress.SingleBar(
-          { format: `${file.padEnd(18)} {bar} {percentage}% {value}/{total} MB`, noTTYOutput: false, stream: process.stderr },
-          cliProgress.Presets.shades_classic,
-        );
-        let started = false;
-        const fetched = await downloadFile(hubUrl(repo, file, o.endpoint), path.join(out, file), {
-          onProgress: ({ received, total }) => {
+      const mb = (n: number) => Math.round(n / 1e5) / 10;
+      let bar: cliProgress.SingleBar | null = null;
+      const stopBar = () => {
+        bar?.stop();
+        bar = null;
+      };
+      try {
+        await downloadModel(repo, files, out, {
+          endpoint: o.endpoint,
+          // The folder declares its chat format (an operator's own chat_format.json is kept).
+          chatFormat: o.preset?.chatFormat,
+          onProgress: ({ file, received, total }) => {
             if (!tty) return;
-            const mb = (n: number) => Math.round(n / 1e5) / 10;
-            if (!started) {
+            if (!bar) {
+              bar = new cliProgress.SingleBar(
+                { format: `${file.padEnd(18)} {bar} {percentage}% {value}/{total} MB`, noTTYOutput: false, stream: process.stderr },
+                cliProgress.Presets.shades_classic,
+              );
               bar.start(mb(total ?? received), mb(received));
-              started = true;
             }
             bar.update(mb(received));
           },
-        }).finally(() => started && bar.stop());
-        console.error(`${file}: ${fetched ? 'downloaded' : 'already present and valid'}`);
-      }
-      // The folder declares its chat format (an operator's own chat_format.json is kept).
-      const declared = path.join(out, 'chat_format.json');
-      if (o.preset && !(await access(declared).then(() => true, () => false))) {
-        await writeFile(declared, `${JSON.stringify(o.preset.chatFormat, null, 2)}\n`);
+          onFileDone: (file, fetched) => {
+            stopBar();
+            console.error(`${file}: ${fetched ? 'downloaded' : 'already present and valid'}`);
+          },
+        });
+      } finally {
+        stopBar();
       }
       console.error(`done: ${out} (use it with --model ${path.relative(process.cwd(), out) || '.'} or MODEL_DIR)`);
     });
