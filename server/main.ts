@@ -130,12 +130,12 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
   // The model runs in a worker thread. Without a loadable model the platform still runs: the
   // panel works, the web chat and the bot answer that the model is unavailable.
   // The model chosen on the Models page (if any) serves in every process and is switched live.
-  const activeModel = new ActiveModel(store, log.child({ part: 'models' }));
+  const activeModel = new ActiveModel(store, partLogger(log, 'models'));
   const loaded = await loadModel(serverConfig, metrics, log, (await activeModel.get())?.name);
   const generator = loaded ? new SwitchableGenerator(loaded.generator) : undefined;
   const modelControl = loaded && generator
     ? new ModelControl({
-      generator, serving: loaded, modelsDir: serverConfig.MODELS_DIR, log: log.child({ part: 'models' }),
+      generator, serving: loaded, modelsDir: serverConfig.MODELS_DIR, log: partLogger(log, 'models'),
       load: (dir) => loadModelDir(dir, serverConfig, metrics, log),
     })
     : undefined;
@@ -163,7 +163,7 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
   const app = createApp({
     store, startedAt, config: serverConfig, adminPassword, audit, coreConfig: config, logger: partLogger(log, 'http'), metrics, generator,
     isStopping: () => stopping,
-    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: modelControl, downloads: new ModelDownloads(store, serverConfig.MODELS_DIR, log.child({ part: 'models' })) } },
+    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: modelControl, downloads: new ModelDownloads(store, serverConfig.MODELS_DIR, partLogger(log, 'models')) } },
     chat: { session: chat?.session, keys, settings, inflight, keyLength: config.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(config.KEY_ALPHABET) },
   });
   const server: Server = await new Promise((resolve, reject) => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { DOWNLOAD_PRESETS, listModels } from '../model/index.js';
 import { actorOf } from './admin-auth.js';
 import type { ActiveModel } from './active-model.js';
-import type { AuditLog } from './audit-log.js';
+import type { AuditLog } from '../core/audit/audit-log.js';
 import { handle, HttpError } from './http-errors.js';
 import type { ModelControl } from './model-control.js';
 import { DownloadBusyError, type ModelDownloads } from './model-downloads.js';
