@@ -163,7 +163,7 @@ export async function startNemo(options: StartOptions = {}): Promise<RunningNemo
   const app = createApp({
     store, startedAt, config: serverConfig, adminPassword, audit, coreConfig: config, logger: partLogger(log, 'http'), metrics, generator,
     isStopping: () => stopping,
-    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: modelControl, downloads: new ModelDownloads(store, serverConfig.MODELS_DIR, partLogger(log, 'models')) } },
+    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: modelControl, speed: () => generator?.info().tokensPerSecond, downloads: new ModelDownloads(store, serverConfig.MODELS_DIR, partLogger(log, 'models')) } },
     chat: { session: chat?.session, keys, settings, inflight, keyLength: config.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(config.KEY_ALPHABET) },
   });
   const server: Server = await new Promise((resolve, reject) => {

@@ -21,6 +21,8 @@ export interface ModelsDeps {
   downloads?: ModelDownloads;
   modelsDir: string;
   audit: AuditLog;
+  /** Decode speed the chats see on the model this process serves (tokens/s), once measured. */
+  speed?: () => number | undefined;
 }
 
 const activateBody = z.object({ name: z.string().min(1).max(64) });
@@ -33,11 +35,16 @@ export function modelsRoutes(deps: ModelsDeps): Router {
     return deps.active;
   };
 
+  // The last speed measured on each model this process has served (by folder).
+  const measured = new Map<string, number>();
   const view = async () => {
     const chosen = await active().get();
     const status = deps.control?.status() ?? null;
+    const speed = deps.speed?.();
+    if (status?.servingDir && speed !== undefined) measured.set(status.servingDir, speed);
     const models = (await listModels(deps.modelsDir)).map((m) => ({
       ...m, active: chosen ? chosen.name === m.name : status?.servingDir === m.dir, serving: status?.servingDir === m.dir,
+      tokensPerSecond: measured.get(m.dir) ?? null,
     }));
     const presets = Object.entries(DOWNLOAD_PRESETS).map(([name, p]) => ({
       name, description: p.description, folder: p.dir, installed: existsSync(path.join(deps.modelsDir, p.dir, p.files[p.files.length - 1])),

@@ -21,7 +21,7 @@ export async function renderModels(page) {
     card(null,
       status,
       h('div.table-wrap', h('table#models-table',
-        h('thead', h('tr', h('th', 'Model'), h('th', 'Architecture'), h('th', 'Parameters'), h('th', 'Chat format'), h('th', 'Size'), h('th', 'State'), h('th', ''))),
+        h('thead', h('tr', h('th', 'Model'), h('th', 'Architecture'), h('th', 'Parameters'), h('th', 'Chat format'), h('th', 'Size'), h('th', 'Speed'), h('th', 'State'), h('th', ''))),
         body))),
     h('div.spacer'),
     card('Download a model',
@@ -97,6 +97,7 @@ export async function renderModels(page) {
       h('td', fmtParams(m.parameters)),
       h('td', m.chatFormat || '–'),
       h('td', fmtBytes(m.sizeBytes)),
+      h('td.small', m.tokensPerSecond ? `${m.tokensPerSecond.toFixed(1)} tokens/s` : 'not measured'),
       h('td', state),
       h('td', action));
   }

@@ -99,7 +99,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     logger,
     metrics,
     generator,
-    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: opts.modelControl, downloads: new ModelDownloads(store, config.MODELS_DIR, logger) } },
+    admin: { keys, usage, users: { usage, userAdmin }, settings: { settings }, models: { active: activeModel, control: opts.modelControl, speed: () => opts.generator?.info().tokensPerSecond, downloads: new ModelDownloads(store, config.MODELS_DIR, logger) } },
     chat: { session: chat?.session, keys, settings, inflight, keyLength: coreConfig.KEY_LENGTH, keyNumeric: /^[0-9]+$/.test(coreConfig.KEY_ALPHABET) },
   });
   const server: Server = await new Promise((resolve) => {
