@@ -1,9 +1,24 @@
 // Scoring replies with the model for bench:chat: the log-likelihood of each candidate reply after
 // the prompt (teacher forcing through the inference engine), the token ids a reply is scored as,
-// distinct-n, and the hook for ranking by a next-utterance head.
+// distinct-n, and ranking by a chat model's next-utterance head.
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { CdialFormat } from '../chat/cdial-format.js';
 import type { ChatFormat, ChatTokenizer } from '../chat/chat-format.js';
 import type { InferenceEngine } from '../inference/engine.js';
+import { FINETUNE_FILE, loadFinetuned } from '../finetune/checkpoint.js';
+import { CHAT_FORMAT_FILE } from '../finetune/chat/format-file.js';
+import { predictInputs } from '../finetune/evaluate.js';
+import { multipleChoiceInput } from '../finetune/transforms.js';
+import { namedParams } from '../nn/params.js';
+
+/** The reply's own ids after the prompt, without an end token (as chat fine-tuning's candidates are). */
+export function replyIds(format: ChatFormat, tokenizer: ChatTokenizer, reply: string): number[] {
+  const line = reply.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+  if (format instanceof CdialFormat) return format.encodeUtterance(line);
+  return tokenizer.encode(` ${line}`);
+}
 
 /**
  * The ids a reply takes after the prompt, as training sees them: " " + reply (one line) then the
@@ -12,14 +27,8 @@ import type { InferenceEngine } from '../inference/engine.js';
  * build_input_from_segments ends a reply with.
  */
 export function replyTargetIds(format: ChatFormat, tokenizer: ChatTokenizer, reply: string): number[] {
-  const line = reply.replace(/\s*[\r\n]+\s*/g, ' ').trim();
-  if (format instanceof CdialFormat) {
-    const sep = tokenizer.tokenToId('[SEP]');
-    const ids = format.encodeUtterance(line);
-    return sep === undefined ? ids : [...ids, sep];
-  }
-  const ids = tokenizer.encode(` ${line}`);
-  const end = format.stopIds[0];
+  const ids = replyIds(format, tokenizer, reply);
+  const end = format instanceof CdialFormat ? tokenizer.tokenToId('[SEP]') : format.stopIds[0];
   return end === undefined ? ids : [...ids, end];
 }
 
@@ -88,6 +97,8 @@ export function scoreTargets(engine: InferenceEngine, given: number[] | ScoringP
 export interface CandidateRanker {
   readonly name: 'likelihood' | 'next-utterance-head' | string;
   rank(prompt: number[] | ScoringPrompt, candidates: number[][]): number[];
+  /** Frees what the ranker holds (tensors); a ranker without any leaves it out. */
+  dispose?(): void;
 }
 
 /** Length-normalised log-likelihood (mean log-probability per token). */
@@ -98,13 +109,28 @@ export function likelihoodRanker(engine: InferenceEngine): CandidateRanker {
   };
 }
 
+const exists = (p: string) => stat(p).then(() => true, () => false);
+
 /**
- * The ranker of a model folder's next-utterance head (GPT-1's multiple-choice head trained with
- * chat fine-tuning's --mc-coef), or null. No model folder stores such a head yet: when chat
- * fine-tuning saves one, load it here and rank by its score of each candidate's final state.
+ * The ranker of a chat model's next-utterance head (GPT-1's multiple-choice head trained by chat
+ * fine-tuning's --mc-coef), or null when `modelDir` has none: a chat-tuned folder (chat_format.json)
+ * that is also a multiple-choice fine-tuned one (finetune.json). Candidates are the reply ids
+ * without an end token (`replyIds`), each read as the trainer reads its candidates,
+ * `[start] prompt [delim] reply [extract]`; the head's probability of each is its score.
  */
-export async function nextUtteranceRanker(_modelDir: string, _engine: InferenceEngine): Promise<CandidateRanker | null> {
-  return null;
+export async function nextUtteranceRanker(modelDir: string): Promise<CandidateRanker | null> {
+  if (!(await exists(path.join(modelDir, CHAT_FORMAT_FILE))) || !(await exists(path.join(modelDir, FINETUNE_FILE)))) return null;
+  const { model } = await loadFinetuned(modelDir);
+  const dispose = () => tf.dispose([...namedParams(model.params).map(([, t]) => t), model.head.w, model.head.b]);
+  if (model.spec.task !== 'multiple-choice') {
+    dispose();
+    return null;
+  }
+  return {
+    name: 'next-utterance-head',
+    rank: (prompt, candidates) => predictInputs(model, [multipleChoiceInput(asPrompt(prompt).ids, candidates, model.spec.specialIds, model.spec.maxLen)])[0].probs!,
+    dispose,
+  };
 }
 
 /** The units distinct-n counts: Han characters one by one, other words whole. */

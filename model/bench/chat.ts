@@ -3,7 +3,9 @@
 // before it as history and the prompt built by the model's own chat format:
 //   ppl            perplexity of the true reply's tokens (and its end token)
 //   hits1          Hits@1 of 10: the true reply against 9 replies from other conversations, ranked
-//                  by length-normalised log-likelihood (or the model's next-utterance head)
+//                  by length-normalised log-likelihood
+//   hits1Head      the same Hits@1 ranked by the model's next-utterance head (chat fine-tuning's
+//                  --mc-coef), present only when the model folder has one
 //   distinct1/2    distinct unigrams/bigrams over the replies the model samples
 //   languageMatch  share of sampled replies in the user's language (Chinese for Chinese, …)
 //   empty          share of sampled replies with nothing to say (empty, punctuation, a new turn)
@@ -20,7 +22,7 @@ import { Rng } from '../rng.js';
 import { loadRuntime } from '../inference/runtime.js';
 import { createGenerator } from '../serving/service.js';
 import { readChatJsonl, type ChatExample } from './chat-data.js';
-import { distinctN, likelihoodRanker, nextUtteranceRanker, replyTargetIds, scoreTargets } from './chat-scoring.js';
+import { distinctN, likelihoodRanker, nextUtteranceRanker, replyIds, replyTargetIds, scoreTargets, type CandidateRanker } from './chat-scoring.js';
 
 const CANDIDATES = 10;
 
@@ -33,18 +35,23 @@ const program = new Command()
   .option('--seed <n>', 'seed for distractors and sampling', intArg('--seed', 0), 42)
   .option('--batch <n>', 'replies sampled at once', intArg('--batch', 1, 16), 4)
   .option('--backend <name>', 'node | wasm | cpu')
-  .option('--json', 'print {"n","ppl","hits1","distinct1","distinct2","languageMatch","empty"}')
+  .option('--json', 'print {"n","ppl","hits1","distinct1","distinct2","languageMatch","empty"} (+ "hits1Head" with a next-utterance head)')
   .showHelpAfterError();
 
 export interface ChatBenchResult {
   n: number;
   ppl: number;
   hits1: number;
+  /** Hits@1 of 10 by the next-utterance head; only for a model folder that has one. */
+  hits1Head?: number;
   distinct1: number;
   distinct2: number;
   languageMatch: number;
   empty: number;
 }
+
+/** Strictly better than every distractor (the true reply is first): a tie is not a hit. */
+const isHit = (scores: number[]) => scores.slice(1).every((r) => scores[0] > r);
 
 /** Nine replies from other conversations (without repeats while there are enough). */
 function distractors(examples: ChatExample[], e: ChatExample, rng: Rng): string[] {
@@ -75,11 +82,12 @@ async function main(): Promise<void> {
   log(`loading ${dir} ...`);
   const rt = await loadRuntime(dir, { backend: o.backend });
   const generator = await createGenerator({ modelDir: dir, maxBatch: o.batch, backend: o.backend, timeoutMs: 0 });
+  let head: CandidateRanker | null = null;
   try {
     const { format } = await chatFormatFor(dir, rt.tokenizer);
-    const head = await nextUtteranceRanker(dir, rt.engine);
-    const ranker = head ?? likelihoodRanker(rt.engine);
-    log(`${examples.length} assistant turns from ${o.data}; chat format ${format.name}; Hits@1 ranked by ${ranker.name}`);
+    const ranker = likelihoodRanker(rt.engine);
+    head = await nextUtteranceRanker(dir);
+    log(`${examples.length} assistant turns from ${o.data}; chat format ${format.name}; Hits@1 ranked by ${ranker.name}${head ? ` and by ${head.name}` : ''}`);
     const bar = o.json ? null : new cliProgress.SingleBar({ format: 'bench:chat |{bar}| {value}/{total} turns {phase}', stream: process.stderr }, cliProgress.Presets.shades_classic);
     bar?.start(examples.length * 2, 0, { phase: 'scoring' });
     const rng = new Rng(o.seed);
@@ -87,16 +95,17 @@ async function main(): Promise<void> {
     let nll = 0;
     let tokens = 0;
     let hits = 0;
+    let headHits = 0;
     for (const e of examples) {
       const prompt = format.buildPrompt(e.history, e.message, { system: e.system, maxPromptTokens: Math.floor(context / 2) });
       const truth = replyTargetIds(format, rt.tokenizer, e.reply);
-      const others = distractors(all, e, rng).map((r) => replyTargetIds(format, rt.tokenizer, r));
+      const replies = [e.reply, ...distractors(all, e, rng)];
       const [own] = scoreTargets(rt.engine, prompt, [truth]);
       nll -= own.logProb;
       tokens += own.tokens;
-      const ranks = ranker.rank(prompt, [truth, ...others]);
-      // Strictly better than every distractor: a tie is not a hit.
-      if (ranks.slice(1).every((r) => ranks[0] > r)) hits++;
+      if (isHit(ranker.rank(prompt, [truth, ...replies.slice(1).map((r) => replyTargetIds(format, rt.tokenizer, r))]))) hits++;
+      // The head reads each reply as chat fine-tuning wrote its candidates: no end token.
+      if (head && isHit(head.rank(prompt.ids, replies.map((r) => replyIds(format, rt.tokenizer, r))))) headHits++;
       bar?.increment();
     }
     bar?.update({ phase: 'sampling' });
@@ -122,6 +131,7 @@ async function main(): Promise<void> {
       n,
       ppl: round(Math.exp(nll / Math.max(1, tokens))),
       hits1: round(hits / n),
+      ...(head ? { hits1Head: round(headHits / n) } : {}),
       distinct1: round(distinctN(sampled.map((s) => s.text), 1)),
       distinct2: round(distinctN(sampled.map((s) => s.text), 2)),
       languageMatch: round(sampled.filter((s) => s.match).length / n),
@@ -135,10 +145,12 @@ async function main(): Promise<void> {
     console.log(`turns          ${n}`);
     console.log(`perplexity     ${result.ppl} (reply tokens)`);
     console.log(`Hits@1 of 10   ${result.hits1} (chance 0.1; by ${ranker.name})`);
+    if (result.hits1Head !== undefined) console.log(`Hits@1 of 10   ${result.hits1Head} (chance 0.1; by ${head!.name})`);
     console.log(`distinct-1/2   ${result.distinct1} / ${result.distinct2}`);
     console.log(`language match ${result.languageMatch}`);
     console.log(`empty          ${result.empty}`);
   } finally {
+    head?.dispose?.();
     rt.engine.dispose();
     await generator.close();
   }

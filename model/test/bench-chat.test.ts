@@ -1,14 +1,24 @@
 // bench:chat: the chat JSONL reader, reply scoring against the plain float64 reference model,
-// distinct-n, and the command itself on a tiny model and a 3-conversation file.
+// distinct-n, and the command itself on a tiny model and a 3-conversation file (and on one
+// chat-tuned with a next-utterance head, which adds the head's Hits@1).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { parseChatJsonl } from '../bench/chat-data.js';
-import { distinctN, scoreTargets } from '../bench/chat-scoring.js';
+import { distinctN, replyIds, scoreTargets } from '../bench/chat-scoring.js';
+import { chatFormatFor } from '../chat/registry.js';
+import { buildCandidates } from '../finetune/chat/candidates.js';
+import { encodeConversations } from '../finetune/chat/sequences.js';
+import type { SpecialIds } from '../finetune/tasks.js';
+import { multipleChoiceInput } from '../finetune/transforms.js';
+import { BpeTokenizer } from '../tokenizer/bpe.js';
+import { parseChatConfig } from '../finetune/chat/config.js';
+import { parseConversations } from '../finetune/chat/data.js';
+import { trainChat } from '../finetune/chat/trainer.js';
 import { readCheckpoint } from '../io/checkpoint.js';
 import { loadRuntime } from '../inference/runtime.js';
 import { createTinyModel } from './tiny-model.js';
@@ -92,4 +102,38 @@ test('npm run bench:chat --json on a tiny model: values in range, the same seed 
   const limited = JSON.parse((await run(process.execPath, [...args, '--limit', '2'])).stdout.trim()) as Record<string, number>;
   assert.equal(limited.n, 2);
   await assert.rejects(run(process.execPath, ['--import', 'tsx', 'model/bench/chat.ts', '--model', path.join(dir, 'model')]), /required option '--data <file>'/);
+});
+
+test('bench:chat on a model with a next-utterance head also ranks by the head: hits1Head in [0,1], the same for the same seed', async () => {
+  const tuned = path.join(dir, 'tuned-head');
+  const train = parseConversations(data.map((d) => JSON.stringify(d)).join('\n'), path.join(dir, 'chat.jsonl'));
+  const res = await trainChat({
+    baseDir: path.join(dir, 'model'), train, outDir: tuned, progress: 'none',
+    config: parseChatConfig({ mcCoef: 1, numCandidates: 2, maxSteps: 3, batchSize: 3, lr: 0.005, seed: 1 }),
+  });
+  assert.equal(res.finished, true);
+  // The bench reads a reply as the trainer wrote its true candidate: same prompt, same reply ids, same transform.
+  const tok = await BpeTokenizer.load(tuned);
+  const { format } = await chatFormatFor(tuned, tok);
+  const spec = JSON.parse(await readFile(path.join(tuned, 'finetune.json'), 'utf8')) as { specialIds: SpecialIds; maxLen: number };
+  const { sequences } = encodeConversations(train.conversations, tok, spec.maxLen);
+  const trained = buildCandidates(sequences, 2, spec.specialIds, spec.maxLen, 1);
+  const examples = parseChatJsonl(data.map((d) => JSON.stringify(d)).join('\n'), 'x.jsonl');
+  sequences.forEach((seq, i) => {
+    const e = examples.filter((x) => x.conversation === seq.conversation).at(-1)!;
+    const prompt = format.buildPrompt(e.history, e.message, { system: e.system, maxPromptTokens: 64 });
+    const reply = replyIds(format, tok, e.reply);
+    const bench = multipleChoiceInput(prompt.ids, [reply, reply], spec.specialIds, spec.maxLen).sequences[0];
+    assert.deepEqual(bench, trained.inputs[i].sequences[trained.targets[i]], `conversation ${seq.conversation}`);
+  });
+  const args = ['--import', 'tsx', 'model/bench/chat.ts', '--model', tuned, '--data', path.join(dir, 'chat.jsonl'), '--json', '--seed', '3', '--backend', 'cpu'];
+  const first = JSON.parse((await run(process.execPath, args)).stdout.trim()) as Record<string, number>;
+  assert.deepEqual(Object.keys(first).sort(), ['distinct1', 'distinct2', 'empty', 'hits1', 'hits1Head', 'languageMatch', 'n', 'ppl']);
+  assert.ok(first.hits1Head >= 0 && first.hits1Head <= 1, `hits1Head ${first.hits1Head}`);
+  assert.equal(first.hits1Head * 5, Math.round(first.hits1Head * 5), 'a share of five turns');
+  const second = JSON.parse((await run(process.execPath, args)).stdout.trim()) as Record<string, number>;
+  assert.deepEqual(second, first);
+  const text = (await run(process.execPath, args.filter((a) => a !== '--json'))).stdout;
+  assert.match(text, /Hits@1 of 10 +[\d.]+ \(chance 0\.1; by likelihood\)/);
+  assert.match(text, new RegExp(`Hits@1 of 10 +${first.hits1Head} \\(chance 0\\.1; by next-utterance-head\\)`));
 });
