@@ -116,12 +116,15 @@ test('generator timing out or busy: "try again shortly", no quota used, the bot 
     const blocker = slow.generator.generate({ prompt: 'User: block\nBot:', maxNewTokens: 60, minNewTokens: 60, temperature: 0 });
     const queued = await h.say(u, 'and another');
     assert.equal(queued.reply?.kind, 'timeout');
-    // Queue full: busy.
+    // Queue full: busy. Two more long requests fill the one slot and the one queue place whether or
+    // not the first blocker has finished by now (on a loaded machine it may have); the second of
+    // them is itself refused as busy when the first blocker still runs.
     const blocker2 = slow.generator.generate({ prompt: 'User: wait\nBot:', maxNewTokens: 60, minNewTokens: 60, temperature: 0 });
+    const blocker3 = slow.generator.generate({ prompt: 'User: hold\nBot:', maxNewTokens: 60, minNewTokens: 60, temperature: 0 }).catch(() => undefined);
     const busy = await h.say(u, 'one more');
     assert.equal(busy.reply?.kind, 'busy');
     assert.match(busy.sent[0], /try again shortly/);
-    await Promise.allSettled([blocker, blocker2]);
+    await Promise.allSettled([blocker, blocker2, blocker3]);
     assert.equal((await h.session.limits.status('u')).usedToday, 0, 'failed replies are not charged');
     const usage = await h.usage.series('24h');
     assert.equal(usage.totals.outcomes.timeout, 2);
