@@ -1,6 +1,6 @@
 // Settings: generation parameters, rate limit and quota, greeting texts (stored in Redis and
 // applied by every process at once), and the loaded model.
-import { get, post, put } from '../api.js';
+import { get, post, put, setCsrfToken } from '../api.js';
 import { card, confirmDialog, errorBox, fmtNumber, h, mount, toast } from '../ui.js';
 
 const NUMBER_FIELDS = [
@@ -25,7 +25,7 @@ export async function renderSettings(page) {
   const formBox = h('div');
   const modelBox = h('div');
   const status = h('div.muted.small');
-  mount(page, h('div.page-head', h('div', h('h1', 'Settings'), h('p.muted', 'Changes apply to the bot and the web chat right away, in every process.'))), formBox, modelBox);
+  mount(page, h('div.page-head', h('div', h('h1', 'Settings'), h('p.muted', 'Changes apply to the bot and the web chat right away, in every process.'))), formBox, modelBox, passwordCard());
 
   function field([name, label, hint, attrs], value, kind) {
     const id = `set-${name}`;
@@ -106,4 +106,38 @@ export async function renderSettings(page) {
       /* nothing */
     }
   }
+}
+
+/** Changing the admin password (kept in Redis; a password set by the environment is changed there). */
+function passwordCard() {
+  const current = h('input#current-password', { type: 'password', autocomplete: 'current-password', required: true });
+  const next = h('input#changed-password', { type: 'password', autocomplete: 'new-password', required: true, minlength: '10' });
+  const again = h('input#changed-password-again', { type: 'password', autocomplete: 'new-password', required: true, minlength: '10' });
+  const error = h('p.small.error-text#change-password-error', { hidden: true });
+  const button = h('button.btn#change-password', { type: 'submit' }, 'Change password');
+  const form = h('form#change-password-form',
+    h('label', 'Current password', current), h('label', 'New password (at least 10 characters)', next),
+    h('label', 'New password again', again), error, h('div.toolbar', button));
+  const fail = (message) => {
+    error.textContent = message;
+    error.hidden = false;
+  };
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.hidden = true;
+    if (next.value !== again.value) return fail('The two new passwords differ.');
+    button.disabled = true;
+    try {
+      const res = await post('/api/admin/password', { current: current.value, password: next.value });
+      setCsrfToken(res.csrfToken);
+      for (const input of [current, next, again]) input.value = '';
+      toast('Password changed', 'ok');
+    } catch (err) {
+      if (err.status === 401) throw err;
+      fail(err.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h('div', h('div.spacer'), card('Admin password', form));
 }

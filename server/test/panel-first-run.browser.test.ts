@@ -62,4 +62,26 @@ describe('admin panel first run in Chromium', { skip }, () => {
     const api = h.client();
     assert.equal((await api.post('/api/admin/login', { password: 'my own admin password' })).status, 200);
   });
+
+  test('Settings changes the password later: the current one is asked for', async () => {
+    await page.goto(`${h.url}/admin/#/settings`);
+    await page.waitForSelector('#change-password-form');
+    await page.fill('#current-password', 'not my password');
+    await page.fill('#changed-password', 'a newer admin password');
+    await page.fill('#changed-password-again', 'a newer admin password');
+    await page.click('#change-password');
+    await page.waitForFunction(() => /current password is wrong/.test(document.querySelector('#change-password-error')?.textContent ?? ''));
+    await page.fill('#current-password', 'my own admin password');
+    await page.click('#change-password');
+    await page.waitForFunction(() => (document.querySelector('#current-password') as HTMLInputElement | null)?.value === '');
+    const api = h.client();
+    assert.equal((await api.post('/api/admin/login', { password: 'my own admin password' })).status, 401);
+    assert.equal((await api.post('/api/admin/login', { password: 'a newer admin password' })).status, 200);
+    // The panel stays signed in on the new session.
+    const before = consoleErrors.length;
+    await page.reload();
+    await page.waitForSelector('#change-password-form');
+    assert.ok(await page.isHidden('#login-view'), 'still signed in after the change');
+    assert.equal(consoleErrors.length, before);
+  });
 });
