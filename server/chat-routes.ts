@@ -202,8 +202,12 @@ export function chatRoutes(deps: ChatRouteDeps): Router {
       } finally {
         clearInterval(renew);
         res.off('close', onClose);
-        flight.end();
         await lock.release().catch(() => undefined);
+        // The stream ends only once the lock is free (a visitor who sends the next message as soon
+        // as a reply is done is never told a reply is still in progress), and the flight only once
+        // the stream has ended (a shutdown waits for it).
+        if (res.headersSent && !res.writableEnded) res.end();
+        flight.end();
       }
     }),
   );
@@ -279,5 +283,4 @@ async function streamReply(
     const [status, code] = KIND_STATUS[reply.kind] ?? [500, reply.kind];
     sse(res, 'notice', { kind: reply.kind, outcome: reply.outcome, code, status, message: reply.parts.join('\n') });
   }
-  res.end();
 }
