@@ -35,7 +35,9 @@ export function resolveSampling(config: GptConfig, o: SamplingOptions): Resolved
   const minNewTokens = int('minNewTokens', o.minNewTokens, 0, 0, maxNewTokens);
   const temperature = o.temperature ?? 1;
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0 || temperature > 100) bad('temperature', 'a number in [0, 100]', temperature);
-  const topK = int('topK', o.topK, 0, 0, config.vocabSize);
+  // A top-k wider than the vocabulary keeps every token, as Hugging Face's TopKLogitsWarper does:
+  // the bot's default (40) must not break a model with a small vocabulary.
+  const topK = Math.min(int('topK', o.topK, 0, 0, 1_000_000), config.vocabSize);
   const topP = o.topP ?? 1;
   if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) bad('topP', 'a number in (0, 1]', topP);
   const repetitionPenalty = o.repetitionPenalty ?? 1;

@@ -39,7 +39,7 @@ function networkMessage(url: string, err: unknown): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const why = cause?.code ?? cause?.message ?? (err as Error).message;
   return `cannot reach ${new URL(url).host} (${why}): downloading needs internet access. ` +
-    'On an offline machine, copy config.json, model.safetensors, vocab.json and merges.txt into the target folder by hand.';
+    'On an offline machine, copy the model\'s files (config.json, the weights and the tokenizer files: see docs/checkpoints.md) into the target folder by hand.';
 }
 
 async function request(url: string, init: RequestInit): Promise<Response> {

@@ -86,6 +86,8 @@ test('each sampling option observably changes the output', async () => {
   assert.deepEqual((await run({ temperature: 1, topK: 1, maxNewTokens: n, seed: 9 })).ids, greedy.ids, 'top-k 1 is greedy');
   const hot = await run({ temperature: 1.5, maxNewTokens: n, seed: 9 });
   assert.notDeepEqual(hot.ids, greedy.ids, 'temperature');
+  const wide = await run({ temperature: 1.5, topK: rt.config.vocabSize + 1000, maxNewTokens: n, seed: 9 });
+  assert.deepEqual(wide.ids, hot.ids, 'a top-k wider than the vocabulary keeps every token');
   const k5 = await run({ temperature: 1.5, topK: 5, maxNewTokens: n, seed: 9 });
   assert.notDeepEqual(k5.ids, hot.ids, 'top-k');
   const p = await run({ temperature: 1.5, topP: 0.3, maxNewTokens: n, seed: 9 });
