@@ -62,8 +62,14 @@ export interface PromptIds {
   tokenTypes?: number[];
   /** the token type every generated token takes */
   replyTokenType?: number;
-  /** token ids that end the reply (a chat format's; default: the tokenizer's end-of-text) */
-  stopIds?: number[];
+}
+
+/** A generation request's prompt and token types as one prompt for a Sequence. */
+export function requestPrompt(prompt: string | number[], tokenTypes?: number[], replyTokenType?: number): string | number[] | PromptIds {
+  if (tokenTypes !== undefined && (!Array.isArray(prompt) || tokenTypes.length !== prompt.length)) {
+    throw new GenerationRequestError('tokenTypes must come with an id prompt of the same length');
+  }
+  return Array.isArray(prompt) && (tokenTypes || replyTokenType !== undefined) ? { ids: prompt, tokenTypes, replyTokenType } : prompt;
 }
 
 /** The state of one request while it decodes. */
@@ -95,19 +101,14 @@ export class Sequence {
     prompt: string | number[] | PromptIds,
     options: SamplingOptions,
     private readonly onText?: (chunk: string) => void,
-    types: { tokenTypes?: number[]; replyTokenType?: number } = {},
   ) {
     this.settings = resolveSampling(config, options);
-    let promptStops: number[] = [];
-    if (types.tokenTypes !== undefined && (!Array.isArray(prompt) || types.tokenTypes.length !== prompt.length)) {
-      throw new GenerationRequestError('tokenTypes must come with an id prompt of the same length');
-    }
     if (typeof prompt === 'string') {
       const p = encodePrompt(tokenizer, config, prompt, this.settings.maxNewTokens);
       this.promptIds = p.ids;
       this.truncatedTokens = p.truncatedTokens;
     } else {
-      const p: PromptIds = Array.isArray(prompt) ? { ids: prompt, ...types } : prompt;
+      const p: PromptIds = Array.isArray(prompt) ? { ids: prompt } : prompt;
       const budget = config.nPositions - this.settings.maxNewTokens;
       if (p.ids.length === 0) throw new GenerationRequestError('prompt is empty');
       if (p.ids.some((id) => !Number.isInteger(id) || id < 0 || id >= config.vocabSize)) {
@@ -121,9 +122,8 @@ export class Sequence {
       this.truncatedTokens = start;
       if (p.tokenTypes) this.promptTokenTypes = p.tokenTypes.slice(start);
       this.replyTokenType = p.replyTokenType;
-      promptStops = p.stopIds ?? [];
     }
-    this.stopIds = new Set([...this.settings.stopIds, ...promptStops]);
+    this.stopIds = new Set(this.settings.stopIds);
     if (tokenizer.eosId !== undefined) this.stopIds.add(tokenizer.eosId);
     this.sampler = new Sampler(this.settings);
     this.decoder = new StreamDecoder(tokenizer, { skipSpecialTokens: true });

@@ -2,7 +2,7 @@
 // batcher; the service on the main thread sends requests and receives text and results.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Batcher } from '../inference/batcher.js';
-import { Sequence } from '../inference/sequence.js';
+import { requestPrompt, Sequence } from '../inference/sequence.js';
 import { loadRuntime } from '../inference/runtime.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
@@ -18,9 +18,8 @@ try {
     if (m.type === 'generate') {
       let seq: Sequence;
       try {
-        seq = new Sequence(rt.tokenizer, rt.config, m.prompt, m.options, (chunk) => send({ type: 'text', id: m.id, chunk }), {
-          tokenTypes: m.tokenTypes, replyTokenType: m.replyTokenType,
-        });
+        const prompt = requestPrompt(m.prompt, m.tokenTypes, m.replyTokenType);
+        seq = new Sequence(rt.tokenizer, rt.config, prompt, m.options, (chunk) => send({ type: 'text', id: m.id, chunk }));
       } catch (err) {
         send({ type: 'error', id: m.id, name: (err as Error).name, message: (err as Error).message });
         return;

@@ -86,7 +86,7 @@ test('a CDial-layout folder (pytorch_model.bin + vocab.txt) replies through the 
     try {
       for (const message of ['你好', '你是谁？', '我好']) {
         const prompt = format.buildPrompt([{ role: 'user', text: '你好' }, { role: 'bot', text: '我是谁' }], message, { maxPromptTokens: 480 });
-        const seq = new Sequence(rt.tokenizer, rt.config, { ...prompt, stopIds: format.stopIds }, { ...format.defaults, temperature: 0, topP: 1, maxNewTokens: 12 });
+        const seq = new Sequence(rt.tokenizer, rt.config, prompt, { ...format.defaults, stopIds: format.stopIds, temperature: 0, topP: 1, maxNewTokens: 12 });
         const result = await new Promise<SequenceResult>((resolve, reject) => batcher.add({ id: message, seq, onDone: resolve, onError: reject }));
         // Greedy by the float64 reference: the reply's tokens take [speaker2]; any special token ends it.
         const ids = [...prompt.ids];
